@@ -1,0 +1,62 @@
+// The etcd v2 keys API over HTTP (libcurl + rapidjson), behind KeysApi.
+//
+//   registry::EtcdOptions options;
+//   options.endpoints = {"http://127.0.0.1:2379", "http://127.0.0.1:22379"};
+//   options.request_timeout = absl::Seconds(2);
+//   auto keys = registry::NewEtcdClient(options);
+//
+// Connections are kept alive and reused (one libcurl handle per calling
+// thread and endpoint); requests stick to the endpoint that last worked and
+// move to the next on a connection failure, a 5xx or a raft error. A
+// conditional write whose response is lost after it was sent is not retried
+// elsewhere: it fails with registry::IsOutcomeUnknown(status). Watches run on
+// their own connections, reconnect at the last seen index + 1 on failure, and
+// return promptly when their CancelToken fires.
+//
+// Thread-safety: one client may be used from any number of threads at once.
+#ifndef LEASEHOLD_REGISTRY_ETCD_ETCD_CLIENT_H_
+#define LEASEHOLD_REGISTRY_ETCD_ETCD_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "registry/clock.h"
+#include "registry/keys_api.h"
+
+namespace leasehold::registry {
+
+struct EtcdOptions {
+  // Base URLs, "http://host:port" or "https://host:port". At least one.
+  std::vector<std::string> endpoints;
+  // Whole request, connect included. Default: 5 s. Watches are bounded by
+  // their own deadline instead.
+  absl::Duration request_timeout = absl::Seconds(5);
+  // TCP (and TLS) connect. Default: 2 s.
+  absl::Duration dial_timeout = absl::Seconds(2);
+  // HTTP basic auth (etcd v2 auth). Empty username: none.
+  std::string username;
+  std::string password;
+  // TLS: CA bundle to verify the server, client certificate and key for
+  // client-certificate authentication. Empty: system defaults / none.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  // Refresh the endpoint list from /v2/members this often. Zero: never.
+  absl::Duration auto_sync_interval = absl::ZeroDuration();
+  // Every Get goes through raft (quorum=true) even when not asked.
+  bool quorum_reads = false;
+  // Deadlines of watches are on this clock. Default: RealClock().
+  Clock* clock = nullptr;
+};
+
+// kInvalidArgument for options that cannot work (no endpoints, an endpoint
+// that is not an http(s) URL, a cert without its key, a file that does not
+// exist), naming the bad option.
+absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options);
+
+}  // namespace leasehold::registry
+
+#endif  // LEASEHOLD_REGISTRY_ETCD_ETCD_CLIENT_H_
