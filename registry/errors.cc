@@ -67,7 +67,7 @@ absl::StatusCode CodeForHttpStatus(int http_status) {
 }  // namespace
 
 absl::Status MapEtcdError(int http_status, const std::optional<EtcdError>& error,
-                          std::string_view context, bool bad_credentials) {
+                          absl::string_view context, bool bad_credentials) {
   if (!error.has_value()) {
     return absl::Status(CodeForHttpStatus(http_status),
                         absl::StrCat(context, ": HTTP ", http_status));
@@ -84,10 +84,10 @@ absl::Status MapEtcdError(int http_status, const std::optional<EtcdError>& error
 }
 
 std::optional<EtcdError> GetEtcdError(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kEtcdErrorPayload);
+  absl::optional<absl::Cord> payload = status.GetPayload(kEtcdErrorPayload);
   if (!payload.has_value()) return std::nullopt;
   const std::string text(*payload);
-  std::vector<std::string_view> parts = absl::StrSplit(text, absl::MaxSplits('\n', 3));
+  std::vector<absl::string_view> parts = absl::StrSplit(text, absl::MaxSplits('\n', 3));
   EtcdError error;
   size_t message_size = 0;
   if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &error.code) ||
@@ -100,7 +100,7 @@ std::optional<EtcdError> GetEtcdError(const absl::Status& status) {
   return error;
 }
 
-absl::Status OutcomeUnknownError(std::string_view message) {
+absl::Status OutcomeUnknownError(absl::string_view message) {
   absl::Status status = absl::UnavailableError(absl::StrCat(message, " (outcome unknown)"));
   status.SetPayload(kOutcomeUnknownPayload, absl::Cord("1"));
   return status;

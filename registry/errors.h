@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -65,14 +65,14 @@ struct EtcdError {
 // known to be wrong (kUnauthenticated) or merely insufficient
 // (kPermissionDenied) through `bad_credentials`.
 absl::Status MapEtcdError(int http_status, const std::optional<EtcdError>& error,
-                          std::string_view context, bool bad_credentials = false);
+                          absl::string_view context, bool bad_credentials = false);
 
 // The etcd error carried by a status made by MapEtcdError, if any.
 std::optional<EtcdError> GetEtcdError(const absl::Status& status);
 
 // A write whose response was lost: kUnavailable, marked so that callers can
 // tell "certainly not applied" from "may have been applied".
-absl::Status OutcomeUnknownError(std::string_view message);
+absl::Status OutcomeUnknownError(absl::string_view message);
 bool IsOutcomeUnknown(const absl::Status& status);
 
 // A TTL as etcd takes it: whole seconds, rounded up. kInvalidArgument for a

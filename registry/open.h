@@ -19,7 +19,7 @@
 #define LEASEHOLD_REGISTRY_OPEN_H_
 
 #include <memory>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <variant>
 
 #include "absl/status/statusor.h"
@@ -31,10 +31,10 @@ namespace leasehold::registry {
 
 // What a URI asks for, before anything is connected.
 using RegistryConfig = std::variant<MemoryOptions, EtcdOptions>;
-absl::StatusOr<RegistryConfig> ParseRegistryUri(std::string_view uri);
+absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri);
 
 // `clock` (optional) becomes the registry's clock.
-absl::StatusOr<std::unique_ptr<KeysApi>> Open(std::string_view uri,
+absl::StatusOr<std::unique_ptr<KeysApi>> Open(absl::string_view uri,
                                               Clock* clock = nullptr);
 
 }  // namespace leasehold::registry
