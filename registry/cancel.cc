@@ -21,7 +21,8 @@ void CancelToken::Cancel() {
   }
 }
 
-CancelToken::Registration CancelToken::OnCancel(std::function<void()> fn) const {
+CancelToken::Registration CancelToken::OnCancel(
+    std::function<void()> fn) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!cancelled()) {

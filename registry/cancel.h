@@ -50,7 +50,8 @@ class CancelToken {
 
    private:
     friend class CancelToken;
-    Registration(const CancelToken* token, uint64_t id) : token_(token), id_(id) {}
+    Registration(const CancelToken* token, uint64_t id)
+        : token_(token), id_(id) {}
     const CancelToken* token_ = nullptr;
     uint64_t id_ = 0;
   };
@@ -63,7 +64,8 @@ class CancelToken {
   mutable std::mutex mu_;
   mutable std::condition_variable done_cv_;
   mutable uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  mutable std::map<uint64_t, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
+  mutable std::map<uint64_t, std::function<void()>> callbacks_
+      ABSL_GUARDED_BY(mu_);
   // The callback Cancel() is running right now (0: none).
   mutable uint64_t running_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -1,9 +1,8 @@
 #include "registry/clock.h"
 
-#include "absl/time/clock.h"
-
 #include <chrono>
 
+#include "absl/time/clock.h"
 
 namespace leasehold {
 namespace {
@@ -16,14 +15,16 @@ constexpr auto kSimulatedPollSlice = std::chrono::milliseconds(1);
 class RealClockImpl final : public Clock {
  public:
   RealClockImpl()
-      : wall_start_(absl::Now()), steady_start_(std::chrono::steady_clock::now()) {}
+      : wall_start_(absl::Now()),
+        steady_start_(std::chrono::steady_clock::now()) {}
 
   absl::Time Now() override {
     return wall_start_ +
            absl::FromChrono(std::chrono::steady_clock::now() - steady_start_);
   }
 
-  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+  bool WaitUntil(std::condition_variable& cv,
+                 std::unique_lock<std::mutex>& lock,
                  absl::Time deadline) override {
     const absl::Duration left = deadline - Now();
     if (left <= absl::ZeroDuration()) return false;
@@ -32,7 +33,8 @@ class RealClockImpl final : public Clock {
       return true;
     }
     // Wait against the steady clock so a wall-clock step cannot distort it.
-    cv.wait_until(lock, std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(left));
+    cv.wait_until(lock, std::chrono::steady_clock::now() +
+                            absl::ToChronoNanoseconds(left));
     return Now() < deadline;
   }
 

@@ -66,20 +66,22 @@ absl::StatusCode CodeForHttpStatus(int http_status) {
 
 }  // namespace
 
-absl::Status MapEtcdError(int http_status, const std::optional<EtcdError>& error,
+absl::Status MapEtcdError(int http_status,
+                          const std::optional<EtcdError>& error,
                           absl::string_view context, bool bad_credentials) {
   if (!error.has_value()) {
     return absl::Status(CodeForHttpStatus(http_status),
                         absl::StrCat(context, ": HTTP ", http_status));
   }
-  std::string message = absl::StrCat(context, ": ", error->code, ": ", error->message);
+  std::string message =
+      absl::StrCat(context, ": ", error->code, ": ", error->message);
   if (!error->cause.empty()) absl::StrAppend(&message, " (", error->cause, ")");
   if (error->index != 0) absl::StrAppend(&message, " at index ", error->index);
   absl::Status status(CodeForEtcdError(error->code, bad_credentials), message);
   status.SetPayload(kEtcdErrorPayload,
-                    absl::Cord(absl::StrCat(error->code, "\n", error->index, "\n",
-                                            error->message.size(), "\n", error->message,
-                                            error->cause)));
+                    absl::Cord(absl::StrCat(error->code, "\n", error->index,
+                                            "\n", error->message.size(), "\n",
+                                            error->message, error->cause)));
   return status;
 }
 
@@ -87,12 +89,14 @@ std::optional<EtcdError> GetEtcdError(const absl::Status& status) {
   absl::optional<absl::Cord> payload = status.GetPayload(kEtcdErrorPayload);
   if (!payload.has_value()) return std::nullopt;
   const std::string text(*payload);
-  std::vector<absl::string_view> parts = absl::StrSplit(text, absl::MaxSplits('\n', 3));
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(text, absl::MaxSplits('\n', 3));
   EtcdError error;
   size_t message_size = 0;
   if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &error.code) ||
       !absl::SimpleAtoi(parts[1], &error.index) ||
-      !absl::SimpleAtoi(parts[2], &message_size) || message_size > parts[3].size()) {
+      !absl::SimpleAtoi(parts[2], &message_size) ||
+      message_size > parts[3].size()) {
     return std::nullopt;
   }
   error.message = std::string(parts[3].substr(0, message_size));
@@ -101,7 +105,8 @@ std::optional<EtcdError> GetEtcdError(const absl::Status& status) {
 }
 
 absl::Status OutcomeUnknownError(absl::string_view message) {
-  absl::Status status = absl::UnavailableError(absl::StrCat(message, " (outcome unknown)"));
+  absl::Status status =
+      absl::UnavailableError(absl::StrCat(message, " (outcome unknown)"));
   status.SetPayload(kOutcomeUnknownPayload, absl::Cord("1"));
   return status;
 }
@@ -112,8 +117,8 @@ bool IsOutcomeUnknown(const absl::Status& status) {
 
 absl::StatusOr<int64_t> TtlSeconds(absl::Duration ttl) {
   if (ttl <= absl::ZeroDuration() || ttl == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ttl ", absl::FormatDuration(ttl), ": must be positive and finite"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ttl ", absl::FormatDuration(ttl), ": must be positive and finite"));
   }
   return absl::ToInt64Seconds(absl::Ceil(ttl, absl::Seconds(1)));
 }

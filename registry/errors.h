@@ -13,10 +13,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace leasehold::registry {
@@ -64,8 +64,10 @@ struct EtcdError {
 // For 110 (unauthorized) the caller says whether credentials were sent and
 // known to be wrong (kUnauthenticated) or merely insufficient
 // (kPermissionDenied) through `bad_credentials`.
-absl::Status MapEtcdError(int http_status, const std::optional<EtcdError>& error,
-                          absl::string_view context, bool bad_credentials = false);
+absl::Status MapEtcdError(int http_status,
+                          const std::optional<EtcdError>& error,
+                          absl::string_view context,
+                          bool bad_credentials = false);
 
 // The etcd error carried by a status made by MapEtcdError, if any.
 std::optional<EtcdError> GetEtcdError(const absl::Status& status);

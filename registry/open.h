@@ -19,10 +19,10 @@
 #define LEASEHOLD_REGISTRY_OPEN_H_
 
 #include <memory>
-#include "absl/strings/string_view.h"
 #include <variant>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "registry/etcd/etcd_client.h"
 #include "registry/keys_api.h"
 #include "registry/memory/memory_registry.h"

@@ -1,0 +1,246 @@
+#include "tests/testing/etcd_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "curl/curl.h"
+
+namespace leasehold::testing {
+namespace {
+
+std::string LogTail(const std::string& dir) {
+  std::ifstream in(dir + "/etcd.log");
+  std::stringstream all;
+  all << in.rdbuf();
+  const std::string text = all.str();
+  return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
+}
+
+size_t AppendToString(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// GET http://127.0.0.1:port/health on the plaintext metrics listener, which
+// answers even when the client listener requires TLS client certificates.
+bool Healthy(int metrics_port) {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return false;
+  std::string body;
+  const std::string url =
+      absl::StrCat("http://127.0.0.1:", metrics_port, "/health");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 1000L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendToString);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(curl);
+  long code = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(curl);
+  return rc == CURLE_OK && code == 200 &&
+         body.find("\"true\"") != std::string::npos;
+}
+
+}  // namespace
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(
+    EtcdServerOptions options) {
+  std::unique_ptr<EtcdServer> server(new EtcdServer(std::move(options)));
+  std::string pattern = absl::StrCat(
+      server->options_.tmpfs ? "/dev/shm" : "/tmp", "/leasehold-etcd-XXXXXX");
+  if (mkdtemp(pattern.data()) == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("mkdtemp ", pattern, ": ", strerror(errno)));
+  }
+  server->dir_ = pattern;
+  server->client_port_ = FreePort();
+  server->peer_port_ = FreePort();
+  server->metrics_port_ = FreePort();
+  if (server->client_port_ == 0 || server->peer_port_ == 0 ||
+      server->metrics_port_ == 0) {
+    return absl::InternalError("no free loopback port for etcd");
+  }
+  if (absl::Status s = server->Restart(); !s.ok()) return s;
+  return server;
+}
+
+EtcdServer::~EtcdServer() {
+  if (pid_ > 0) {
+    kill(pid_, SIGCONT);
+    (void)Stop();
+  }
+  if (!dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+}
+
+bool EtcdServer::tls() const { return !options_.server_cert_file.empty(); }
+
+std::string EtcdServer::endpoint() const {
+  return absl::StrCat(tls() ? "https" : "http", "://127.0.0.1:", client_port_);
+}
+
+std::string EtcdServer::uri() const {
+  return absl::StrCat(tls() ? "etcd+https" : "etcd",
+                      "://127.0.0.1:", client_port_);
+}
+
+absl::Status EtcdServer::Launch() {
+  const std::string peer = absl::StrCat("http://127.0.0.1:", peer_port_);
+  std::vector<std::string> args = {
+      "etcd",
+      "--name=leasehold-test",
+      absl::StrCat("--data-dir=", dir_, "/data"),
+      "--enable-v2=true",
+      absl::StrCat("--listen-client-urls=", endpoint()),
+      absl::StrCat("--advertise-client-urls=", endpoint()),
+      absl::StrCat("--listen-peer-urls=", peer),
+      absl::StrCat("--initial-advertise-peer-urls=", peer),
+      absl::StrCat("--initial-cluster=leasehold-test=", peer),
+      absl::StrCat("--listen-metrics-urls=http://127.0.0.1:", metrics_port_),
+  };
+  if (tls()) {
+    args.push_back("--cert-file=" + options_.server_cert_file);
+    args.push_back("--key-file=" + options_.server_key_file);
+  }
+  if (!options_.client_ca_file.empty()) {
+    args.push_back("--client-cert-auth=true");
+    args.push_back("--trusted-ca-file=" + options_.client_ca_file);
+  }
+  args.insert(args.end(), options_.extra_args.begin(),
+              options_.extra_args.end());
+
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  const std::string log = dir_ + "/etcd.log";
+
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0)
+    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid == 0) {
+    // Die with the test process, even if it crashes before stopping us.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+      close(fd);
+    }
+    execvp(argv[0], argv.data());
+    fprintf(stderr, "exec etcd: %s\n", strerror(errno));
+    _exit(127);
+  }
+  pid_ = pid;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdServer::WaitHealthy() {
+  const absl::Time deadline = absl::Now() + options_.start_timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(
+          absl::StrCat("etcd exited during start-up; log:\n", LogTail(dir_),
+                       "\n(is etcd-server installed?)"));
+    }
+    if (Healthy(metrics_port_)) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "etcd not healthy after ", absl::FormatDuration(options_.start_timeout),
+      "; log:\n", LogTail(dir_)));
+}
+
+absl::Status EtcdServer::Signal(int signal) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("etcd is not running");
+  if (kill(pid_, signal) != 0) {
+    return absl::InternalError(
+        absl::StrCat("kill ", pid_, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EtcdServer::StopWith(int signal) {
+  if (absl::Status s = Signal(signal); !s.ok()) return s;
+  // etcd exits within a second of SIGTERM; a stuck one gets SIGKILL.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  int status = 0;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  pid_ = -1;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdServer::Stop() { return StopWith(SIGTERM); }
+absl::Status EtcdServer::Kill() { return StopWith(SIGKILL); }
+absl::Status EtcdServer::Pause() { return Signal(SIGSTOP); }
+absl::Status EtcdServer::Resume() { return Signal(SIGCONT); }
+
+absl::Status EtcdServer::Restart() {
+  if (pid_ > 0) return absl::FailedPreconditionError("etcd is already running");
+  if (absl::Status s = Launch(); !s.ok()) return s;
+  return WaitHealthy();
+}
+
+EtcdServer& SharedEtcd() {
+  // Destroyed (and so stopped) by the static destructors at exit.
+  static const std::unique_ptr<EtcdServer> server = [] {
+    absl::StatusOr<std::unique_ptr<EtcdServer>> started = EtcdServer::Start();
+    if (!started.ok()) {
+      std::cerr << "cannot start the test etcd: " << started.status()
+                << std::endl;
+      std::abort();
+    }
+    return *std::move(started);
+  }();
+  return *server;
+}
+
+}  // namespace leasehold::testing

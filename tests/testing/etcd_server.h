@@ -65,14 +65,19 @@ class EtcdServer {
   absl::Status Restart();
 
  private:
-  explicit EtcdServer(EtcdServerOptions options) : options_(std::move(options)) {}
+  explicit EtcdServer(EtcdServerOptions options)
+      : options_(std::move(options)) {}
+  bool tls() const;
   absl::Status Launch();
   absl::Status WaitHealthy();
+  absl::Status Signal(int signal);
+  absl::Status StopWith(int signal);
 
   EtcdServerOptions options_;
   std::string dir_;
   int client_port_ = 0;
   int peer_port_ = 0;
+  int metrics_port_ = 0;  // plaintext /health, even when clients need TLS
   pid_t pid_ = -1;
 };
 

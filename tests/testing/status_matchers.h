@@ -16,7 +16,9 @@
 
 namespace leasehold::testing {
 
-inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
+inline const absl::Status& GetStatus(const absl::Status& status) {
+  return status;
+}
 template <typename T>
 const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
   return status_or.status();
@@ -50,9 +52,9 @@ MATCHER_P2(StatusIs, code, message_matcher,
 #define LEASEHOLD_CONCAT_(a, b) LEASEHOLD_CONCAT_INNER_(a, b)
 #define ASSERT_OK_AND_ASSIGN(lhs, expr) \
   ASSERT_OK_AND_ASSIGN_IMPL_(LEASEHOLD_CONCAT_(status_or_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)  \
-  auto tmp = (expr);                                \
-  ASSERT_TRUE(tmp.ok()) << tmp.status();            \
+#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                               \
+  ASSERT_TRUE(tmp.ok()) << tmp.status();           \
   lhs = std::move(tmp).value()
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::leasehold::testing::IsOk())
 #define EXPECT_OK(expr) EXPECT_THAT((expr), ::leasehold::testing::IsOk())
