@@ -1,0 +1,297 @@
+#include "lease/keeper.h"
+
+#include <algorithm>
+#include <atomic>
+
+namespace leasehold::lease {
+
+const char* LeaseStateName(LeaseState state) {
+  switch (state) {
+    case LeaseState::kHeld:
+      return "held";
+    case LeaseState::kSuspect:
+      return "suspect";
+    case LeaseState::kLost:
+      return "lost";
+  }
+  return "unknown";
+}
+
+// ----------------------------------------------------------- KeptLease
+
+LeaseState KeptLease::state() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_;
+}
+
+LeaseState KeptLease::WaitWhile(LeaseState state, absl::Time deadline,
+                                const CancelToken* cancel) const {
+  CancelToken::Registration registration;
+  if (cancel != nullptr) {
+    registration = cancel->OnCancel([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  while (state_ == state && !(cancel != nullptr && cancel->cancelled())) {
+    if (!clock_->WaitUntil(cv_, lock, deadline)) break;
+  }
+  return state_;
+}
+
+bool KeptLease::WaitLost(absl::Time deadline, const CancelToken* cancel) const {
+  LeaseState current = state();
+  while (current != LeaseState::kLost) {
+    const LeaseState next = WaitWhile(current, deadline, cancel);
+    if (next == current) return false;
+    current = next;
+  }
+  return true;
+}
+
+// -------------------------------------------------------------- Keeper
+
+Keeper::Keeper(KeeperOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+      rng_(std::random_device{}()) {
+  const int workers = std::max(1, options_.workers);
+  for (int i = 0; i < workers; ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  notifier_ = std::thread([this] { NotifierLoop(); });
+  notifier_id_ = notifier_.get_id();
+}
+
+Keeper::~Keeper() {
+  Stop(false);
+  if (notifier_.joinable()) notifier_.join();
+}
+
+std::shared_ptr<KeptLease> Keeper::Add(std::unique_ptr<Lease> lease,
+                                       StateCallback on_change) {
+  std::shared_ptr<KeptLease> kept(
+      new KeptLease(std::move(lease), std::move(on_change), clock_));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) {
+    kept->kept_ = false;
+    std::lock_guard<std::mutex> state_lock(kept->mu_);
+    kept->state_ = LeaseState::kLost;
+    return kept;
+  }
+  kept_.insert(kept);
+  ScheduleRenew(kept, NextRenew(*kept->lease_));
+  return kept;
+}
+
+absl::Status Keeper::Remove(const std::shared_ptr<KeptLease>& kept,
+                            bool release) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (kept->kept_) {
+      kept->removed_ = true;
+      SetState(kept, LeaseState::kLost);
+    }
+  }
+  return release ? kept->lease_->Release() : absl::OkStatus();
+}
+
+void Keeper::Stop(bool release) {
+  const bool on_notifier = std::this_thread::get_id() == notifier_id_;
+  std::vector<std::shared_ptr<KeptLease>> leases;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) {
+      if (!on_notifier) stopped_cv_.wait(lock, [this] { return stopped_; });
+      return;
+    }
+    stopping_ = true;
+    leases.assign(kept_.begin(), kept_.end());
+    for (const std::shared_ptr<KeptLease>& kept : leases) {
+      kept->removed_ = true;
+      SetState(kept, LeaseState::kLost);
+    }
+    heap_ = {};
+  }
+  wake_cv_.notify_all();
+  follower_cv_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+  if (!on_notifier) {
+    std::unique_lock<std::mutex> lock(mu_);
+    drained_cv_.wait(lock, [this] { return notify_.empty() && !delivering_; });
+  }
+  if (release) ReleaseAll(leases);
+
+  std::unique_lock<std::mutex> lock(mu_);
+  notifier_done_ = true;
+  notify_cv_.notify_all();
+  if (!on_notifier) {
+    lock.unlock();
+    notifier_.join();
+    lock.lock();
+  }
+  stopped_ = true;
+  stopped_cv_.notify_all();
+}
+
+void Keeper::ReleaseAll(const std::vector<std::shared_ptr<KeptLease>>& leases) {
+  std::atomic<size_t> next{0};
+  auto release = [&] {
+    for (size_t i = next++; i < leases.size(); i = next++) {
+      leases[i]->lease_->Release().IgnoreError();
+    }
+  };
+  std::vector<std::thread> threads;
+  const size_t n = std::min(leases.size(),
+                            static_cast<size_t>(std::max(1, options_.workers)));
+  for (size_t i = 1; i < n; ++i) threads.emplace_back(release);
+  release();
+  for (std::thread& thread : threads) thread.join();
+}
+
+size_t Keeper::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return kept_.size();
+}
+
+uint64_t Keeper::Push(absl::Time at, std::shared_ptr<KeptLease> kept,
+                      bool expiry_check) {
+  const uint64_t seq = next_seq_++;
+  heap_.push(Due{at, seq, std::move(kept), expiry_check});
+  wake_cv_.notify_one();  // only the leader waits on it
+  return seq;
+}
+
+void Keeper::ScheduleRenew(const std::shared_ptr<KeptLease>& kept,
+                           absl::Time at) {
+  kept->renew_seq_ = Push(at, kept, /*expiry_check=*/false);
+}
+
+absl::Time Keeper::NextRenew(const Lease& lease) {
+  const absl::Duration period = lease.period();
+  std::uniform_real_distribution<double> jitter(-options_.jitter,
+                                                options_.jitter);
+  return lease.expiry() - period +
+         period * (options_.renew_fraction * (1 + jitter(rng_)));
+}
+
+void Keeper::SetState(const std::shared_ptr<KeptLease>& kept,
+                      LeaseState state) {
+  {
+    std::lock_guard<std::mutex> lock(kept->mu_);
+    if (kept->state_ == state || kept->state_ == LeaseState::kLost) return;
+    kept->state_ = state;
+  }
+  kept->cv_.notify_all();
+  if (state == LeaseState::kLost) {
+    kept->kept_ = false;
+    kept_.erase(kept);
+  }
+  if (kept->on_change_) {
+    notify_.emplace_back(kept, state);
+    notify_cv_.notify_one();
+  }
+}
+
+void Keeper::WorkerLoop() {
+  // Leader/followers: one idle worker (the leader) waits for the next due
+  // entry; the others wait for the leader slot, so a due entry wakes one
+  // thread, not all of them.
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    if (has_leader_) {
+      follower_cv_.wait(lock);
+      continue;
+    }
+    has_leader_ = true;
+    std::optional<Due> due = WaitForDue(lock);
+    has_leader_ = false;
+    follower_cv_.notify_one();
+    if (due) Process(*due, lock);
+  }
+}
+
+std::optional<Keeper::Due> Keeper::WaitForDue(
+    std::unique_lock<std::mutex>& lock) {
+  while (!stopping_) {
+    if (heap_.empty()) {
+      wake_cv_.wait(lock);
+      continue;
+    }
+    const absl::Time at = heap_.top().at;
+    if (clock_->Now() >= at) {
+      Due due = heap_.top();
+      heap_.pop();
+      return due;
+    }
+    clock_->WaitUntil(wake_cv_, lock, at);
+  }
+  return std::nullopt;
+}
+
+void Keeper::Process(const Due& due, std::unique_lock<std::mutex>& lock) {
+  const std::shared_ptr<KeptLease>& kept = due.kept;
+  Lease& lease = *kept->lease_;
+  if (!kept->kept_) return;
+  if (due.expiry_check) {
+    if (kept->in_flight_ && lease.expired()) SetState(kept, LeaseState::kLost);
+    return;
+  }
+  if (due.seq != kept->renew_seq_) return;
+  if (lease.expired()) {
+    SetState(kept, LeaseState::kLost);
+    return;
+  }
+  kept->in_flight_ = true;
+  Push(lease.expiry(), kept, /*expiry_check=*/true);
+  lock.unlock();
+  const absl::Status status = lease.Renew(lease.period());
+  lock.lock();
+  kept->in_flight_ = false;
+  if (!kept->kept_) {
+    // Reported lost while the renew hung, yet it went through: give the
+    // lease back so that a standby need not wait out the TTL.
+    if (status.ok() && !kept->removed_) {
+      lock.unlock();
+      lease.Release().IgnoreError();
+      lock.lock();
+    }
+    return;
+  }
+  if (status.ok()) {
+    kept->backoff_ = absl::ZeroDuration();
+    SetState(kept, LeaseState::kHeld);
+    ScheduleRenew(kept, NextRenew(lease));
+    return;
+  }
+  if (absl::IsAborted(status) || absl::IsNotFound(status) || lease.expired()) {
+    SetState(kept, LeaseState::kLost);
+    return;
+  }
+  SetState(kept, LeaseState::kSuspect);
+  kept->backoff_ = kept->backoff_ == absl::ZeroDuration()
+                       ? options_.initial_backoff
+                       : std::min(2 * kept->backoff_, options_.max_backoff);
+  ScheduleRenew(kept, std::min(clock_->Now() + kept->backoff_, lease.expiry()));
+}
+
+void Keeper::NotifierLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    notify_cv_.wait(lock,
+                    [this] { return !notify_.empty() || notifier_done_; });
+    if (notify_.empty()) return;
+    std::pair<std::shared_ptr<KeptLease>, LeaseState> next =
+        std::move(notify_.front());
+    notify_.pop_front();
+    delivering_ = true;
+    lock.unlock();
+    next.first->on_change_(next.second);
+    lock.lock();
+    delivering_ = false;
+    if (notify_.empty()) drained_cv_.notify_all();
+  }
+}
+
+}  // namespace leasehold::lease

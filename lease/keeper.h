@@ -1,0 +1,200 @@
+// Keeper: the renew loop an agent runs for the leases it holds.
+//
+// It renews each lease when a fraction of its period has passed (default
+// 1/3, with jitter so many leases do not renew in step), retries a failed
+// renew with backoff while the lease has time left, and reports each lease's
+// state:
+//
+//   held ──renew failed, time left──▶ suspect ──renew ok──▶ held
+//     │                                  │
+//     └──── CAS failed / key gone / local expiry passed ────▶ lost (final)
+//
+// A lease is also lost when the Keeper stops keeping it (Remove, Stop).
+// Renews run on a bounded pool of worker threads (registry calls block; the
+// etcd client keeps one connection per thread), so one Keeper keeps 10,000
+// leases as long as the registry keeps up. A renew that hangs past the
+// lease's local expiry does not delay "lost": that is reported at expiry.
+//
+//   Keeper keeper;                          // KeeperOptions: clock, workers…
+//   std::shared_ptr<KeptLease> unit = keeper.Add(
+//       std::move(lease), [](LeaseState s) {
+//         if (s == LeaseState::kLost) StopUnit();  // stop acting as owner
+//       });
+//   unit->WaitLost(absl::InfiniteFuture());  // or poll unit->state()
+//   keeper.Stop(/*release=*/true);
+//
+// Thread-safety: all methods are safe from any thread. Callbacks run on one
+// Keeper thread, in the order the states changed, never under an internal
+// lock (a slow callback delays other callbacks, not renews). A callback may
+// call Add, Remove and Stop, but must not destroy the Keeper.
+#ifndef LEASEHOLD_LEASE_KEEPER_H_
+#define LEASEHOLD_LEASE_KEEPER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "lease/lease_manager.h"
+#include "registry/cancel.h"
+#include "registry/clock.h"
+
+namespace leasehold::lease {
+
+enum class LeaseState { kHeld, kSuspect, kLost };
+const char* LeaseStateName(LeaseState state);  // "held", "suspect", "lost"
+
+using StateCallback = std::function<void(LeaseState)>;
+
+struct KeeperOptions {
+  // Renew when this fraction of the period has passed since the last grant.
+  double renew_fraction = 1.0 / 3;
+  // Each renew moves by a random amount up to ±jitter × the renew interval.
+  double jitter = 0.1;
+  // Delay before retrying a failed renew; doubles up to max_backoff, never
+  // past the lease's expiry.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(2);
+  // Renews in flight at once (worker threads).
+  int workers = 16;
+  // Schedules renews and waits. Use the LeaseManager's clock. Default:
+  // RealClock().
+  Clock* clock = nullptr;
+};
+
+// A lease the Keeper keeps, and its state.
+class KeptLease {
+ public:
+  // The lease (fence(), time_remaining() and index() are safe to read
+  // while the Keeper renews it).
+  const Lease& lease() const { return *lease_; }
+  LeaseState state() const;
+
+  // Blocks while state() == `state`. Returns the state when it changed, or
+  // the unchanged state at `deadline` (on the Keeper's clock) or on cancel.
+  LeaseState WaitWhile(LeaseState state, absl::Time deadline,
+                       const CancelToken* cancel = nullptr) const;
+  // true once lost; false at `deadline` or on cancel.
+  bool WaitLost(absl::Time deadline, const CancelToken* cancel = nullptr) const;
+
+ private:
+  friend class Keeper;
+  KeptLease(std::unique_ptr<Lease> lease, StateCallback on_change, Clock* clock)
+      : lease_(std::move(lease)),
+        on_change_(std::move(on_change)),
+        clock_(clock) {}
+
+  const std::unique_ptr<Lease> lease_;
+  const StateCallback on_change_;
+  Clock* const clock_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  LeaseState state_ ABSL_GUARDED_BY(mu_) = LeaseState::kHeld;
+
+  // Scheduling, guarded by the Keeper's mu_.
+  bool kept_ = true;        // false once lost or removed
+  bool removed_ = false;    // Remove() or Stop() took it back
+  bool in_flight_ = false;  // a renew is running
+  uint64_t renew_seq_ = 0;  // the heap entry that is its next renew
+  absl::Duration backoff_ = absl::ZeroDuration();
+};
+
+class Keeper {
+ public:
+  explicit Keeper(KeeperOptions options = {});
+  // Stop(false), then waits for the callback thread. REQUIRES: not called
+  // from a callback.
+  ~Keeper();
+
+  Keeper(const Keeper&) = delete;
+  Keeper& operator=(const Keeper&) = delete;
+
+  // Keeps `lease`, renewing it with its period(). `on_change` (optional)
+  // gets every state change. After Stop the lease is returned lost.
+  std::shared_ptr<KeptLease> Add(std::unique_ptr<Lease> lease,
+                                 StateCallback on_change = nullptr);
+
+  // Stops keeping `kept` (it becomes lost) and, with `release`, releases it
+  // (Lease::Release's status; OK without release).
+  absl::Status Remove(const std::shared_ptr<KeptLease>& kept, bool release);
+
+  // Stops all renewing. Every lease still kept becomes lost and its
+  // callback runs; then, with `release`, each is released (best effort,
+  // `workers` at a time), so no holder is still acting on a lease a standby
+  // can already take. When Stop returns, callbacks have run and releases
+  // are done; called from a callback, it returns without waiting for the
+  // callbacks still queued. Idempotent; later calls wait for the first.
+  void Stop(bool release = false);
+
+  // Leases currently kept (not lost).
+  size_t size() const;
+
+ private:
+  struct Due {
+    absl::Time at;
+    uint64_t seq;
+    std::shared_ptr<KeptLease> kept;
+    bool expiry_check;  // not a renew: report lost if a renew hangs
+    bool operator>(const Due& other) const {
+      return at != other.at ? at > other.at : seq > other.seq;
+    }
+  };
+
+  void WorkerLoop();
+  void NotifierLoop();
+  void ReleaseAll(const std::vector<std::shared_ptr<KeptLease>>& leases);
+  // Pops the first due entry; nullopt when stopping.
+  std::optional<Due> WaitForDue(std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Process(const Due& due, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t Push(absl::Time at, std::shared_ptr<KeptLease> kept,
+                bool expiry_check) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleRenew(const std::shared_ptr<KeptLease>& kept, absl::Time at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Time NextRenew(const Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetState(const std::shared_ptr<KeptLease>& kept, LeaseState state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const KeeperOptions options_;
+  Clock* const clock_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_cv_;      // the leader: schedule changed
+  std::condition_variable follower_cv_;  // idle workers: leader slot free
+  std::condition_variable notify_cv_;    // the notifier: work or stop
+  std::condition_variable drained_cv_;   // Stop: callbacks delivered
+  std::condition_variable stopped_cv_;
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  std::unordered_set<std::shared_ptr<KeptLease>> kept_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<std::shared_ptr<KeptLease>, LeaseState>> notify_
+      ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  bool has_leader_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool delivering_ ABSL_GUARDED_BY(mu_) = false;  // a callback is running
+  bool notifier_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::vector<std::thread> workers_;
+  std::thread notifier_;
+  std::thread::id notifier_id_;
+};
+
+}  // namespace leasehold::lease
+
+#endif  // LEASEHOLD_LEASE_KEEPER_H_

@@ -1,0 +1,391 @@
+#include "lease/lease_manager.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "lease/lease_value.h"
+#include "lease/validate.h"
+#include "registry/errors.h"
+
+namespace leasehold::lease {
+namespace {
+
+// Attempts of one conditional write whose responses keep getting lost. Each
+// retry is made only after a read-back showed the previous one did not land,
+// and the write's condition makes a late landing of an earlier attempt
+// harmless.
+constexpr int kMaxAttempts = 3;
+
+// The answers of a conditional write that mean "the condition did not hold".
+bool IsConditionFailed(const absl::Status& status) {
+  return absl::IsAborted(status) || absl::IsAlreadyExists(status) ||
+         absl::IsNotFound(status);
+}
+
+// `status` with `context` in front of its message, payloads (the etcd error,
+// the outcome-unknown mark) kept.
+absl::Status WithContext(const absl::Status& status,
+                         absl::string_view context) {
+  absl::Status out(status.code(),
+                   absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view type, const absl::Cord& payload) {
+    out.SetPayload(type, payload);
+  });
+  return out;
+}
+
+std::string LeaseContext(absl::string_view name, absl::string_view op) {
+  return absl::StrCat("lease \"", name, "\": ", op);
+}
+
+// Reads `key` back after a write with a lost response; always a quorum read,
+// since a stale member could miss the write. nullopt: the key is absent.
+absl::StatusOr<std::optional<registry::Node>> ReadBack(registry::KeysApi* keys,
+                                                       const std::string& key) {
+  registry::GetOptions quorum;
+  quorum.quorum = true;
+  absl::StatusOr<registry::Response> r = keys->Get(key, quorum);
+  if (absl::IsNotFound(r.status())) return std::nullopt;
+  if (!r.ok()) return r.status();
+  return std::move(r->node);
+}
+
+absl::Status StillUnknown(absl::string_view name, absl::string_view op,
+                          const absl::Status& cause) {
+  return registry::OutcomeUnknownError(
+      absl::StrCat(LeaseContext(name, op), ": response lost and not resolved (",
+                   cause.message(), ")"));
+}
+
+LeaseManagerOptions Normalized(LeaseManagerOptions options) {
+  if (options.prefix.empty() || options.prefix.front() != '/') {
+    options.prefix.insert(options.prefix.begin(), '/');
+  }
+  if (options.prefix.back() != '/') options.prefix.push_back('/');
+  if (options.clock == nullptr) options.clock = RealClock();
+  return options;
+}
+
+uint64_t RandomSeed() {
+  std::random_device device;
+  return (uint64_t{device()} << 32) ^ device();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Lease
+
+Lease::Lease(registry::KeysApi* keys, Clock* clock, std::string name,
+             std::string key, std::string value, uint64_t index, uint64_t fence,
+             absl::Duration period, absl::Time expiry)
+    : keys_(keys),
+      clock_(clock),
+      name_(std::move(name)),
+      key_(std::move(key)),
+      value_(std::move(value)),
+      machine_id_(DecodeLeaseValue(value_).machine_id),
+      version_(DecodeLeaseValue(value_).version),
+      fence_(fence),
+      index_(index),
+      period_(period),
+      expiry_(expiry) {}
+
+uint64_t Lease::index() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return index_;
+}
+
+absl::Duration Lease::period() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return period_;
+}
+
+absl::Time Lease::expiry() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return expiry_;
+}
+
+absl::Duration Lease::time_remaining() const {
+  return std::max(expiry() - clock_->Now(), absl::ZeroDuration());
+}
+
+void Lease::Granted(uint64_t index, absl::Duration period, absl::Time expiry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  index_ = index;
+  period_ = period;
+  expiry_ = expiry;
+}
+
+void Lease::Gone() {
+  std::lock_guard<std::mutex> lock(mu_);
+  expiry_ = absl::InfinitePast();
+}
+
+absl::Status Lease::Annotate(const absl::Status& status, const char* op,
+                             uint64_t index) const {
+  return WithContext(status, absl::StrCat(LeaseContext(name_, op),
+                                          " (prevIndex ", index, ")"));
+}
+
+absl::Status Lease::Renew(absl::Duration period) {
+  absl::StatusOr<absl::Duration> ttl = RoundPeriod(period);
+  if (!ttl.ok()) return WithContext(ttl.status(), LeaseContext(name_, "renew"));
+  std::lock_guard<std::mutex> op(op_mu_);
+  const uint64_t index = this->index();
+  const absl::Time sent = clock_->Now();
+  registry::SetOptions set;
+  set.prev_index = index;
+  set.ttl = *ttl;
+  set.refresh = true;
+  bool uncertain = false;
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<registry::Response> r = keys_->Set(key_, "", set);
+    if (r.ok()) {
+      Granted(r->node.modified_index, *ttl, sent + *ttl);
+      return absl::OkStatus();
+    }
+    if (!registry::IsOutcomeUnknown(r.status()) &&
+        !(uncertain && IsConditionFailed(r.status()))) {
+      if (IsConditionFailed(r.status())) Gone();
+      return Annotate(r.status(), "renew", index);
+    }
+    uncertain = true;
+    absl::StatusOr<std::optional<registry::Node>> seen = ReadBack(keys_, key_);
+    if (!seen.ok()) return StillUnknown(name_, "renew", seen.status());
+    if (!seen->has_value()) {
+      Gone();
+      return absl::NotFoundError(absl::StrCat(
+          LeaseContext(name_, "renew"), ": expired (prevIndex ", index, ")"));
+    }
+    const registry::Node& node = **seen;
+    if (node.value != value_) {
+      Gone();
+      return absl::AbortedError(absl::StrCat(
+          LeaseContext(name_, "renew"), ": held by another holder (prevIndex ",
+          index, ", now ", node.modified_index, ")"));
+    }
+    if (node.modified_index != index) {  // our renew landed
+      Granted(node.modified_index, *ttl, sent + *ttl);
+      return absl::OkStatus();
+    }
+    if (attempt == kMaxAttempts) {
+      return StillUnknown(name_, "renew", r.status());
+    }
+  }
+}
+
+absl::Status Lease::Release() {
+  std::lock_guard<std::mutex> op(op_mu_);
+  const uint64_t index = this->index();
+  registry::DeleteOptions del;
+  del.prev_index = index;
+  bool uncertain = false;
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<registry::Response> r = keys_->Delete(key_, del);
+    if (r.ok()) {
+      Gone();
+      return absl::OkStatus();
+    }
+    if (!registry::IsOutcomeUnknown(r.status()) &&
+        !(uncertain && IsConditionFailed(r.status()))) {
+      if (IsConditionFailed(r.status())) Gone();
+      return Annotate(r.status(), "release", index);
+    }
+    uncertain = true;
+    absl::StatusOr<std::optional<registry::Node>> seen = ReadBack(keys_, key_);
+    if (!seen.ok()) return StillUnknown(name_, "release", seen.status());
+    if (!seen->has_value() || (*seen)->value != value_) {
+      Gone();  // our key is not there any more, whoever removed it
+      return absl::OkStatus();
+    }
+    if ((*seen)->modified_index != index) {
+      return absl::AbortedError(
+          absl::StrCat(LeaseContext(name_, "release"), ": moved (prevIndex ",
+                       index, ", now ", (*seen)->modified_index, ")"));
+    }
+    if (attempt == kMaxAttempts) {
+      return StillUnknown(name_, "release", r.status());
+    }
+  }
+}
+
+// --------------------------------------------------------- LeaseManager
+
+LeaseManager::LeaseManager(registry::KeysApi* keys, LeaseManagerOptions options)
+    : keys_(keys),
+      options_(Normalized(std::move(options))),
+      clock_(options_.clock),
+      token_seed_(RandomSeed()) {}
+
+registry::GetOptions LeaseManager::ReadOptions() const {
+  registry::GetOptions get;
+  get.quorum = options_.quorum_reads;
+  return get;
+}
+
+std::string LeaseManager::KeyFor(const std::string& name) const {
+  return absl::StrCat(options_.prefix, "lease/", name);
+}
+
+std::string LeaseManager::NewToken() {
+  return absl::StrCat(absl::Hex(token_seed_, absl::kZeroPad16), "-",
+                      token_counter_.fetch_add(1, std::memory_order_relaxed));
+}
+
+std::unique_ptr<Lease> LeaseManager::FromRead(const std::string& name,
+                                              const registry::Node& node,
+                                              absl::Time read_at) {
+  const absl::Duration ttl = absl::Seconds(node.ttl);
+  const absl::Time expiry =
+      node.ttl > 0 ? read_at + ttl - absl::Seconds(1) : absl::InfiniteFuture();
+  return std::unique_ptr<Lease>(new Lease(keys_, clock_, name, node.key,
+                                          node.value, node.modified_index,
+                                          node.modified_index, ttl, expiry));
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::GetLease(
+    const std::string& name) {
+  if (absl::Status s = ValidateName("lease name", name); !s.ok()) return s;
+  const absl::Time sent = clock_->Now();
+  absl::StatusOr<registry::Response> r =
+      keys_->Get(KeyFor(name), ReadOptions());
+  if (absl::IsNotFound(r.status())) return nullptr;
+  if (!r.ok()) return WithContext(r.status(), LeaseContext(name, "get"));
+  return FromRead(name, r->node, sent);
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::AcquireLease(
+    const std::string& name, const std::string& machine_id, int64_t version,
+    absl::Duration period) {
+  return Grant(name, machine_id, version, period, std::nullopt);
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::StealLease(
+    const std::string& name, const std::string& machine_id, int64_t version,
+    absl::Duration period, uint64_t index) {
+  return Grant(name, machine_id, version, period, index);
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::Grant(
+    const std::string& name, const std::string& machine_id, int64_t version,
+    absl::Duration period, std::optional<uint64_t> steal_index) {
+  const char* op = steal_index ? "steal" : "acquire";
+  if (absl::Status s = ValidateName("lease name", name); !s.ok()) return s;
+  if (absl::Status s = ValidateName("machine id", machine_id); !s.ok()) {
+    return WithContext(s, LeaseContext(name, op));
+  }
+  absl::StatusOr<absl::Duration> ttl = RoundPeriod(period);
+  if (!ttl.ok()) return WithContext(ttl.status(), LeaseContext(name, op));
+
+  const std::string key = KeyFor(name);
+  const std::string value = EncodeLeaseValue({machine_id, version, NewToken()});
+  registry::SetOptions set;
+  set.ttl = *ttl;
+  if (steal_index) {
+    set.prev_index = *steal_index;
+  } else {
+    set.prev_exist = false;
+  }
+  auto granted = [&](const registry::Node& node, absl::Time sent) {
+    return std::unique_ptr<Lease>(
+        new Lease(keys_, clock_, name, key, value, node.modified_index,
+                  node.modified_index, *ttl, sent + *ttl));
+  };
+
+  // The first attempt's send time: an earlier attempt may be the one that
+  // landed, so expiry counts from it.
+  const absl::Time sent = clock_->Now();
+  bool uncertain = false;
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<registry::Response> r = keys_->Set(key, value, set);
+    if (r.ok()) return granted(r->node, sent);
+    if (!registry::IsOutcomeUnknown(r.status()) &&
+        !(uncertain && IsConditionFailed(r.status()))) {
+      if (IsConditionFailed(r.status())) return nullptr;
+      return WithContext(r.status(), LeaseContext(name, op));
+    }
+    uncertain = true;
+    absl::StatusOr<std::optional<registry::Node>> seen = ReadBack(keys_, key);
+    if (!seen.ok()) return StillUnknown(name, op, seen.status());
+    if (seen->has_value() && (*seen)->value == value) {
+      return granted(**seen, sent);
+    }
+    // Retry only while the write provably has not happened: the key is
+    // still absent (acquire) or still at the index to steal.
+    const bool untouched =
+        steal_index
+            ? seen->has_value() && (*seen)->modified_index == *steal_index
+            : !seen->has_value();
+    if (!untouched) return nullptr;
+    if (attempt == kMaxAttempts) return StillUnknown(name, op, r.status());
+  }
+}
+
+absl::StatusOr<std::vector<std::unique_ptr<Lease>>> LeaseManager::ListLeases() {
+  const std::string dir = absl::StrCat(options_.prefix, "lease");
+  const absl::Time sent = clock_->Now();
+  registry::GetOptions get = ReadOptions();
+  get.sorted = true;
+  absl::StatusOr<registry::Response> r = keys_->Get(dir, get);
+  std::vector<std::unique_ptr<Lease>> leases;
+  if (absl::IsNotFound(r.status())) return leases;
+  if (!r.ok()) return WithContext(r.status(), absl::StrCat("list ", dir));
+  for (const registry::Node& node : r->node.nodes) {
+    if (node.dir) continue;
+    leases.push_back(
+        FromRead(node.key.substr(node.key.rfind('/') + 1), node, sent));
+  }
+  return leases;
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::WaitForChange(
+    const std::string& name, uint64_t after_index, absl::Time deadline,
+    const CancelToken* cancel) {
+  if (absl::Status s = ValidateName("lease name", name); !s.ok()) return s;
+  const std::string key = KeyFor(name);
+  const std::string context = LeaseContext(name, "wait for change");
+  absl::StatusOr<registry::Response> current = keys_->Get(key, ReadOptions());
+  if (absl::IsNotFound(current.status())) return nullptr;
+  if (!current.ok()) return WithContext(current.status(), context);
+  uint64_t wait_index = after_index + 1;
+  while (true) {
+    registry::WatchOptions watch;
+    watch.wait_index = wait_index;
+    watch.deadline = deadline;
+    watch.cancel = cancel;
+    absl::StatusOr<registry::Response> event = keys_->Watch(key, watch);
+    if (event.ok()) {
+      const registry::Node& node = event->node;
+      const std::string& action = event->action;
+      if (action == "delete" || action == "compareAndDelete" ||
+          action == "expire") {
+        return nullptr;
+      }
+      const bool renewal =
+          event->prev_node.has_value() &&
+          event->prev_node->value == node.value &&
+          event->prev_node->created_index == node.created_index;
+      if (!renewal) return FromRead(name, node, clock_->Now());
+      wait_index = node.modified_index + 1;
+      continue;
+    }
+    if (!absl::IsOutOfRange(event.status())) {
+      return WithContext(event.status(), context);
+    }
+    // The event history no longer reaches wait_index: look at the key now
+    // and watch on from the store's index.
+    const absl::Time sent = clock_->Now();
+    current = keys_->Get(key, ReadOptions());
+    if (absl::IsNotFound(current.status())) return nullptr;
+    if (!current.ok()) return WithContext(current.status(), context);
+    if (current->node.modified_index > after_index) {
+      return FromRead(name, current->node, sent);
+    }
+    wait_index = current->etcd_index + 1;
+  }
+}
+
+}  // namespace leasehold::lease

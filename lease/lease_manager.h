@@ -1,0 +1,213 @@
+// LeaseManager and Lease: fleet's lease API on the etcd v2 keys API.
+//
+// A lease is a key `<prefix>lease/<name>` with a TTL whose value names the
+// holder in fleet's format, {"MachineID":"…","Version":N} (plus a "Token"
+// fleet ignores; see lease/lease_value.h). Acquire creates it if absent,
+// Steal replaces it at a known index, Renew extends it with a
+// compare-and-swap on its index, Release deletes it with a compare-and-delete.
+// "Held by someone else" and "lost a race" are normal results (a null lease),
+// not errors; errors mean bad input or a registry that could not answer.
+//
+//   LeaseManager leases(keys.get());  // prefix "/leasehold/", quorum reads
+//   absl::StatusOr<std::unique_ptr<Lease>> lease =
+//       leases.AcquireLease("unit-42", "machine-a", 1, absl::Seconds(10));
+//   if (!lease.ok()) return lease.status();        // registry trouble
+//   if (*lease == nullptr) return;                 // someone else holds it
+//   UseFencingToken((*lease)->fence());
+//   absl::Status s = (*lease)->Renew(absl::Seconds(10));  // or use a Keeper
+//
+// Periods are TTLs: rounded UP to whole seconds, at least 1 s (etcd TTLs are
+// whole seconds). A lost response (registry::IsOutcomeUnknown) is resolved by
+// reading the key back (always a quorum read): the per-grant token says
+// whether the write landed, so a caller never gets a false "none" and never
+// becomes a second owner. If it still cannot tell, the call fails with
+// kUnavailable and IsOutcomeUnknown(status) — at worst an unknown write of
+// ours holds the lease, unused, until its TTL runs out.
+//
+// Thread-safety: LeaseManager is safe from any number of threads. A Lease's
+// accessors are safe from any thread; its Renew and Release calls are
+// serialized with each other.
+#ifndef LEASEHOLD_LEASE_LEASE_MANAGER_H_
+#define LEASEHOLD_LEASE_LEASE_MANAGER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "registry/cancel.h"
+#include "registry/clock.h"
+#include "registry/keys_api.h"
+
+namespace leasehold::lease {
+
+class Lease {
+ public:
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& machine_id() const { return machine_id_; }
+  int64_t version() const { return version_; }
+
+  // The key's modifiedIndex as this holder last saw it: the guard of the
+  // next Renew or Release, and what a standby passes to StealLease. Every
+  // renew moves it.
+  uint64_t index() const;
+
+  // The fencing token: the index at which this holder acquired or stole the
+  // lease. Stable across renews and strictly greater than any earlier
+  // holder's fence. For a lease read with GetLease, ListLeases or
+  // WaitForChange (the registry does not record when its holder got it) it
+  // is the index at the read, which is still greater than every earlier
+  // holder's fence.
+  uint64_t fence() const { return fence_; }
+
+  // The TTL of the last grant (acquire, steal or renew), whole seconds. For
+  // a read lease: the TTL the server reported.
+  absl::Duration period() const;
+
+  // When this holder must consider the lease gone, on the manager's clock:
+  // the time the granting request was SENT plus its TTL, so never later than
+  // the server's own expiry. A read lease counts from its read, less one
+  // second (the server rounds its TTL up). In the past after a Release or
+  // once a Renew found the lease gone or taken; InfiniteFuture for a key
+  // without a TTL.
+  absl::Time expiry() const;
+  // max(expiry() - now, 0), counting down on the manager's clock.
+  absl::Duration time_remaining() const;
+  bool expired() const { return time_remaining() == absl::ZeroDuration(); }
+
+  // Extends the lease to `period` (rounded up to whole seconds) from now,
+  // with a compare-and-swap on index() that does not wake watchers
+  // (refresh). OK: index(), period() and expiry() are updated.
+  //   kAborted: someone else holds it now (it was stolen).
+  //   kNotFound: it expired or was released.
+  //   kInvalidArgument: a period that is not positive.
+  //   kUnavailable / kDeadlineExceeded: the registry did not answer; the
+  //     lease may still be held until expiry(); retry.
+  absl::Status Renew(absl::Duration period);
+
+  // Deletes the key with a compare-and-delete on index(), so it never
+  // deletes a newer holder's key. OK: it is gone (after a lost response: our
+  // key is no longer there). kAborted: someone else holds it; kNotFound: it
+  // had already expired; kUnavailable: retry. After OK, kAborted or
+  // kNotFound the lease is expired().
+  absl::Status Release();
+
+ private:
+  friend class LeaseManager;
+  Lease(registry::KeysApi* keys, Clock* clock, std::string name,
+        std::string key, std::string value, uint64_t index, uint64_t fence,
+        absl::Duration period, absl::Time expiry);
+
+  // Records a grant (index, TTL, expiry).
+  void Granted(uint64_t index, absl::Duration period, absl::Time expiry);
+  // Records that the lease is certainly not ours any more.
+  void Gone();
+  absl::Status Annotate(const absl::Status& status, const char* op,
+                        uint64_t index) const;
+
+  registry::KeysApi* const keys_;
+  Clock* const clock_;
+  const std::string name_;
+  const std::string key_;
+  const std::string value_;  // exactly as stored: our token is in it
+  const std::string machine_id_;
+  const int64_t version_;
+  const uint64_t fence_;
+
+  std::mutex op_mu_;  // serializes Renew and Release
+  mutable std::mutex mu_;
+  uint64_t index_ ABSL_GUARDED_BY(mu_);
+  absl::Duration period_ ABSL_GUARDED_BY(mu_);
+  absl::Time expiry_ ABSL_GUARDED_BY(mu_);
+};
+
+struct LeaseManagerOptions {
+  // Leases live at `<prefix>lease/<name>`. Default "/leasehold/"; fleet
+  // uses "/_coreos.com/fleet/". A missing leading or trailing '/' is added.
+  std::string prefix = "/leasehold/";
+  // GetLease, ListLeases and WaitForChange read through raft (etcd
+  // quorum=true) so a stale member cannot report a wrong holder. Default on.
+  // Reads that resolve a lost response are always quorum reads.
+  bool quorum_reads = true;
+  // Every expiry decision reads this clock. Default: RealClock().
+  Clock* clock = nullptr;
+};
+
+class LeaseManager {
+ public:
+  // REQUIRES: `keys` (and options.clock) outlive the manager and every
+  // Lease it returns.
+  explicit LeaseManager(registry::KeysApi* keys,
+                        LeaseManagerOptions options = {});
+
+  // The lease as it is now, or nullptr when nobody holds it.
+  // kInvalidArgument for a bad name; registry errors otherwise.
+  absl::StatusOr<std::unique_ptr<Lease>> GetLease(const std::string& name);
+
+  // Creates the lease for `machine_id` at `version` with a TTL of `period`
+  // if nobody holds it. nullptr when someone does. kInvalidArgument for a
+  // bad name, machine id or period; kUnavailable (possibly
+  // IsOutcomeUnknown) when the registry did not answer.
+  absl::StatusOr<std::unique_ptr<Lease>> AcquireLease(
+      const std::string& name, const std::string& machine_id, int64_t version,
+      absl::Duration period);
+
+  // Takes the lease over from its holder if it is still at `index` (a
+  // compare-and-swap). nullptr when it moved past `index`, vanished, or
+  // another stealer won. Errors as AcquireLease.
+  absl::StatusOr<std::unique_ptr<Lease>> StealLease(
+      const std::string& name, const std::string& machine_id, int64_t version,
+      absl::Duration period, uint64_t index);
+
+  // Every lease under the prefix, sorted by name (empty when none).
+  absl::StatusOr<std::vector<std::unique_ptr<Lease>>> ListLeases();
+
+  // Blocks until the lease changes hands after `after_index` (usually the
+  // index() of the lease the caller saw): it was released, expired, stolen
+  // or re-acquired. Renewals by the same holder do not count. Returns the
+  // lease as it is after the change, nullptr when nobody holds it (acquire
+  // it now), at once if nobody holds it when called. After a gap longer
+  // than the registry's event history it re-reads the key and may return
+  // the current holder even if it only renewed; wait again from its index.
+  // kDeadlineExceeded past `deadline` (on the registry's clock), kCancelled
+  // when `cancel` fires, kInvalidArgument for a bad name.
+  absl::StatusOr<std::unique_ptr<Lease>> WaitForChange(
+      const std::string& name, uint64_t after_index,
+      absl::Time deadline = absl::InfiniteFuture(),
+      const CancelToken* cancel = nullptr);
+
+  const LeaseManagerOptions& options() const { return options_; }
+
+ private:
+  std::string KeyFor(const std::string& name) const;
+  registry::GetOptions ReadOptions() const;
+  std::string NewToken();
+  // Acquire (steal_index unset) or steal.
+  absl::StatusOr<std::unique_ptr<Lease>> Grant(
+      const std::string& name, const std::string& machine_id, int64_t version,
+      absl::Duration period, std::optional<uint64_t> steal_index);
+  // A lease read from a node, as a non-holder sees it.
+  std::unique_ptr<Lease> FromRead(const std::string& name,
+                                  const registry::Node& node,
+                                  absl::Time read_at);
+
+  registry::KeysApi* const keys_;
+  const LeaseManagerOptions options_;
+  Clock* const clock_;
+  const uint64_t token_seed_;
+  std::atomic<uint64_t> token_counter_{0};
+};
+
+}  // namespace leasehold::lease
+
+#endif  // LEASEHOLD_LEASE_LEASE_MANAGER_H_
