@@ -1,0 +1,557 @@
+#include "registry/etcd/etcd_client.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "registry/cancel.h"
+#include "registry/errors.h"
+#include "registry/etcd/http_transport.h"
+#include "registry/etcd/json_codec.h"
+
+namespace leasehold::registry {
+namespace {
+
+using etcd_internal::HttpRequest;
+using etcd_internal::HttpResponse;
+using etcd_internal::HttpResult;
+using etcd_internal::PercentEncode;
+
+// A watch whose connection failed waits this long before reconnecting,
+// doubling up to the maximum, so a member restart costs at most about a
+// second of extra latency without spinning on refused connections.
+constexpr absl::Duration kWatchRetryFirst = absl::Milliseconds(50);
+constexpr absl::Duration kWatchRetryMax = absl::Seconds(1);
+
+// The same status with `prefix` in front of its message; payloads (etcd's
+// error details, outcome-unknown) are kept.
+absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
+  absl::Status out(status.code(), absl::StrCat(prefix, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+// "name=value&…" with every name and value percent-encoded.
+class Params {
+ public:
+  void Add(absl::string_view name, absl::string_view value) {
+    absl::StrAppend(&text_, text_.empty() ? "" : "&", PercentEncode(name), "=",
+                    PercentEncode(value));
+  }
+  void AddTrue(absl::string_view name, bool flag) {
+    if (flag) Add(name, "true");
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
+// "/v2/keys/<segment>/<segment>", each segment percent-encoded. Empty
+// segments are dropped, as etcd's path cleaning would; "." and ".." are
+// refused because Go's HTTP mux answers them with a redirect, not the key.
+absl::StatusOr<std::string> KeyPath(absl::string_view key) {
+  std::string path = "/v2/keys";
+  for (absl::string_view segment :
+       absl::StrSplit(key, '/', absl::SkipEmpty())) {
+    if (segment == "." || segment == "..") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key \"", absl::CHexEscape(key), "\": '.' and '..' are not allowed"));
+    }
+    absl::StrAppend(&path, "/", PercentEncode(segment));
+  }
+  if (path == "/v2/keys") path.push_back('/');
+  return path;
+}
+
+std::string WithQuery(std::string path, const Params& params) {
+  if (!params.text().empty()) absl::StrAppend(&path, "?", params.text());
+  return path;
+}
+
+std::string Quoted(absl::string_view op, absl::string_view key) {
+  return absl::StrCat(op, " \"", absl::CHexEscape(key), "\"");
+}
+
+uint64_t EtcdIndexHeader(const HttpResponse& response) {
+  uint64_t index = 0;
+  if (auto header = response.Header("x-etcd-index")) {
+    if (!absl::SimpleAtoi(*header, &index)) index = 0;
+  }
+  return index;
+}
+
+// The cluster could not serve this request right now, but another member
+// may: a 5xx, or a raft error (300 internal, 301 leader election).
+bool IsServerTrouble(int http_status, const std::optional<EtcdError>& error) {
+  if (error.has_value() &&
+      (error->code == kEtcdRaftInternal || error->code == kEtcdLeaderElect)) {
+    return true;
+  }
+  return http_status >= 500;
+}
+
+absl::Status CheckReadable(absl::string_view option, const std::string& path) {
+  if (path.empty()) return absl::OkStatus();
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        option, " \"", path, "\": cannot be read: ", std::strerror(errno)));
+  }
+  std::fclose(f);
+  return absl::OkStatus();
+}
+
+absl::Status Validate(EtcdOptions& options) {
+  if (options.endpoints.empty()) {
+    return absl::InvalidArgumentError("endpoints: at least one is required");
+  }
+  for (size_t i = 0; i < options.endpoints.size(); ++i) {
+    std::string& endpoint = options.endpoints[i];
+    absl::string_view rest = endpoint;
+    if (!absl::ConsumePrefix(&rest, "http://") &&
+        !absl::ConsumePrefix(&rest, "https://")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("endpoints[", i, "] \"", endpoint,
+                       "\": not an http:// or https:// URL"));
+    }
+    while (absl::ConsumeSuffix(&rest, "/")) endpoint.pop_back();
+    if (rest.empty() || absl::StrContains(rest, '/')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("endpoints[", i, "] \"", endpoint,
+                       "\": expected scheme://host:port with no path"));
+    }
+  }
+  if (options.request_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("request_timeout: must be positive");
+  }
+  if (options.dial_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("dial_timeout: must be positive");
+  }
+  if (options.auto_sync_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "auto_sync_interval: must not be negative");
+  }
+  if (options.username.empty() && !options.password.empty()) {
+    return absl::InvalidArgumentError("password: given without a username");
+  }
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        options.cert_file.empty() ? "key_file: given without cert_file"
+                                  : "cert_file: given without key_file");
+  }
+  for (const auto& [name, path] :
+       {std::pair<const char*, const std::string&>{"ca_file", options.ca_file},
+        {"cert_file", options.cert_file},
+        {"key_file", options.key_file}}) {
+    absl::Status readable = CheckReadable(name, path);
+    if (!readable.ok()) return readable;
+  }
+  return absl::OkStatus();
+}
+
+// Sleeps on `clock` until `until`, returning early if `cancel` fires.
+void SleepUnlessCancelled(Clock& clock, absl::Time until,
+                          const CancelToken* cancel) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woken = false;
+  CancelToken::Registration on_cancel;
+  if (cancel != nullptr) {
+    on_cancel = cancel->OnCancel([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      woken = true;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  while (!woken && clock.WaitUntil(cv, lock, until)) {
+  }
+}
+
+etcd_internal::HttpTransportOptions TransportOptions(
+    const EtcdOptions& options) {
+  etcd_internal::HttpTransportOptions out;
+  out.request_timeout = options.request_timeout;
+  out.dial_timeout = options.dial_timeout;
+  out.username = options.username;
+  out.password = options.password;
+  out.ca_file = options.ca_file;
+  out.cert_file = options.cert_file;
+  out.key_file = options.key_file;
+  return out;
+}
+
+class EtcdClient final : public KeysApi {
+ public:
+  explicit EtcdClient(EtcdOptions options)
+      : options_(std::move(options)),
+        clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+        transport_(TransportOptions(options_)),
+        endpoints_(options_.endpoints) {
+    if (options_.auto_sync_interval > absl::ZeroDuration()) {
+      sync_thread_ = std::thread([this] { SyncLoop(); });
+    }
+  }
+
+  ~EtcdClient() override {
+    stop_.Cancel();  // also aborts a /v2/members request in flight
+    if (sync_thread_.joinable()) sync_thread_.join();
+  }
+
+  absl::StatusOr<Response> Get(const std::string& key,
+                               const GetOptions& options) override {
+    const std::string context = Quoted("get", key);
+    absl::StatusOr<std::string> path = KeyPath(key);
+    if (!path.ok()) return Prefixed(context, path.status());
+    Params query;
+    query.AddTrue("recursive", options.recursive);
+    query.AddTrue("sorted", options.sorted);
+    query.AddTrue("quorum", options.quorum || options_.quorum_reads);
+    return RoundTrip(context, {"GET", WithQuery(*path, query), "", true});
+  }
+
+  absl::StatusOr<Response> Set(const std::string& key, const std::string& value,
+                               const SetOptions& options) override {
+    const std::string context = Quoted("set", key);
+    absl::StatusOr<std::string> path = KeyPath(key);
+    if (!path.ok()) return Prefixed(context, path.status());
+    Params form;
+    // etcd refuses a value with refresh (210), and a directory has none.
+    if (!options.refresh && !options.dir) form.Add("value", value);
+    if (absl::Status ttl = AddTtl(options.ttl, form); !ttl.ok()) {
+      return Prefixed(context, ttl);
+    }
+    if (options.prev_exist.has_value()) {
+      form.Add("prevExist", *options.prev_exist ? "true" : "false");
+    }
+    if (options.prev_index.has_value()) {
+      form.Add("prevIndex", absl::StrCat(*options.prev_index));
+    }
+    if (options.prev_value.has_value()) {
+      form.Add("prevValue", *options.prev_value);
+    }
+    form.AddTrue("refresh", options.refresh);
+    form.AddTrue("dir", options.dir);
+    return RoundTrip(context, {"PUT", *path, form.text(), false});
+  }
+
+  absl::StatusOr<Response> CreateInOrder(
+      const std::string& dir, const std::string& value,
+      const CreateInOrderOptions& options) override {
+    const std::string context = Quoted("create in order under", dir);
+    absl::StatusOr<std::string> path = KeyPath(dir);
+    if (!path.ok()) return Prefixed(context, path.status());
+    Params form;
+    form.Add("value", value);
+    if (absl::Status ttl = AddTtl(options.ttl, form); !ttl.ok()) {
+      return Prefixed(context, ttl);
+    }
+    return RoundTrip(context, {"POST", *path, form.text(), false});
+  }
+
+  absl::StatusOr<Response> Delete(const std::string& key,
+                                  const DeleteOptions& options) override {
+    const std::string context = Quoted("delete", key);
+    absl::StatusOr<std::string> path = KeyPath(key);
+    if (!path.ok()) return Prefixed(context, path.status());
+    Params query;
+    if (options.prev_index.has_value()) {
+      query.Add("prevIndex", absl::StrCat(*options.prev_index));
+    }
+    if (options.prev_value.has_value()) {
+      query.Add("prevValue", *options.prev_value);
+    }
+    query.AddTrue("dir", options.dir);
+    query.AddTrue("recursive", options.recursive);
+    return RoundTrip(context, {"DELETE", WithQuery(*path, query), "", false});
+  }
+
+  absl::StatusOr<Response> Watch(const std::string& key,
+                                 const WatchOptions& options) override;
+
+ private:
+  static absl::Status AddTtl(const std::optional<absl::Duration>& ttl,
+                             Params& form) {
+    if (!ttl.has_value()) return absl::OkStatus();
+    absl::StatusOr<int64_t> seconds = TtlSeconds(*ttl);
+    if (!seconds.ok()) return seconds.status();
+    form.Add("ttl", absl::StrCat(*seconds));
+    return absl::OkStatus();
+  }
+
+  // Sends a request to the preferred endpoint, moving on to the others
+  // while it certainly was not applied (reads: whenever it failed).
+  absl::StatusOr<Response> RoundTrip(const std::string& context,
+                                     const HttpRequest& request);
+  // An HTTP answer that is not server trouble → the caller's result.
+  absl::StatusOr<Response> Decode(const HttpResponse& response,
+                                  const std::string& context);
+  absl::Status AuthError(int http_status, const std::optional<EtcdError>& error,
+                         const std::string& context) const;
+
+  std::pair<std::vector<std::string>, size_t> Endpoints() const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void StickTo(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  void MoveOff(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+
+  void SyncLoop();
+  void SyncMembers();
+
+  const EtcdOptions options_;
+  Clock* const clock_;
+  etcd_internal::HttpTransport transport_;
+  // Set once a request with the configured credentials succeeded; see
+  // AuthError for why etcd's answers need this.
+  std::atomic<bool> credentials_worked_{false};
+
+  mutable std::mutex mu_;
+  std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
+  size_t preferred_ ABSL_GUARDED_BY(mu_) = 0;
+
+  CancelToken stop_;
+  std::thread sync_thread_;
+};
+
+std::pair<std::vector<std::string>, size_t> EtcdClient::Endpoints() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {endpoints_, preferred_};
+}
+
+void EtcdClient::StickTo(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find(endpoints_.begin(), endpoints_.end(), endpoint);
+  if (it != endpoints_.end()) preferred_ = it - endpoints_.begin();
+}
+
+void EtcdClient::MoveOff(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Only the first of several concurrent failures on the preferred
+  // endpoint moves the preference; the others find it already moved.
+  if (endpoints_[preferred_] == endpoint) {
+    preferred_ = (preferred_ + 1) % endpoints_.size();
+  }
+}
+
+absl::StatusOr<Response> EtcdClient::RoundTrip(const std::string& context,
+                                               const HttpRequest& request) {
+  const auto [endpoints, start] = Endpoints();
+  absl::Status last;
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
+    HttpResult result = transport_.Send(endpoint, request);
+    if (!result.status.ok()) {
+      // A bad URL or TLS file fails the same way everywhere.
+      if (absl::IsInvalidArgument(result.status)) {
+        return Prefixed(context, result.status);
+      }
+      MoveOff(endpoint);
+      if (result.maybe_sent && !request.idempotent) {
+        return OutcomeUnknownError(
+            absl::StrCat(context, ": ", result.status.message()));
+      }
+      last = result.status;
+      continue;
+    }
+    const HttpResponse& response = result.response;
+    std::optional<EtcdError> error;
+    if (response.status >= 300) {
+      error = etcd_internal::ParseEtcdError(response.body);
+    }
+    if (IsServerTrouble(response.status, error)) {
+      MoveOff(endpoint);
+      absl::Status mapped = MapEtcdError(
+          response.status, error, absl::StrCat(context, " at ", endpoint));
+      // A server that failed while handling a write (a raft timeout, say)
+      // may still apply it.
+      if (!request.idempotent) return OutcomeUnknownError(mapped.message());
+      last = mapped;
+      continue;
+    }
+    StickTo(endpoint);
+    return Decode(response, context);
+  }
+  return absl::Status(
+      last.code(),
+      absl::StrCat(context, ": no endpoint answered (", endpoints.size(),
+                   " tried); last: ", last.message()));
+}
+
+absl::StatusOr<Response> EtcdClient::Decode(const HttpResponse& response,
+                                            const std::string& context) {
+  if (response.status >= 200 && response.status < 300) {
+    if (!options_.username.empty()) {
+      credentials_worked_.store(true, std::memory_order_relaxed);
+    }
+    absl::StatusOr<Response> parsed =
+        etcd_internal::ParseKeysResponse(response.body);
+    if (!parsed.ok()) return Prefixed(context, parsed.status());
+    parsed->etcd_index = EtcdIndexHeader(response);
+    return parsed;
+  }
+  std::optional<EtcdError> error = etcd_internal::ParseEtcdError(response.body);
+  if (response.status == 401 &&
+      (!error.has_value() || error->code == kEtcdUnauthorized)) {
+    return AuthError(response.status, error, context);
+  }
+  return MapEtcdError(response.status, error, context);
+}
+
+// etcd 3.4's v2 auth answers 401 {"errorCode":110, "cause":"Insufficient
+// credentials"} alike for an unknown user, a wrong password and a user
+// whose roles do not cover the key, and no endpoint lets a non-root user
+// check its own password (/v2/auth/users/<name> is root-only; /v2/members
+// and /v2/auth/enable ignore credentials). So the client decides from what
+// it knows: no username → unauthenticated; credentials that have already
+// worked from this client → the user lacks permission; otherwise the
+// credentials are reported as not accepted, and the message says that
+// etcd cannot tell this apart from a missing permission.
+absl::Status EtcdClient::AuthError(int http_status,
+                                   const std::optional<EtcdError>& error,
+                                   const std::string& context) const {
+  if (options_.username.empty()) {
+    return MapEtcdError(
+        http_status, error,
+        absl::StrCat(context,
+                     ": etcd requires authentication and no username is set"),
+        /*bad_credentials=*/true);
+  }
+  const std::string user = absl::StrCat("user \"", options_.username, "\"");
+  if (credentials_worked_.load(std::memory_order_relaxed)) {
+    return MapEtcdError(
+        http_status, error,
+        absl::StrCat(context, ": ", user, " lacks permission for this key"),
+        /*bad_credentials=*/false);
+  }
+  return MapEtcdError(
+      http_status, error,
+      absl::StrCat(context, ": ", user,
+                   " was not accepted: wrong username or password (etcd v2 "
+                   "answers the same for a missing permission, and these "
+                   "credentials have not worked from this client yet)"),
+      /*bad_credentials=*/true);
+}
+
+absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
+                                           const WatchOptions& options) {
+  const std::string context = Quoted("watch", key);
+  absl::StatusOr<std::string> path = KeyPath(key);
+  if (!path.ok()) return Prefixed(context, path.status());
+  uint64_t wait_index = options.wait_index;
+  absl::Duration retry_pause = kWatchRetryFirst;
+  while (true) {
+    if (options.cancel != nullptr && options.cancel->cancelled()) {
+      return absl::CancelledError(absl::StrCat(context, ": cancelled"));
+    }
+    if (clock_->Now() >= options.deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(context, ": deadline passed"));
+    }
+    Params query;
+    query.Add("wait", "true");
+    if (wait_index > 0) query.Add("waitIndex", absl::StrCat(wait_index));
+    query.AddTrue("recursive", options.recursive);
+    const std::string endpoint = [&] {
+      auto [endpoints, preferred] = Endpoints();
+      return endpoints[preferred];
+    }();
+    HttpResult result = transport_.LongPoll(
+        endpoint, {"GET", WithQuery(*path, query), "", true}, options.deadline,
+        *clock_, options.cancel);
+    // etcd sends its headers as soon as the watch is registered; with no
+    // wait index given, its X-Etcd-Index fixes where "from now" began, so
+    // a reconnect neither misses nor repeats an event.
+    if (wait_index == 0) {
+      if (const uint64_t index = EtcdIndexHeader(result.response); index > 0) {
+        wait_index = index + 1;
+      }
+    }
+    if (!result.status.ok()) {
+      if (absl::IsCancelled(result.status) ||
+          absl::IsDeadlineExceeded(result.status) ||
+          absl::IsInvalidArgument(result.status)) {
+        return Prefixed(context, result.status);
+      }
+      MoveOff(endpoint);
+    } else if (result.response.status >= 200 && result.response.status < 300 &&
+               absl::StripAsciiWhitespace(result.response.body).empty()) {
+      // etcd ended the long poll without an event (its watcher was dropped,
+      // e.g. on a snapshot restore): nothing happened yet, ask again.
+      retry_pause = kWatchRetryFirst;
+      continue;
+    } else {
+      std::optional<EtcdError> error;
+      if (result.response.status >= 300) {
+        error = etcd_internal::ParseEtcdError(result.response.body);
+      }
+      if (!IsServerTrouble(result.response.status, error)) {
+        StickTo(endpoint);
+        return Decode(result.response, context);
+      }
+      MoveOff(endpoint);
+    }
+    SleepUnlessCancelled(
+        *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
+        options.cancel);
+    retry_pause = std::min(retry_pause * 2, kWatchRetryMax);
+  }
+}
+
+void EtcdClient::SyncLoop() {
+  while (!stop_.cancelled()) {
+    SleepUnlessCancelled(*clock_, clock_->Now() + options_.auto_sync_interval,
+                         &stop_);
+    if (!stop_.cancelled()) SyncMembers();
+  }
+}
+
+// Replaces the endpoint list with the members' client URLs. On any failure
+// the current list stays: it is still the best knowledge there is.
+void EtcdClient::SyncMembers() {
+  const auto [endpoints, start] = Endpoints();
+  for (size_t i = 0; i < endpoints.size() && !stop_.cancelled(); ++i) {
+    const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
+    HttpResult result =
+        transport_.Send(endpoint, {"GET", "/v2/members", "", true}, &stop_);
+    if (!result.status.ok() || result.response.status != 200) continue;
+    absl::StatusOr<std::vector<std::string>> urls =
+        etcd_internal::ParseMemberClientUrls(result.response.body);
+    if (!urls.ok() || urls->empty()) continue;
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string current = endpoints_[preferred_];
+    endpoints_ = *std::move(urls);
+    auto it = std::find(endpoints_.begin(), endpoints_.end(), current);
+    preferred_ = it != endpoints_.end() ? it - endpoints_.begin() : 0;
+    return;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options) {
+  absl::Status valid = Validate(options);
+  if (!valid.ok()) return valid;
+  return std::make_unique<EtcdClient>(std::move(options));
+}
+
+}  // namespace leasehold::registry

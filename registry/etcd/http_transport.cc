@@ -1,0 +1,343 @@
+#include "registry/etcd/http_transport.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace leasehold::registry::etcd_internal {
+namespace {
+
+// Enough idle connections per endpoint for a busy process; more are closed
+// when their transfer ends instead of being kept.
+constexpr size_t kMaxIdleHandlesPerEndpoint = 16;
+
+// How long one curl_multi_poll may block before the loop looks at the
+// deadline again. The deadline is on an injected Clock (possibly simulated),
+// which curl cannot wait on; cancels do not wait for this (they wake the
+// poll at once).
+constexpr absl::Duration kPollSlice = absl::Milliseconds(100);
+
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+bool IsUnreserved(unsigned char c) {
+  return absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+long ToCurlMillis(absl::Duration d) {  // NOLINT(runtime/int): curl's type
+  return static_cast<long>(            // NOLINT(runtime/int)
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+// State of one transfer, reached from libcurl's callbacks.
+struct Transfer {
+  HttpResponse* response;
+  bool idempotent;
+  // How many times libcurl was about to send the request.
+  int attempts = 0;
+};
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  static_cast<Transfer*>(user)->response->body.append(data, size * count);
+  return size * count;
+}
+
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  HttpResponse* response = static_cast<Transfer*>(user)->response;
+  absl::string_view line(data, size * count);
+  if (absl::StartsWith(line, "HTTP/")) {
+    // A new response begins (after "100 Continue", say): forget the last.
+    response->headers.clear();
+  } else if (const size_t colon = line.find(':');
+             colon != absl::string_view::npos) {
+    response->headers[absl::AsciiStrToLower(line.substr(0, colon))] =
+        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+  }
+  return size * count;
+}
+
+// libcurl silently re-sends a request whose reused keep-alive connection
+// died before any answer byte arrived. The server may have applied it, so a
+// request that is not idempotent gets one attempt only.
+int OnBeforeSend(void* user, char*, char*, int, int) {
+  Transfer* transfer = static_cast<Transfer*>(user);
+  ++transfer->attempts;
+  return transfer->attempts > 1 && !transfer->idempotent ? CURL_PREREQFUNC_ABORT
+                                                         : CURL_PREREQFUNC_OK;
+}
+
+absl::StatusCode CodeForCurlError(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return absl::StatusCode::kDeadlineExceeded;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CIPHER:
+      return absl::StatusCode::kInvalidArgument;
+    default:
+      return absl::StatusCode::kUnavailable;
+  }
+}
+
+}  // namespace
+
+std::string PercentEncode(absl::string_view raw) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(raw.size());
+  for (const char ch : raw) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (IsUnreserved(c)) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> PercentDecode(absl::string_view encoded) {
+  std::string out;
+  out.reserve(encoded.size());
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    if (encoded[i] == '+') {
+      out.push_back(' ');
+    } else if (encoded[i] != '%') {
+      out.push_back(encoded[i]);
+    } else {
+      if (i + 2 >= encoded.size()) return std::nullopt;
+      const int hi = HexValue(encoded[i + 1]);
+      const int lo = HexValue(encoded[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> HttpResponse::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  if (it == headers.end()) return std::nullopt;
+  return it->second;
+}
+
+// A libcurl easy handle inside its own multi handle. The multi handle owns
+// the connection cache, so keeping the pair keeps its connections alive, and
+// it is what a cancel wakes (curl_multi_wakeup) from another thread.
+class HttpTransport::Handle {
+ public:
+  Handle() : easy_(curl_easy_init()), multi_(curl_multi_init()) {
+    // Go's net/http answers "Expect: 100-continue" fine, but waiting for the
+    // interim answer costs a round trip on every large write.
+    headers_ = curl_slist_append(nullptr, "Expect:");
+  }
+  ~Handle() {
+    curl_slist_free_all(headers_);
+    curl_easy_cleanup(easy_);
+    curl_multi_cleanup(multi_);
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  bool valid() const { return easy_ != nullptr && multi_ != nullptr; }
+  CURL* easy() const { return easy_; }
+  CURLM* multi() const { return multi_; }
+  curl_slist* headers() const { return headers_; }
+
+ private:
+  CURL* const easy_;
+  CURLM* const multi_;
+  curl_slist* headers_;
+};
+
+HttpTransport::HttpTransport(HttpTransportOptions options)
+    : options_(std::move(options)) {
+  InitCurlOnce();
+}
+
+HttpTransport::~HttpTransport() = default;
+
+HttpResult HttpTransport::Send(absl::string_view base_url,
+                               const HttpRequest& request,
+                               const CancelToken* cancel) {
+  return Perform(base_url, request, std::nullopt, *RealClock(), cancel);
+}
+
+HttpResult HttpTransport::LongPoll(absl::string_view base_url,
+                                   const HttpRequest& request,
+                                   absl::Time deadline, Clock& clock,
+                                   const CancelToken* cancel) {
+  return Perform(base_url, request, deadline, clock, cancel);
+}
+
+std::unique_ptr<HttpTransport::Handle> HttpTransport::Borrow(
+    const std::string& base_url) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = idle_.find(base_url);
+    if (it != idle_.end() && !it->second.empty()) {
+      std::unique_ptr<Handle> handle = std::move(it->second.back());
+      it->second.pop_back();
+      return handle;
+    }
+  }
+  return std::make_unique<Handle>();
+}
+
+void HttpTransport::Return(const std::string& base_url,
+                           std::unique_ptr<Handle> handle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::unique_ptr<Handle>>& idle = idle_[base_url];
+  if (idle.size() < kMaxIdleHandlesPerEndpoint) {
+    idle.push_back(std::move(handle));
+  }
+}
+
+HttpResult HttpTransport::Perform(absl::string_view base_url,
+                                  const HttpRequest& request,
+                                  std::optional<absl::Time> deadline,
+                                  Clock& clock, const CancelToken* cancel) {
+  const std::string endpoint(base_url);
+  const std::string url = absl::StrCat(endpoint, request.target);
+  const std::string what = absl::StrCat(request.method, " ", url);
+  HttpResult result;
+  std::unique_ptr<Handle> handle = Borrow(endpoint);
+  if (!handle->valid()) {
+    result.status = absl::ResourceExhaustedError(
+        absl::StrCat(what, ": cannot create a libcurl handle"));
+    return result;
+  }
+
+  CURL* easy = handle->easy();
+  // Options are set afresh for every transfer; a reset keeps the
+  // connections, which belong to the multi handle.
+  curl_easy_reset(easy);
+  Transfer transfer{&result.response, request.idempotent};
+  char error_text[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_text);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, handle->headers());
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &OnHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &OnBeforeSend);
+  curl_easy_setopt(easy, CURLOPT_PREREQDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   ToCurlMillis(options_.dial_timeout));
+  if (!deadline.has_value()) {
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     ToCurlMillis(options_.request_timeout));
+  }
+  if (request.method == "GET") {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    if (!request.body.empty() || request.method != "DELETE") {
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
+                       static_cast<long>(request.body.size()));  // NOLINT
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
+    }
+  }
+  if (!options_.username.empty()) {
+    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(easy, CURLOPT_USERNAME, options_.username.c_str());
+    curl_easy_setopt(easy, CURLOPT_PASSWORD, options_.password.c_str());
+  }
+  if (!options_.ca_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
+  }
+  if (!options_.cert_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_SSLCERT, options_.cert_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSLKEY, options_.key_file.c_str());
+  }
+
+  CURLM* multi = handle->multi();
+  curl_multi_add_handle(multi, easy);
+  CancelToken::Registration on_cancel;
+  if (cancel != nullptr) {
+    on_cancel = cancel->OnCancel([multi] { curl_multi_wakeup(multi); });
+  }
+  std::optional<CURLcode> done;
+  bool cancelled = false;
+  bool expired = false;
+  while (true) {
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
+      if (msg->msg == CURLMSG_DONE) done = msg->data.result;
+    }
+    if (done.has_value()) break;
+    if (cancel != nullptr && cancel->cancelled()) {
+      cancelled = true;
+      break;
+    }
+    absl::Duration wait = kPollSlice;
+    if (deadline.has_value()) {
+      const absl::Duration left = *deadline - clock.Now();
+      if (left <= absl::ZeroDuration()) {
+        expired = true;
+        break;
+      }
+      wait = std::min(wait, left);
+    }
+    curl_multi_poll(multi, nullptr, 0, static_cast<int>(ToCurlMillis(wait)),
+                    nullptr);
+  }
+  on_cancel.Reset();
+  // Removing an unfinished transfer closes its connection, so a cancelled
+  // long poll never leaves a half-read answer on a pooled connection.
+  curl_multi_remove_handle(multi, easy);
+  long connects = 0;  // NOLINT(runtime/int): curl's type
+  curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+  connections_opened_.fetch_add(connects, std::memory_order_relaxed);
+  result.maybe_sent = transfer.attempts > 0;
+
+  if (cancelled) {
+    result.status = absl::CancelledError(absl::StrCat(what, ": cancelled"));
+  } else if (expired) {
+    result.status =
+        absl::DeadlineExceededError(absl::StrCat(what, ": deadline passed"));
+  } else if (*done == CURLE_OK) {
+    long code = 0;  // NOLINT(runtime/int): curl's type
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    result.response.status = static_cast<int>(code);
+  } else if (*done == CURLE_ABORTED_BY_CALLBACK) {
+    result.status = absl::UnavailableError(absl::StrCat(
+        what, ": connection lost after the request was sent; not re-sent"));
+  } else {
+    result.status = absl::Status(
+        CodeForCurlError(*done),
+        absl::StrCat(
+            what, ": ",
+            error_text[0] != '\0' ? error_text : curl_easy_strerror(*done)));
+  }
+  Return(endpoint, std::move(handle));
+  return result;
+}
+
+}  // namespace leasehold::registry::etcd_internal

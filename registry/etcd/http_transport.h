@@ -1,0 +1,149 @@
+// HttpTransport: the small HTTP/1.1 client under the etcd client (libcurl).
+//
+// It sends one request to one base URL and returns either the HTTP answer,
+// whatever its status code (a 404 is a successful transport call), or a
+// transport error that says whether the server may have seen the request.
+// It knows nothing of etcd; registry/etcd/etcd_client.cc decides what an
+// answer means and where to send the next request.
+//
+//   etcd_internal::HttpTransport transport(HttpTransportOptions{});
+//   HttpRequest request{"PUT", "/v2/keys/a?prevIndex=7",
+//                       "value=" + PercentEncode(value)};
+//   request.idempotent = false;   // never re-sent once it may have arrived
+//   HttpResult r = transport.Send("http://127.0.0.1:2379", request);
+//   if (!r.status.ok() && r.maybe_sent) { ... outcome unknown ... }
+//
+// Connections are kept alive: every transfer borrows a libcurl handle (with
+// its connection cache) from a per-endpoint pool and gives it back, so a
+// steady stream of requests from any number of threads reuses a few TCP
+// connections. A long poll borrows a handle for its whole duration. Any
+// transfer may be cancelled from another thread through a CancelToken; it
+// then returns kCancelled within milliseconds.
+//
+// Thread-safety: one transport may be used from any number of threads.
+#ifndef LEASEHOLD_REGISTRY_ETCD_HTTP_TRANSPORT_H_
+#define LEASEHOLD_REGISTRY_ETCD_HTTP_TRANSPORT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "registry/cancel.h"
+#include "registry/clock.h"
+
+namespace leasehold::registry::etcd_internal {
+
+// Percent-encodes every byte except RFC 3986's unreserved characters
+// (A-Z a-z 0-9 - . _ ~). Safe for a path segment, a query value and a
+// form value alike.
+std::string PercentEncode(absl::string_view raw);
+// The inverse; also reads '+' as a space, as form decoding does. nullopt for
+// a '%' not followed by two hex digits.
+std::optional<std::string> PercentDecode(absl::string_view encoded);
+
+struct HttpRequest {
+  std::string method = "GET";  // GET, PUT, POST or DELETE
+  // Path and query, already percent-encoded: "/v2/keys/a%20b?recursive=true".
+  std::string target;
+  // application/x-www-form-urlencoded; sent only when not empty.
+  std::string body;
+  // false: once the request may have reached the server it is never sent
+  // again, not even by libcurl's silent retry on a keep-alive connection
+  // that turns out to be dead. Conditional writes must set false.
+  bool idempotent = true;
+};
+
+struct HttpResponse {
+  int status = 0;  // HTTP status code
+  // Header names lower-cased; a repeated header keeps its last value.
+  std::map<std::string, std::string> headers;
+  std::string body;
+
+  // The named header (lower-case name), if present.
+  std::optional<std::string> Header(const std::string& name) const;
+};
+
+struct HttpResult {
+  // OK: an HTTP answer arrived and is in `response`. Otherwise why not:
+  // kUnavailable (connect, TLS or I/O failure), kDeadlineExceeded (the
+  // request timeout or the long poll's deadline), kCancelled,
+  // kInvalidArgument (a bad URL or TLS file).
+  absl::Status status;
+  // When !status.ok(): true if the server may have received the request
+  // (it was handed to a connection); false if it certainly did not.
+  bool maybe_sent = false;
+  // On failure, the headers (and body bytes) that did arrive, if any.
+  HttpResponse response;
+};
+
+struct HttpTransportOptions {
+  // Whole transfer of a Send (not of a LongPoll), connect included.
+  absl::Duration request_timeout = absl::Seconds(5);
+  // TCP connect plus TLS handshake.
+  absl::Duration dial_timeout = absl::Seconds(2);
+  // HTTP basic auth when username is not empty.
+  std::string username;
+  std::string password;
+  // PEM files; empty: the system CA store / no client certificate.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+class HttpTransport {
+ public:
+  explicit HttpTransport(HttpTransportOptions options);
+  ~HttpTransport();
+  HttpTransport(const HttpTransport&) = delete;
+  HttpTransport& operator=(const HttpTransport&) = delete;
+
+  // Sends `request` to `base_url` ("http://host:port") and waits for the
+  // answer, at most request_timeout. `cancel` may be null.
+  HttpResult Send(absl::string_view base_url, const HttpRequest& request,
+                  const CancelToken* cancel = nullptr);
+
+  // Like Send, but without the request timeout: waits until the answer, the
+  // `deadline` on `clock` (kDeadlineExceeded) or `cancel` (kCancelled).
+  // For etcd's wait=true long polls.
+  HttpResult LongPoll(absl::string_view base_url, const HttpRequest& request,
+                      absl::Time deadline, Clock& clock,
+                      const CancelToken* cancel);
+
+  // TCP connections opened so far (for tests of keep-alive).
+  int64_t connections_opened() const {
+    return connections_opened_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  class Handle;
+
+  HttpResult Perform(absl::string_view base_url, const HttpRequest& request,
+                     std::optional<absl::Time> deadline, Clock& clock,
+                     const CancelToken* cancel);
+  std::unique_ptr<Handle> Borrow(const std::string& base_url)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Return(const std::string& base_url, std::unique_ptr<Handle> handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  const HttpTransportOptions options_;
+  std::atomic<int64_t> connections_opened_{0};
+  std::mutex mu_;
+  // Idle handles per base URL, most recently used last (its connection is
+  // the likeliest to still be open).
+  std::map<std::string, std::vector<std::unique_ptr<Handle>>> idle_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace leasehold::registry::etcd_internal
+
+#endif  // LEASEHOLD_REGISTRY_ETCD_HTTP_TRANSPORT_H_
