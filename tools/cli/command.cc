@@ -1,0 +1,69 @@
+#include "tools/cli/command.h"
+
+#include <cstdlib>
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "registry/open.h"
+
+namespace leasehold::cli {
+
+absl::StatusOr<std::unique_ptr<registry::KeysApi>> Context::OpenRegistry(
+    absl::string_view fallback) {
+  std::string uri = global_.registry;
+  if (uri.empty()) {
+    const char* env = std::getenv("LEASEHOLD_REGISTRY");
+    uri = env != nullptr && *env != '\0' ? env : std::string(fallback);
+  }
+  return registry::Open(uri);
+}
+
+int Context::Fail(absl::string_view command, const absl::Status& status) {
+  return Fail(command, ExitCodeFor(status), status.message());
+}
+
+int Context::Fail(absl::string_view command, ExitCode code,
+                  absl::string_view message) {
+  err_ << "leasehold " << command << ": " << message << std::endl;
+  return code;
+}
+
+std::string Usage(const CommandSpec& spec) {
+  std::string usage = absl::StrCat(
+      "usage: leasehold [--registry URI] [--prefix P] [-o text|json] ",
+      spec.name, " ", spec.synopsis, "\n\n", spec.summary, "\n");
+  if (!spec.flags.empty())
+    absl::StrAppend(&usage, "\nflags:\n", FlagHelp(spec.flags));
+  return usage;
+}
+
+absl::StatusOr<Args> ParseCommand(Context& ctx, const CommandSpec& spec,
+                                  const std::vector<std::string>& words,
+                                  size_t positional, int* exit_code) {
+  std::vector<FlagSpec> flags = spec.flags;
+  flags.push_back({"help", FlagSpec::kSwitch, "", "show this help"});
+  absl::StatusOr<Args> args = ParseArgs(words, flags, spec.runs_command);
+  if (args.ok() && args->Has("help")) {
+    ctx.out().Note(Usage(spec));
+    *exit_code = kExitOk;
+    return absl::CancelledError("help shown");
+  }
+  if (args.ok() && args->positional().size() != positional) {
+    args = absl::InvalidArgumentError(absl::StrCat(
+        "expected ", positional, " argument", positional == 1 ? "" : "s",
+        ", got ", args->positional().size()));
+  }
+  if (args.ok() && spec.runs_command &&
+      (!args->has_command() || args->command().empty())) {
+    args = absl::InvalidArgumentError("missing \"-- CMD [ARGS...]\"");
+  }
+  if (!args.ok()) {
+    ctx.err() << "leasehold " << spec.name << ": " << args.status().message()
+              << "\n"
+              << Usage(spec);
+    *exit_code = kExitUsage;
+  }
+  return args;
+}
+
+}  // namespace leasehold::cli

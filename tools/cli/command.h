@@ -1,0 +1,79 @@
+// The shape every leasehold command shares: the global options, where output
+// and errors go, and how a command reports failure.
+//
+// Thread-safety: a Context belongs to the one command that runs.
+#ifndef LEASEHOLD_TOOLS_CLI_COMMAND_H_
+#define LEASEHOLD_TOOLS_CLI_COMMAND_H_
+
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "registry/cancel.h"
+#include "registry/keys_api.h"
+#include "tools/cli/args.h"
+#include "tools/cli/output.h"
+
+namespace leasehold::cli {
+
+struct GlobalOptions {
+  std::string registry;  // empty: the command's default
+  std::string prefix = "/leasehold/";
+  bool json = false;
+};
+
+class Context {
+ public:
+  Context(GlobalOptions global, std::ostream& out, std::ostream& err)
+      : global_(std::move(global)), printer_(out, global_.json), err_(err) {}
+
+  const GlobalOptions& global() const { return global_; }
+  Printer& out() { return printer_; }
+  std::ostream& err() { return err_; }
+
+  // The registry named by --registry, else $LEASEHOLD_REGISTRY, else
+  // `fallback`.
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> OpenRegistry(
+      absl::string_view fallback = "etcd://127.0.0.1:2379");
+
+  // Fired by SIGINT/SIGTERM once WatchSignals() ran.
+  const CancelToken& interrupted() const { return interrupted_; }
+  CancelToken& interrupted_token() { return interrupted_; }
+
+  // "leasehold <command>: <message>" on stderr; returns the exit code.
+  int Fail(absl::string_view command, const absl::Status& status);
+  int Fail(absl::string_view command, ExitCode code, absl::string_view message);
+
+ private:
+  const GlobalOptions global_;
+  Printer printer_;
+  std::ostream& err_;
+  CancelToken interrupted_;
+};
+
+struct CommandSpec {
+  std::string name;      // "lease acquire"
+  std::string synopsis;  // "NAME --machine ID --ttl DUR [--version N]"
+  std::string summary;   // one line
+  std::vector<FlagSpec> flags;
+  bool runs_command = false;  // takes "-- CMD ARGS…"
+};
+
+// Parses `words` for `spec`, handling --help (usage on stdout, exit 0) and
+// usage errors (message + usage on stderr, exit 2). Returns the exit code
+// in `*exit_code` when the command must not run.
+absl::StatusOr<Args> ParseCommand(Context& ctx, const CommandSpec& spec,
+                                  const std::vector<std::string>& words,
+                                  size_t positional, int* exit_code);
+
+std::string Usage(const CommandSpec& spec);
+
+// Commands, each `int Run…(Context&, const std::vector<std::string>& words)`.
+int RunLease(Context& ctx, const std::vector<std::string>& words);
+
+}  // namespace leasehold::cli
+
+#endif  // LEASEHOLD_TOOLS_CLI_COMMAND_H_
