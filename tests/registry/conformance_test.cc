@@ -1,0 +1,857 @@
+// The one conformance suite for registry::KeysApi: every test body runs
+// against the memory registry (on a SimulatedClock) and against a real etcd
+// (the binary's shared test server, through the etcd client). Whatever this
+// suite checks, the memory registry answers exactly as etcd does.
+//
+// Time is the one thing the two registries cannot share: etcd expires keys
+// on its own clock, the memory registry on a simulated one. A test says
+// "let this much time pass" through the Backend; on memory that advances
+// the clock, on etcd it does nothing and the test then waits for the
+// consequence (a watch event) with a generous deadline, never with a sleep.
+//
+// Each test works under its own prefix, unique per test and registry, so
+// tests do not see each other's keys on the shared etcd.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "registry/cancel.h"
+#include "registry/clock.h"
+#include "registry/errors.h"
+#include "registry/etcd/etcd_client.h"
+#include "registry/keys_api.h"
+#include "registry/memory/memory_registry.h"
+#include "tests/testing/etcd_server.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::registry {
+namespace {
+
+using ::leasehold::testing::IsOk;
+using ::leasehold::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::IsEmpty;
+using ::testing::Optional;
+
+// How long a test waits for something that must happen (an expiry on etcd,
+// a watch event) before it fails instead of hanging.
+constexpr absl::Duration kPatience = absl::Seconds(20);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual KeysApi& keys() = 0;
+  // The registry's clock (watch deadlines are on it).
+  virtual absl::Time Now() = 0;
+  // Lets `d` pass for the registry's TTLs and deadlines. On etcd real time
+  // passes anyway, so this returns at once.
+  virtual void LetTimePass(absl::Duration d) = 0;
+};
+
+class MemoryBackend final : public Backend {
+ public:
+  MemoryBackend() {
+    MemoryOptions options;
+    options.clock = &clock_;
+    keys_ = NewMemoryRegistry(options);
+  }
+  KeysApi& keys() override { return *keys_; }
+  absl::Time Now() override { return clock_.Now(); }
+  void LetTimePass(absl::Duration d) override { clock_.Advance(d); }
+
+ private:
+  SimulatedClock clock_;
+  std::unique_ptr<KeysApi> keys_;
+};
+
+class EtcdBackend final : public Backend {
+ public:
+  EtcdBackend() {
+    EtcdOptions options;
+    options.endpoints = {leasehold::testing::SharedEtcd().endpoint()};
+    absl::StatusOr<std::unique_ptr<KeysApi>> keys = NewEtcdClient(options);
+    EXPECT_THAT(keys, IsOk());
+    if (keys.ok()) keys_ = *std::move(keys);
+  }
+  KeysApi& keys() override { return *keys_; }
+  absl::Time Now() override { return RealClock()->Now(); }
+  void LetTimePass(absl::Duration) override {}
+
+ private:
+  std::unique_ptr<KeysApi> keys_;
+};
+
+// Cancels a watch that has not returned within kPatience of real time, so
+// a missing event fails the test instead of hanging it.
+class Watchdog {
+ public:
+  Watchdog()
+      : thread_([this] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (!cv_.wait_for(lock, absl::ToChronoNanoseconds(kPatience),
+                            [this] { return done_; })) {
+            cancel_.Cancel();
+          }
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  const CancelToken* token() const { return &cancel_; }
+
+ private:
+  CancelToken cancel_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+class ConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "memory") {
+      backend_ = std::make_unique<MemoryBackend>();
+    } else {
+      backend_ = std::make_unique<EtcdBackend>();
+    }
+    static std::atomic<int> run{0};
+    prefix_ = absl::StrCat(
+        "/conformance/", GetParam(), "/",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
+        run++);
+  }
+
+  KeysApi& keys() { return backend_->keys(); }
+  std::string Key(absl::string_view name) const {
+    return absl::StrCat(prefix_, "/", name);
+  }
+
+  // A watch that must produce an event: fails (kCancelled) after kPatience.
+  absl::StatusOr<Response> WatchForEvent(const std::string& key,
+                                         WatchOptions options) {
+    Watchdog watchdog;
+    options.cancel = watchdog.token();
+    return keys().Watch(key, options);
+  }
+  absl::StatusOr<Response> WatchForEvent(const std::string& key,
+                                         uint64_t wait_index,
+                                         bool recursive = false) {
+    WatchOptions options;
+    options.wait_index = wait_index;
+    options.recursive = recursive;
+    return WatchForEvent(key, options);
+  }
+
+  // A watch with a deadline `d` from now, letting `d` pass meanwhile.
+  absl::StatusOr<Response> WatchFor(const std::string& key,
+                                    WatchOptions options, absl::Duration d) {
+    options.deadline = backend_->Now() + d;
+    std::thread passer([&] { backend_->LetTimePass(d); });
+    absl::StatusOr<Response> response = WatchForEvent(key, options);
+    passer.join();
+    return response;
+  }
+
+  // etcd's error details of a failed call (a test failure if there are none).
+  static EtcdError ErrorOf(const absl::Status& status) {
+    std::optional<EtcdError> error = GetEtcdError(status);
+    if (!error.has_value()) {
+      ADD_FAILURE() << "no etcd error in: " << status;
+      return EtcdError{};
+    }
+    return *error;
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::string prefix_;
+};
+
+SetOptions Guarded(std::optional<bool> prev_exist,
+                   std::optional<uint64_t> prev_index = {},
+                   std::optional<std::string> prev_value = {}) {
+  SetOptions options;
+  options.prev_exist = prev_exist;
+  options.prev_index = prev_index;
+  options.prev_value = std::move(prev_value);
+  return options;
+}
+
+SetOptions WithTtl(absl::Duration ttl) {
+  SetOptions options;
+  options.ttl = ttl;
+  return options;
+}
+
+SetOptions Dir() {
+  SetOptions options;
+  options.dir = true;
+  return options;
+}
+
+DeleteOptions DeleteGuarded(std::optional<uint64_t> prev_index,
+                            std::optional<std::string> prev_value = {}) {
+  DeleteOptions options;
+  options.prev_index = prev_index;
+  options.prev_value = std::move(prev_value);
+  return options;
+}
+
+GetOptions Recursive() {
+  GetOptions options;
+  options.recursive = true;
+  options.sorted = true;
+  return options;
+}
+
+TEST_P(ConformanceTest, GetMissingKeyNamesFirstMissingComponent) {
+  ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key("present"), "v", {}));
+  absl::StatusOr<Response> got = keys().Get(Key("absent/deeper"), {});
+  EXPECT_THAT(got, StatusIs(absl::StatusCode::kNotFound));
+  EtcdError error = ErrorOf(got.status());
+  EXPECT_EQ(error.code, 100);
+  EXPECT_EQ(error.message, "Key not found");
+  EXPECT_EQ(error.cause, Key("absent"));
+  EXPECT_EQ(error.index, set.etcd_index);
+}
+
+TEST_P(ConformanceTest, SetCreatesThenReplaces) {
+  ASSERT_OK_AND_ASSIGN(Response first, keys().Set(Key("k"), "one", {}));
+  EXPECT_EQ(first.action, "set");
+  EXPECT_EQ(first.node.key, Key("k"));
+  EXPECT_EQ(first.node.value, "one");
+  EXPECT_FALSE(first.node.dir);
+  EXPECT_EQ(first.node.created_index, first.node.modified_index);
+  EXPECT_EQ(first.etcd_index, first.node.modified_index);
+  EXPECT_EQ(first.node.ttl, 0);
+  EXPECT_FALSE(first.node.expiration.has_value());
+  EXPECT_FALSE(first.prev_node.has_value());
+
+  ASSERT_OK_AND_ASSIGN(Response second, keys().Set(Key("k"), "two", {}));
+  EXPECT_EQ(second.action, "set");
+  EXPECT_EQ(second.node.value, "two");
+  // A plain set replaces the key: it is created anew.
+  EXPECT_EQ(second.node.created_index, second.node.modified_index);
+  EXPECT_GT(second.node.modified_index, first.node.modified_index);
+  ASSERT_TRUE(second.prev_node.has_value());
+  EXPECT_EQ(*second.prev_node, first.node);
+
+  ASSERT_OK_AND_ASSIGN(Response got, keys().Get(Key("k"), {}));
+  EXPECT_EQ(got.action, "get");
+  EXPECT_EQ(got.node, second.node);
+  EXPECT_EQ(got.etcd_index, second.etcd_index);
+}
+
+TEST_P(ConformanceTest, CreateFailsWhenKeyExists) {
+  ASSERT_OK_AND_ASSIGN(Response created,
+                       keys().Set(Key("k"), "v", Guarded(false)));
+  EXPECT_EQ(created.action, "create");
+  EXPECT_FALSE(created.prev_node.has_value());
+
+  absl::StatusOr<Response> again = keys().Set(Key("k"), "w", Guarded(false));
+  EXPECT_THAT(again, StatusIs(absl::StatusCode::kAlreadyExists));
+  EtcdError error = ErrorOf(again.status());
+  EXPECT_EQ(error.code, 105);
+  EXPECT_EQ(error.message, "Key already exists");
+  EXPECT_EQ(error.cause, Key("k"));
+  EXPECT_EQ(error.index, created.etcd_index);
+}
+
+TEST_P(ConformanceTest, UpdateKeepsCreatedIndex) {
+  ASSERT_OK(keys().Set(Key("other"), "v", {}).status());
+  absl::StatusOr<Response> missing = keys().Set(Key("k"), "v", Guarded(true));
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(ErrorOf(missing.status()).cause, Key("k"));
+
+  ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key("k"), "v", {}));
+  ASSERT_OK_AND_ASSIGN(Response updated,
+                       keys().Set(Key("k"), "w", Guarded(true)));
+  EXPECT_EQ(updated.action, "update");
+  EXPECT_EQ(updated.node.value, "w");
+  EXPECT_EQ(updated.node.created_index, set.node.created_index);
+  EXPECT_GT(updated.node.modified_index, set.node.modified_index);
+  EXPECT_EQ(updated.etcd_index, updated.node.modified_index);
+  EXPECT_THAT(updated.prev_node, Optional(set.node));
+}
+
+TEST_P(ConformanceTest, CompareAndSwap) {
+  ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key("k"), "v1", {}));
+  const uint64_t index = set.node.modified_index;
+
+  absl::StatusOr<Response> bad_index =
+      keys().Set(Key("k"), "v2", Guarded({}, index + 100));
+  EXPECT_THAT(bad_index, StatusIs(absl::StatusCode::kAborted));
+  EtcdError error = ErrorOf(bad_index.status());
+  EXPECT_EQ(error.code, 101);
+  EXPECT_EQ(error.message, "Compare failed");
+  EXPECT_EQ(error.cause, absl::StrCat("[", index + 100, " != ", index, "]"));
+  EXPECT_EQ(error.index, set.etcd_index);
+
+  absl::StatusOr<Response> bad_value =
+      keys().Set(Key("k"), "v2", Guarded({}, {}, "nope"));
+  EXPECT_THAT(bad_value, StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(ErrorOf(bad_value.status()).cause, "[nope != v1]");
+
+  absl::StatusOr<Response> both_bad =
+      keys().Set(Key("k"), "v2", Guarded({}, index + 1, "nope"));
+  EXPECT_EQ(ErrorOf(both_bad.status()).cause,
+            absl::StrCat("[nope != v1] [", index + 1, " != ", index, "]"));
+
+  absl::StatusOr<Response> value_ok_index_bad =
+      keys().Set(Key("k"), "v2", Guarded({}, index + 1, "v1"));
+  EXPECT_THAT(value_ok_index_bad, StatusIs(absl::StatusCode::kAborted));
+
+  ASSERT_OK_AND_ASSIGN(Response swapped,
+                       keys().Set(Key("k"), "v2", Guarded({}, index, "v1")));
+  EXPECT_EQ(swapped.action, "compareAndSwap");
+  EXPECT_EQ(swapped.node.value, "v2");
+  EXPECT_EQ(swapped.node.created_index, set.node.created_index);
+  EXPECT_THAT(swapped.prev_node, Optional(set.node));
+
+  ASSERT_OK_AND_ASSIGN(Response by_value,
+                       keys().Set(Key("k"), "v3", Guarded({}, {}, "v2")));
+  EXPECT_EQ(by_value.action, "compareAndSwap");
+  // prevExist=true with a guard is a compare-and-swap too.
+  ASSERT_OK_AND_ASSIGN(
+      Response with_exist,
+      keys().Set(Key("k"), "v4", Guarded(true, by_value.node.modified_index)));
+  EXPECT_EQ(with_exist.action, "compareAndSwap");
+
+  EXPECT_THAT(keys().Set(Key("missing"), "v", Guarded({}, index)),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(ConformanceTest, EmptyPrevValueIsABadRequest) {
+  ASSERT_OK(keys().Set(Key("k"), "v", {}).status());
+  absl::StatusOr<Response> set = keys().Set(Key("k"), "w", Guarded({}, {}, ""));
+  EXPECT_THAT(set, StatusIs(absl::StatusCode::kInvalidArgument));
+  EtcdError error = ErrorOf(set.status());
+  EXPECT_EQ(error.code, 201);
+  EXPECT_EQ(error.message, "PrevValue is Required in POST form");
+  EXPECT_EQ(error.cause, "\"prevValue\" cannot be empty");
+  EXPECT_EQ(error.index, 0u);
+}
+
+TEST_P(ConformanceTest, NonPositiveTtlIsRejected) {
+  EXPECT_THAT(keys().Set(Key("k"), "v", WithTtl(absl::ZeroDuration())),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(keys().Set(Key("k"), "v", WithTtl(absl::Seconds(-1))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(ConformanceTest, DeleteAndCompareAndDelete) {
+  ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key("k"), "v", {}));
+  ASSERT_OK_AND_ASSIGN(Response deleted, keys().Delete(Key("k"), {}));
+  EXPECT_EQ(deleted.action, "delete");
+  EXPECT_EQ(deleted.node.key, Key("k"));
+  EXPECT_EQ(deleted.node.value, "");
+  EXPECT_EQ(deleted.node.created_index, set.node.created_index);
+  EXPECT_GT(deleted.node.modified_index, set.node.modified_index);
+  EXPECT_EQ(deleted.etcd_index, deleted.node.modified_index);
+  EXPECT_THAT(deleted.prev_node, Optional(set.node));
+  EXPECT_THAT(keys().Get(Key("k"), {}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(keys().Delete(Key("k"), {}),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  ASSERT_OK_AND_ASSIGN(Response again, keys().Set(Key("k"), "v", {}));
+  const uint64_t index = again.node.modified_index;
+  absl::StatusOr<Response> bad_index =
+      keys().Delete(Key("k"), DeleteGuarded(index + 7));
+  EXPECT_THAT(bad_index, StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(ErrorOf(bad_index.status()).cause,
+            absl::StrCat("[", index + 7, " != ", index, "]"));
+  absl::StatusOr<Response> bad_value =
+      keys().Delete(Key("k"), DeleteGuarded({}, "w"));
+  EXPECT_THAT(bad_value, StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(ErrorOf(bad_value.status()).cause, "[w != v]");
+  EXPECT_THAT(keys().Delete(Key("missing"), DeleteGuarded(index)),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  ASSERT_OK_AND_ASSIGN(Response cad,
+                       keys().Delete(Key("k"), DeleteGuarded(index, "v")));
+  EXPECT_EQ(cad.action, "compareAndDelete");
+  EXPECT_EQ(cad.node.created_index, again.node.created_index);
+  EXPECT_EQ(cad.etcd_index, cad.node.modified_index);
+  EXPECT_THAT(cad.prev_node, Optional(again.node));
+  EXPECT_THAT(keys().Get(Key("k"), {}), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(ConformanceTest, Directories) {
+  ASSERT_OK_AND_ASSIGN(Response dir, keys().Set(Key("d"), "", Dir()));
+  EXPECT_EQ(dir.action, "set");
+  EXPECT_TRUE(dir.node.dir);
+  EXPECT_EQ(dir.node.value, "");
+
+  // A directory is not a file: set, set dir and CAS on it fail with 102.
+  absl::StatusOr<Response> as_file = keys().Set(Key("d"), "v", {});
+  EXPECT_THAT(as_file, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorOf(as_file.status()).code, 102);
+  EXPECT_EQ(ErrorOf(as_file.status()).message, "Not a file");
+  EXPECT_EQ(ErrorOf(as_file.status()).cause, Key("d"));
+  EXPECT_EQ(ErrorOf(keys().Set(Key("d"), "", Dir()).status()).code, 102);
+  EXPECT_EQ(
+      ErrorOf(keys()
+                  .Set(Key("d"), "v", Guarded({}, dir.node.modified_index))
+                  .status())
+          .code,
+      102);
+  SetOptions create_dir = Dir();
+  create_dir.prev_exist = false;
+  EXPECT_THAT(keys().Set(Key("d"), "", create_dir),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+
+  // Parents are made on the way, as plain directories of the key's index.
+  ASSERT_OK_AND_ASSIGN(Response deep, keys().Set(Key("d/e/f"), "v", {}));
+  ASSERT_OK_AND_ASSIGN(Response e, keys().Get(Key("d/e"), {}));
+  EXPECT_TRUE(e.node.dir);
+  EXPECT_EQ(e.node.created_index, deep.node.created_index);
+
+  // A file is not a directory: nothing goes under it (104 names the file).
+  absl::StatusOr<Response> under_file = keys().Set(Key("d/e/f/g"), "v", {});
+  EXPECT_THAT(under_file, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorOf(under_file.status()).code, 104);
+  EXPECT_EQ(ErrorOf(under_file.status()).message, "Not a directory");
+  EXPECT_EQ(ErrorOf(under_file.status()).cause, Key("d/e/f"));
+  EXPECT_EQ(ErrorOf(keys().Get(Key("d/e/f/g"), {}).status()).code, 104);
+
+  // Deleting a directory needs dir=true, and recursive=true unless empty.
+  absl::StatusOr<Response> plain = keys().Delete(Key("d"), {});
+  EXPECT_THAT(plain, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorOf(plain.status()).code, 102);
+  DeleteOptions dir_only;
+  dir_only.dir = true;
+  absl::StatusOr<Response> not_empty = keys().Delete(Key("d"), dir_only);
+  EXPECT_THAT(not_empty, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorOf(not_empty.status()).code, 108);
+  EXPECT_EQ(ErrorOf(not_empty.status()).message, "Directory not empty");
+  EXPECT_EQ(ErrorOf(not_empty.status()).cause, Key("d"));
+
+  ASSERT_OK_AND_ASSIGN(Response empty_dir, keys().Set(Key("empty"), "", Dir()));
+  ASSERT_OK_AND_ASSIGN(Response removed_empty,
+                       keys().Delete(Key("empty"), dir_only));
+  EXPECT_TRUE(removed_empty.node.dir);
+  EXPECT_EQ(removed_empty.prev_node->created_index,
+            empty_dir.node.created_index);
+
+  DeleteOptions recursive;
+  recursive.recursive = true;
+  ASSERT_OK_AND_ASSIGN(Response removed, keys().Delete(Key("d"), recursive));
+  EXPECT_EQ(removed.action, "delete");
+  EXPECT_TRUE(removed.node.dir);
+  EXPECT_TRUE(removed.prev_node->dir);
+  EXPECT_THAT(removed.prev_node->nodes, IsEmpty());
+  EXPECT_THAT(keys().Get(Key("d/e/f"), {}),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(keys().Get(Key("d"), {}), StatusIs(absl::StatusCode::kNotFound));
+
+  // dir=true also deletes a plain key.
+  ASSERT_OK(keys().Set(Key("file"), "v", {}).status());
+  EXPECT_THAT(keys().Delete(Key("file"), dir_only), IsOk());
+}
+
+TEST_P(ConformanceTest, UpdateDirectoryTtl) {
+  ASSERT_OK_AND_ASSIGN(Response dir, keys().Set(Key("d"), "", Dir()));
+  SetOptions update = Dir();
+  update.prev_exist = true;
+  update.ttl = absl::Seconds(100);
+  ASSERT_OK_AND_ASSIGN(Response updated, keys().Set(Key("d"), "", update));
+  EXPECT_EQ(updated.action, "update");
+  EXPECT_TRUE(updated.node.dir);
+  EXPECT_EQ(updated.node.created_index, dir.node.created_index);
+  EXPECT_EQ(updated.node.ttl, 100);
+  update.ttl.reset();
+  ASSERT_OK_AND_ASSIGN(Response permanent, keys().Set(Key("d"), "", update));
+  EXPECT_EQ(permanent.node.ttl, 0);
+  EXPECT_FALSE(permanent.node.expiration.has_value());
+  EXPECT_EQ(permanent.prev_node->ttl, 100);
+}
+
+TEST_P(ConformanceTest, GetListsDirectories) {
+  ASSERT_OK_AND_ASSIGN(Response b, keys().Set(Key("d/b/c"), "c", {}));
+  ASSERT_OK_AND_ASSIGN(Response a, keys().Set(Key("d/a"), "a", {}));
+  ASSERT_OK(keys().Set(Key("d/_hidden"), "h", {}).status());
+
+  GetOptions sorted;
+  sorted.sorted = true;
+  ASSERT_OK_AND_ASSIGN(Response flat, keys().Get(Key("d"), sorted));
+  EXPECT_TRUE(flat.node.dir);
+  ASSERT_EQ(flat.node.nodes.size(), 2u);
+  EXPECT_EQ(flat.node.nodes[0], a.node);
+  EXPECT_EQ(flat.node.nodes[1].key, Key("d/b"));
+  EXPECT_TRUE(flat.node.nodes[1].dir);
+  EXPECT_EQ(flat.node.nodes[1].created_index, b.node.created_index);
+  EXPECT_THAT(flat.node.nodes[1].nodes, IsEmpty());
+
+  ASSERT_OK_AND_ASSIGN(Response deep, keys().Get(Key("d"), Recursive()));
+  ASSERT_EQ(deep.node.nodes.size(), 2u);
+  EXPECT_THAT(deep.node.nodes[1].nodes, ElementsAre(b.node));
+
+  // Hidden keys are not listed but can be read.
+  ASSERT_OK_AND_ASSIGN(Response hidden, keys().Get(Key("d/_hidden"), {}));
+  EXPECT_EQ(hidden.node.value, "h");
+
+  ASSERT_OK_AND_ASSIGN(Response root, keys().Get("/", {}));
+  EXPECT_TRUE(root.node.dir);
+  EXPECT_EQ(root.node.key, "");
+}
+
+TEST_P(ConformanceTest, RootIsReadOnly) {
+  for (absl::StatusOr<Response> write :
+       {keys().Set("/", "v", {}), keys().Set("/", "", Dir()),
+        keys().Delete("/", {})}) {
+    EXPECT_THAT(write, StatusIs(absl::StatusCode::kFailedPrecondition));
+    EtcdError error = ErrorOf(write.status());
+    EXPECT_EQ(error.code, 107);
+    EXPECT_EQ(error.message, "Root is read only");
+    EXPECT_EQ(error.cause, "/");
+  }
+  DeleteOptions recursive;
+  recursive.recursive = true;
+  EXPECT_EQ(ErrorOf(keys().Delete("/", recursive).status()).code, 107);
+}
+
+TEST_P(ConformanceTest, InOrderKeys) {
+  ASSERT_OK_AND_ASSIGN(Response first,
+                       keys().CreateInOrder(Key("q"), "one", {}));
+  ASSERT_OK_AND_ASSIGN(Response second,
+                       keys().CreateInOrder(Key("q"), "two", {}));
+  for (const Response& r : {first, second}) {
+    EXPECT_EQ(r.action, "create");
+    EXPECT_EQ(r.node.key,
+              Key(absl::StrFormat("q/%020d", r.node.created_index)));
+    EXPECT_EQ(r.node.created_index, r.node.modified_index);
+    EXPECT_EQ(r.etcd_index, r.node.created_index);
+  }
+  EXPECT_LT(first.node.key, second.node.key);
+
+  GetOptions sorted;
+  sorted.sorted = true;
+  ASSERT_OK_AND_ASSIGN(Response queue, keys().Get(Key("q"), sorted));
+  EXPECT_THAT(queue.node.nodes, ElementsAre(first.node, second.node));
+
+  CreateInOrderOptions ttl;
+  ttl.ttl = absl::Milliseconds(1500);
+  ASSERT_OK_AND_ASSIGN(Response with_ttl,
+                       keys().CreateInOrder(Key("q"), "three", ttl));
+  EXPECT_EQ(with_ttl.node.ttl, 2);
+
+  absl::StatusOr<Response> into_file =
+      keys().CreateInOrder(first.node.key, "x", {});
+  EXPECT_THAT(into_file, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorOf(into_file.status()).code, 104);
+  EXPECT_EQ(ErrorOf(into_file.status()).cause, first.node.key);
+}
+
+TEST_P(ConformanceTest, KeysAndValuesWithOddBytes) {
+  const std::vector<std::string> names = {
+      "sp ace",
+      "q?uestion",
+      "h#ash",
+      "per%25cent",
+      "a&mp=eq",
+      "pl+us",
+      "uni\xc3\xa9\xe2\x82\xac",
+      "semi;colon",
+      "tilde~",
+      "quote\"s'",
+  };
+  const std::string value = "v\n\t &=+?#%\"\xc3\xa9\x01 end";
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key(name), value + name, {}));
+    EXPECT_EQ(set.node.key, Key(name));
+    ASSERT_OK_AND_ASSIGN(Response got, keys().Get(Key(name), {}));
+    EXPECT_EQ(got.node.key, Key(name));
+    EXPECT_EQ(got.node.value, value + name);
+    ASSERT_OK(
+        keys().Set(Key(name), "next", Guarded({}, {}, value + name)).status());
+  }
+  ASSERT_OK_AND_ASSIGN(Response all, keys().Get(prefix_, Recursive()));
+  EXPECT_EQ(all.node.nodes.size(), names.size());
+}
+
+TEST_P(ConformanceTest, TtlIsReportedAndKeyExpires) {
+  const absl::Time before = backend_->Now();
+  ASSERT_OK_AND_ASSIGN(Response set,
+                       keys().Set(Key("k"), "v", WithTtl(absl::Seconds(1))));
+  EXPECT_EQ(set.node.ttl, 1);
+  ASSERT_TRUE(set.node.expiration.has_value());
+  EXPECT_GE(*set.node.expiration, before + absl::Seconds(1) - absl::Seconds(2));
+  EXPECT_LE(*set.node.expiration, before + absl::Seconds(1) + absl::Seconds(2));
+
+  backend_->LetTimePass(absl::Seconds(1));
+  ASSERT_OK_AND_ASSIGN(Response expired,
+                       WatchForEvent(Key("k"), set.node.modified_index + 1));
+  EXPECT_EQ(expired.action, "expire");
+  EXPECT_EQ(expired.node.key, Key("k"));
+  EXPECT_EQ(expired.node.value, "");
+  EXPECT_EQ(expired.node.created_index, set.node.created_index);
+  EXPECT_EQ(expired.node.modified_index, set.node.modified_index + 1);
+  ASSERT_TRUE(expired.prev_node.has_value());
+  EXPECT_EQ(expired.prev_node->value, "v");
+  EXPECT_EQ(expired.prev_node->modified_index, set.node.modified_index);
+  EXPECT_EQ(expired.prev_node->expiration, set.node.expiration);
+  EXPECT_EQ(expired.prev_node->ttl, 0);
+
+  absl::StatusOr<Response> gone = keys().Get(Key("k"), {});
+  EXPECT_THAT(gone, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(ErrorOf(gone.status()).index, expired.node.modified_index);
+}
+
+TEST_P(ConformanceTest, TtlIsRoundedUpToWholeSeconds) {
+  ASSERT_OK_AND_ASSIGN(
+      Response set,
+      keys().Set(Key("k"), "v", WithTtl(absl::Milliseconds(2100))));
+  EXPECT_EQ(set.node.ttl, 3);
+  ASSERT_OK_AND_ASSIGN(Response got, keys().Get(Key("k"), {}));
+  EXPECT_GE(got.node.ttl, 2);
+  EXPECT_LE(got.node.ttl, 3);
+}
+
+TEST_P(ConformanceTest, KeysExpireInOrderEachWithItsOwnIndex) {
+  ASSERT_OK_AND_ASSIGN(Response a,
+                       keys().Set(Key("a"), "1", WithTtl(absl::Seconds(1))));
+  ASSERT_OK_AND_ASSIGN(Response b,
+                       keys().Set(Key("b"), "2", WithTtl(absl::Seconds(1))));
+  ASSERT_OK_AND_ASSIGN(Response c,
+                       keys().Set(Key("c"), "3", WithTtl(absl::Seconds(60))));
+  backend_->LetTimePass(absl::Seconds(1));
+  ASSERT_OK_AND_ASSIGN(Response first,
+                       WatchForEvent(prefix_, c.etcd_index + 1, true));
+  ASSERT_OK_AND_ASSIGN(
+      Response second,
+      WatchForEvent(prefix_, first.node.modified_index + 1, true));
+  EXPECT_EQ(first.action, "expire");
+  EXPECT_EQ(first.node.key, Key("a"));
+  EXPECT_EQ(first.node.modified_index, c.etcd_index + 1);
+  EXPECT_EQ(second.action, "expire");
+  EXPECT_EQ(second.node.key, Key("b"));
+  EXPECT_EQ(second.node.modified_index, c.etcd_index + 2);
+  EXPECT_EQ(second.prev_node->created_index, b.node.created_index);
+  EXPECT_LT(a.node.created_index, b.node.created_index);
+
+  ASSERT_OK_AND_ASSIGN(Response left, keys().Get(prefix_, Recursive()));
+  EXPECT_THAT(left.node.nodes, ElementsAre(Field(&Node::key, Key("c"))));
+  EXPECT_EQ(left.etcd_index, c.etcd_index + 2);
+}
+
+TEST_P(ConformanceTest, ExpiredDirectoryTakesItsChildren) {
+  SetOptions dir = Dir();
+  dir.ttl = absl::Seconds(1);
+  ASSERT_OK_AND_ASSIGN(Response d, keys().Set(Key("d"), "", dir));
+  ASSERT_OK_AND_ASSIGN(Response child, keys().Set(Key("d/child"), "v", {}));
+  backend_->LetTimePass(absl::Seconds(1));
+  // A watch on the child sees its directory expire.
+  ASSERT_OK_AND_ASSIGN(Response expired,
+                       WatchForEvent(Key("d/child"), child.etcd_index + 1));
+  EXPECT_EQ(expired.action, "expire");
+  EXPECT_EQ(expired.node.key, Key("d"));
+  EXPECT_TRUE(expired.node.dir);
+  EXPECT_TRUE(expired.prev_node->dir);
+  EXPECT_EQ(expired.prev_node->created_index, d.node.created_index);
+  EXPECT_THAT(keys().Get(Key("d/child"), {}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(ConformanceTest, WriteWithoutTtlMakesKeyPermanent) {
+  ASSERT_OK(keys().Set(Key("k"), "v", WithTtl(absl::Seconds(100))).status());
+  ASSERT_OK_AND_ASSIGN(Response updated,
+                       keys().Set(Key("k"), "w", Guarded(true)));
+  EXPECT_EQ(updated.node.ttl, 0);
+  EXPECT_FALSE(updated.node.expiration.has_value());
+  EXPECT_EQ(updated.prev_node->ttl, 100);
+
+  ASSERT_OK_AND_ASSIGN(
+      Response ttl_again,
+      keys().Set(Key("k"), "x", Guarded({}, updated.node.modified_index)));
+  EXPECT_EQ(ttl_again.node.ttl, 0);
+}
+
+TEST_P(ConformanceTest, Refresh) {
+  SetOptions refresh;
+  refresh.refresh = true;
+  absl::StatusOr<Response> no_ttl = keys().Set(Key("k"), "", refresh);
+  EXPECT_THAT(no_ttl, StatusIs(absl::StatusCode::kInvalidArgument));
+  EtcdError error = ErrorOf(no_ttl.status());
+  EXPECT_EQ(error.code, 212);
+  EXPECT_EQ(error.message, "A TTL must be provided on refresh");
+  EXPECT_EQ(error.cause, "No TTL value set");
+
+  refresh.ttl = absl::Seconds(100);
+  refresh.prev_exist = true;
+  EXPECT_THAT(keys().Set(Key("k"), "", refresh),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  ASSERT_OK_AND_ASSIGN(Response set,
+                       keys().Set(Key("k"), "v", WithTtl(absl::Seconds(10))));
+  refresh.ttl = absl::Seconds(200);
+  ASSERT_OK_AND_ASSIGN(Response updated,
+                       keys().Set(Key("k"), "ignored", refresh));
+  EXPECT_EQ(updated.action, "update");
+  EXPECT_EQ(updated.node.value, "v");
+  EXPECT_EQ(updated.node.ttl, 200);
+  EXPECT_EQ(updated.node.created_index, set.node.created_index);
+  EXPECT_GT(updated.node.modified_index, set.node.modified_index);
+
+  SetOptions cas_refresh = refresh;
+  cas_refresh.prev_exist.reset();
+  cas_refresh.prev_index = updated.node.modified_index;
+  ASSERT_OK_AND_ASSIGN(Response swapped, keys().Set(Key("k"), "", cas_refresh));
+  EXPECT_EQ(swapped.action, "compareAndSwap");
+  EXPECT_EQ(swapped.node.value, "v");
+
+  // etcd's plain set with refresh re-creates the key (new createdIndex).
+  SetOptions set_refresh = WithTtl(absl::Seconds(300));
+  set_refresh.refresh = true;
+  ASSERT_OK_AND_ASSIGN(Response plain, keys().Set(Key("k"), "", set_refresh));
+  EXPECT_EQ(plain.action, "set");
+  EXPECT_EQ(plain.node.value, "v");
+  EXPECT_EQ(plain.node.ttl, 300);
+  EXPECT_EQ(plain.node.created_index, plain.node.modified_index);
+
+  // Refreshes wake no watcher, neither live nor from the history.
+  WatchOptions watch;
+  watch.wait_index = updated.node.modified_index;
+  EXPECT_THAT(WatchFor(Key("k"), watch, absl::Milliseconds(500)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  ASSERT_OK_AND_ASSIGN(Response write, keys().Set(Key("k"), "w", {}));
+  ASSERT_OK_AND_ASSIGN(Response seen,
+                       WatchForEvent(Key("k"), updated.node.modified_index));
+  EXPECT_EQ(seen.node.modified_index, write.node.modified_index);
+}
+
+TEST_P(ConformanceTest, WatchFromThePast) {
+  ASSERT_OK_AND_ASSIGN(Response one, keys().Set(Key("d/one"), "1", {}));
+  ASSERT_OK_AND_ASSIGN(Response two, keys().Set(Key("d/sub/two"), "2", {}));
+  ASSERT_OK_AND_ASSIGN(Response three, keys().Set(Key("d/one"), "3", {}));
+
+  ASSERT_OK_AND_ASSIGN(Response first,
+                       WatchForEvent(Key("d/one"), one.node.modified_index));
+  EXPECT_EQ(first.action, "set");
+  EXPECT_EQ(first.node, one.node);
+  // X-Etcd-Index of a watch: the store's index when the watch began.
+  EXPECT_EQ(first.etcd_index, three.etcd_index);
+
+  ASSERT_OK_AND_ASSIGN(
+      Response next, WatchForEvent(Key("d/one"), one.node.modified_index + 1));
+  EXPECT_EQ(next.node, three.node);
+  EXPECT_THAT(next.prev_node, Optional(one.node));
+
+  ASSERT_OK_AND_ASSIGN(
+      Response child,
+      WatchForEvent(Key("d"), one.node.modified_index + 1, /*recursive=*/true));
+  EXPECT_EQ(child.node, two.node);
+}
+
+TEST_P(ConformanceTest, WatchWakesOnWrite) {
+  ASSERT_OK_AND_ASSIGN(Response start, keys().Set(Key("other"), "x", {}));
+  absl::StatusOr<Response> seen;
+  std::thread watcher(
+      [&] { seen = WatchForEvent(Key("d"), start.etcd_index + 1, true); });
+  ASSERT_OK_AND_ASSIGN(Response write, keys().Set(Key("d/deep/k"), "v", {}));
+  watcher.join();
+  ASSERT_THAT(seen, IsOk());
+  EXPECT_EQ(seen->action, "set");
+  EXPECT_EQ(seen->node, write.node);
+  EXPECT_GE(seen->etcd_index, start.etcd_index);
+  EXPECT_LE(seen->etcd_index, write.etcd_index);
+}
+
+TEST_P(ConformanceTest, WatchOnKeySeesDeletionOfItsDirectory) {
+  ASSERT_OK_AND_ASSIGN(Response child, keys().Set(Key("d/child"), "v", {}));
+  absl::StatusOr<Response> seen;
+  std::thread watcher(
+      [&] { seen = WatchForEvent(Key("d/child"), child.etcd_index + 1); });
+  DeleteOptions recursive;
+  recursive.recursive = true;
+  ASSERT_OK_AND_ASSIGN(Response deleted, keys().Delete(Key("d"), recursive));
+  watcher.join();
+  ASSERT_THAT(seen, IsOk());
+  EXPECT_EQ(seen->action, "delete");
+  EXPECT_EQ(seen->node.key, Key("d"));
+  EXPECT_EQ(seen->node.modified_index, deleted.node.modified_index);
+}
+
+TEST_P(ConformanceTest, NonRecursiveWatchIgnoresChildren) {
+  ASSERT_OK_AND_ASSIGN(Response dir, keys().Set(Key("d"), "", Dir()));
+  ASSERT_OK(keys().Set(Key("d/child"), "v", {}).status());
+  WatchOptions watch;
+  watch.wait_index = dir.node.modified_index + 1;
+  EXPECT_THAT(WatchFor(Key("d"), watch, absl::Milliseconds(500)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_P(ConformanceTest, WatchTooFarBackIsOutOfRange) {
+  ASSERT_OK_AND_ASSIGN(Response first, keys().Set(Key("k"), "0", {}));
+  Response last;
+  for (int i = 1; i <= 1001; ++i) {
+    ASSERT_OK_AND_ASSIGN(last, keys().Set(Key("k"), absl::StrCat(i), {}));
+  }
+  absl::StatusOr<Response> watch = keys().Watch(Key("k"), [&] {
+    WatchOptions options;
+    options.wait_index = first.node.modified_index;
+    return options;
+  }());
+  EXPECT_THAT(watch, StatusIs(absl::StatusCode::kOutOfRange));
+  EtcdError error = ErrorOf(watch.status());
+  EXPECT_EQ(error.code, 401);
+  EXPECT_EQ(error.message,
+            "The event in requested index is outdated and cleared");
+  EXPECT_EQ(
+      error.cause,
+      absl::StrCat("the requested history has been cleared [",
+                   last.etcd_index - 999, "/", first.node.modified_index, "]"));
+  EXPECT_EQ(error.index, last.etcd_index);
+
+  // The oldest event kept is still served.
+  ASSERT_OK_AND_ASSIGN(Response oldest,
+                       WatchForEvent(Key("k"), last.etcd_index - 999));
+  EXPECT_EQ(oldest.node.modified_index, last.etcd_index - 999);
+}
+
+TEST_P(ConformanceTest, WatchDeadline) {
+  WatchOptions watch;
+  EXPECT_THAT(WatchFor(Key("k"), watch, absl::Milliseconds(300)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_P(ConformanceTest, WatchCancelledFromAnotherThread) {
+  CancelToken cancel;
+  absl::StatusOr<Response> seen;
+  std::thread watcher([&] {
+    WatchOptions options;
+    options.cancel = &cancel;
+    options.deadline = backend_->Now() + kPatience;
+    seen = keys().Watch(Key("k"), options);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  cancel.Cancel();
+  watcher.join();
+  EXPECT_THAT(seen, StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Registries, ConformanceTest,
+                         ::testing::Values("memory", "etcd"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+}  // namespace
+}  // namespace leasehold::registry
