@@ -10,7 +10,9 @@
 // consequence (a watch event) with a generous deadline, never with a sleep.
 //
 // Each test works under its own prefix, unique per test and registry, so
-// tests do not see each other's keys on the shared etcd.
+// tests do not see each other's keys on the shared etcd. They share etcd's
+// index though: a key with a short TTL must expire within its own test, or
+// it would take an index in the middle of another test's expectations.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -546,10 +548,10 @@ TEST_P(ConformanceTest, InOrderKeys) {
   EXPECT_THAT(queue.node.nodes, ElementsAre(first.node, second.node));
 
   CreateInOrderOptions ttl;
-  ttl.ttl = absl::Milliseconds(1500);
+  ttl.ttl = absl::Milliseconds(3599500);
   ASSERT_OK_AND_ASSIGN(Response with_ttl,
                        keys().CreateInOrder(Key("q"), "three", ttl));
-  EXPECT_EQ(with_ttl.node.ttl, 2);
+  EXPECT_EQ(with_ttl.node.ttl, 3600);
 
   absl::StatusOr<Response> into_file =
       keys().CreateInOrder(first.node.key, "x", {});
@@ -617,11 +619,11 @@ TEST_P(ConformanceTest, TtlIsReportedAndKeyExpires) {
 TEST_P(ConformanceTest, TtlIsRoundedUpToWholeSeconds) {
   ASSERT_OK_AND_ASSIGN(
       Response set,
-      keys().Set(Key("k"), "v", WithTtl(absl::Milliseconds(2100))));
-  EXPECT_EQ(set.node.ttl, 3);
+      keys().Set(Key("k"), "v", WithTtl(absl::Milliseconds(3599100))));
+  EXPECT_EQ(set.node.ttl, 3600);
   ASSERT_OK_AND_ASSIGN(Response got, keys().Get(Key("k"), {}));
-  EXPECT_GE(got.node.ttl, 2);
-  EXPECT_LE(got.node.ttl, 3);
+  EXPECT_GE(got.node.ttl, 3599);
+  EXPECT_LE(got.node.ttl, 3600);
 }
 
 TEST_P(ConformanceTest, KeysExpireInOrderEachWithItsOwnIndex) {
@@ -630,7 +632,7 @@ TEST_P(ConformanceTest, KeysExpireInOrderEachWithItsOwnIndex) {
   ASSERT_OK_AND_ASSIGN(Response b,
                        keys().Set(Key("b"), "2", WithTtl(absl::Seconds(1))));
   ASSERT_OK_AND_ASSIGN(Response c,
-                       keys().Set(Key("c"), "3", WithTtl(absl::Seconds(60))));
+                       keys().Set(Key("c"), "3", WithTtl(absl::Hours(1))));
   backend_->LetTimePass(absl::Seconds(1));
   ASSERT_OK_AND_ASSIGN(Response first,
                        WatchForEvent(prefix_, c.etcd_index + 1, true));
