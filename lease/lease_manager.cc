@@ -388,4 +388,12 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::WaitForChange(
   }
 }
 
+std::unique_ptr<Lease> LeaseManager::AdoptKey(const registry::Node& node,
+                                              absl::Duration ttl,
+                                              absl::Time expiry) {
+  return std::unique_ptr<Lease>(new Lease(keys_, clock_, node.key, node.key,
+                                          node.value, node.modified_index,
+                                          node.created_index, ttl, expiry));
+}
+
 }  // namespace leasehold::lease

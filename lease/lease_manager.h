@@ -186,6 +186,15 @@ class LeaseManager {
       absl::Time deadline = absl::InfiniteFuture(),
       const CancelToken* cancel = nullptr);
 
+  // Wraps a key the caller created itself (say, an in-order key of a lock
+  // queue) as a renewable Lease, so that a Keeper can keep it alive with
+  // the same CAS-on-index renewals. `node` is the key as the creating (or
+  // last) write returned it; `ttl` its TTL; `expiry` when the caller must
+  // consider it gone (the time that write was sent plus `ttl`). name() is
+  // the key, fence() its createdIndex. The value is not fleet JSON.
+  std::unique_ptr<Lease> AdoptKey(const registry::Node& node,
+                                  absl::Duration ttl, absl::Time expiry);
+
   const LeaseManagerOptions& options() const { return options_; }
 
  private:

@@ -1,0 +1,241 @@
+#include "lease/queue.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lease/validate.h"
+#include "registry/errors.h"
+
+namespace leasehold::lease::internal {
+namespace {
+
+bool IsRemoval(const std::string& action) {
+  return action == "delete" || action == "compareAndDelete" ||
+         action == "expire";
+}
+
+}  // namespace
+
+absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
+                                const std::string& dir) {
+  registry::GetOptions get;
+  get.sorted = true;
+  get.quorum = true;
+  absl::StatusOr<registry::Response> r = keys->Get(dir, get);
+  Queue queue;
+  if (absl::IsNotFound(r.status())) {
+    std::optional<registry::EtcdError> error =
+        registry::GetEtcdError(r.status());
+    if (error.has_value()) queue.etcd_index = error->index;
+    return queue;
+  }
+  if (!r.ok()) return r.status();
+  queue.etcd_index = r->etcd_index;
+  for (registry::Node& node : r->node.nodes) {
+    if (!node.dir) queue.keys.push_back(std::move(node));
+  }
+  std::sort(queue.keys.begin(), queue.keys.end(),
+            [](const registry::Node& a, const registry::Node& b) {
+              return a.created_index < b.created_index;
+            });
+  return queue;
+}
+
+absl::Status WaitForTurn(registry::KeysApi* keys, const std::string& dir,
+                         const std::string& my_key, size_t slots,
+                         absl::Time deadline, const CancelToken* cancel) {
+  while (true) {
+    absl::StatusOr<Queue> queue = ReadQueue(keys, dir);
+    if (!queue.ok()) return queue.status();
+    auto mine = std::find_if(
+        queue->keys.begin(), queue->keys.end(),
+        [&](const registry::Node& node) { return node.key == my_key; });
+    if (mine == queue->keys.end()) {
+      return absl::NotFoundError(
+          absl::StrCat(my_key, ": not in the queue (expired or deleted)"));
+    }
+    const size_t position = mine - queue->keys.begin();
+    if (position < slots) return absl::OkStatus();
+
+    registry::WatchOptions watch;
+    watch.wait_index = queue->etcd_index + 1;
+    watch.recursive = slots > 1;
+    watch.deadline = deadline;
+    watch.cancel = cancel;
+    const std::string& target = slots == 1 ? (mine - 1)->key : dir;
+    while (true) {
+      absl::StatusOr<registry::Response> event = keys->Watch(target, watch);
+      if (absl::IsOutOfRange(event.status())) break;  // history gap: re-read
+      if (!event.ok()) return event.status();
+      watch.wait_index = event->node.modified_index + 1;
+      // In-order names are zero-padded indexes: a key that sorts at or
+      // before ours is ahead of us (or ours, or the directory itself).
+      if (IsRemoval(event->action) && event->node.key <= my_key) break;
+    }
+  }
+}
+
+QueueHold::QueueHold(Session* session, std::string kind, std::string name,
+                     size_t slots)
+    : session_(session),
+      kind_(std::move(kind)),
+      name_(std::move(name)),
+      dir_(absl::StrCat(session->prefix(), kind_, "/", name_)),
+      slots_(slots) {}
+
+QueueHold::~QueueHold() {
+  std::shared_ptr<SessionKey> key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    key = std::move(key_);
+  }
+  if (key != nullptr) key->Release().IgnoreError();
+}
+
+std::string QueueHold::What() const {
+  return absl::StrCat(kind_, " \"", name_, "\"");
+}
+
+bool QueueHold::holds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_ && !lost_->fired();
+}
+
+bool QueueHold::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return key_ != nullptr && !held_;
+}
+
+std::string QueueHold::key() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return key_ != nullptr ? key_->key() : "";
+}
+
+uint64_t QueueHold::fence() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return key_ != nullptr ? key_->created_index() : 0;
+}
+
+std::shared_ptr<const Signal> QueueHold::lost() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lost_;
+}
+
+std::shared_ptr<SessionKey> QueueHold::held_key() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_ ? key_ : nullptr;
+}
+
+absl::StatusOr<std::shared_ptr<SessionKey>> QueueHold::Enqueue(
+    const std::optional<std::string>& value) {
+  absl::Status valid = ValidateName(absl::StrCat(kind_, " name"), name_);
+  if (!valid.ok()) return valid;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (key_ != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        What(), ": already held or being acquired through this object"));
+  }
+  absl::StatusOr<std::shared_ptr<SessionKey>> key = session_->CreateKey(
+      dir_, value.has_value() ? *value : session_->UniqueValue(),
+      /*unique_value=*/!value.has_value());
+  if (!key.ok()) {
+    return absl::Status(key.status().code(),
+                        absl::StrCat(What(), ": ", key.status().message()));
+  }
+  key_ = *key;
+  lost_ = (*key)->lost();
+  return key;
+}
+
+void QueueHold::Abandon(const std::shared_ptr<SessionKey>& key) {
+  key->Release().IgnoreError();  // if it fails, the key expires at its TTL
+  std::lock_guard<std::mutex> lock(mu_);
+  if (key_ == key) key_.reset();
+}
+
+absl::Status QueueHold::Acquire(const std::optional<std::string>& value,
+                                absl::Time deadline,
+                                const CancelToken* cancel) {
+  absl::StatusOr<std::shared_ptr<SessionKey>> key = Enqueue(value);
+  if (!key.ok()) return key.status();
+  const std::shared_ptr<const Signal> lost = (*key)->lost();
+  absl::Status status;
+  {
+    CancelToken stop;  // the caller's cancel or the loss of our key
+    CancelToken::Registration on_cancel;
+    if (cancel != nullptr) {
+      on_cancel = cancel->OnCancel([&stop] { stop.Cancel(); });
+    }
+    CancelToken::Registration on_lost =
+        lost->token().OnCancel([&stop] { stop.Cancel(); });
+    status = WaitForTurn(session_->keys(), dir_, (*key)->key(), slots_,
+                         deadline, &stop);
+  }
+  if (status.ok() && !lost->fired()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ = true;
+    return absl::OkStatus();
+  }
+  if (lost->fired()) {
+    status = absl::AbortedError(absl::StrCat(What(), ": lost while waiting (",
+                                             lost->cause().message(), ")"));
+  } else if (absl::IsNotFound(status)) {
+    status = absl::AbortedError(absl::StrCat(
+        What(), ": queue key vanished while waiting (", status.message(), ")"));
+  } else {
+    status = absl::Status(status.code(),
+                          absl::StrCat(What(), ": ", status.message()));
+  }
+  Abandon(*key);
+  return status;
+}
+
+absl::StatusOr<bool> QueueHold::TryAcquire(
+    const std::optional<std::string>& value) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (key_ != nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          What(), ": already held or being acquired through this object"));
+    }
+  }
+  absl::StatusOr<Queue> before = ReadQueue(session_->keys(), dir_);
+  if (!before.ok()) return before.status();
+  if (before->keys.size() >= slots_) return false;  // one round trip
+
+  absl::StatusOr<std::shared_ptr<SessionKey>> key = Enqueue(value);
+  if (!key.ok()) return key.status();
+  absl::StatusOr<Queue> after = ReadQueue(session_->keys(), dir_);
+  if (!after.ok()) {
+    Abandon(*key);
+    return after.status();
+  }
+  for (size_t i = 0; i < after->keys.size() && i < slots_; ++i) {
+    if (after->keys[i].key == (*key)->key() && !(*key)->lost()->fired()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      held_ = true;
+      return true;
+    }
+  }
+  Abandon(*key);  // someone queued between our read and our create
+  return false;
+}
+
+absl::Status QueueHold::Release() {
+  std::shared_ptr<SessionKey> key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (key_ == nullptr || !held_) {
+      return absl::FailedPreconditionError(absl::StrCat(What(), ": not held"));
+    }
+    key = std::move(key_);
+    held_ = false;
+  }
+  absl::Status status = key->Release();
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(What(), ": release: ", status.message()));
+}
+
+}  // namespace leasehold::lease::internal

@@ -1,0 +1,119 @@
+// The queue discipline shared by Mutex, Semaphore and Election (internal).
+//
+// Each contender creates an in-order key under the queue's directory with
+// its session's TTL; keys sort by createdIndex, and the first `slots` keys
+// hold. A waiter watches only what can let it in: with one slot, its
+// immediate predecessor's key; with several, the directory (departures
+// behind the n-th key ahead can matter), re-reading only when a key ahead
+// of its own is removed. After kOutOfRange (etcd 401) it re-reads.
+//
+// Every waiter blocks in one Watch call: on etcd that is one HTTP
+// connection per waiting contender (see lease/README-locks.md).
+//
+// Thread-safety: WaitForTurn is a free function; QueueHold's methods are
+// safe from any thread, but one Acquire at a time per QueueHold.
+#ifndef LEASEHOLD_LEASE_QUEUE_H_
+#define LEASEHOLD_LEASE_QUEUE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lease/session.h"
+#include "lease/signal.h"
+#include "registry/cancel.h"
+#include "registry/keys_api.h"
+
+namespace leasehold::lease::internal {
+
+// The keys of a queue in createdIndex order, read through raft.
+struct Queue {
+  std::vector<registry::Node> keys;  // empty when the directory is absent
+  uint64_t etcd_index = 0;           // watch from etcd_index + 1
+};
+absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
+                                const std::string& dir);
+
+// Blocks until `my_key` is among the first `slots` keys under `dir`.
+// OK: it is. kNotFound: `my_key` is not in the queue (expired or deleted).
+// kDeadlineExceeded past `deadline` (registry clock), kCancelled when
+// `cancel` fires; other registry errors as the registry reports them.
+absl::Status WaitForTurn(registry::KeysApi* keys, const std::string& dir,
+                         const std::string& my_key, size_t slots,
+                         absl::Time deadline, const CancelToken* cancel);
+
+// One contender's place in a queue: the common core of Mutex, Semaphore
+// and Election. `kind` names the queue ("lock", "semaphore", "election"):
+// its directory is `<session prefix><kind>/<name>/`.
+class QueueHold {
+ public:
+  QueueHold(Session* session, std::string kind, std::string name, size_t slots);
+  // Releases a key still held or queued (errors ignored).
+  ~QueueHold();
+
+  // Queues a key holding `value` (the session's UniqueValue() when unset)
+  // and waits for its turn. OK: held. kFailedPrecondition: already held or
+  // queued through this object, or the session is closed or ended;
+  // kDeadlineExceeded / kCancelled: gave up, and the key is deleted;
+  // kAborted: the key was lost while waiting (session expired, key
+  // deleted); kInvalidArgument: a bad name. Registry errors otherwise
+  // (the key, if created, is deleted).
+  absl::Status Acquire(const std::optional<std::string>& value,
+                       absl::Time deadline, const CancelToken* cancel);
+
+  // Acquire without waiting. true: held. false: all slots are taken; costs
+  // one registry read when the queue is visibly full. Errors as Acquire.
+  absl::StatusOr<bool> TryAcquire(const std::optional<std::string>& value);
+
+  // Deletes the key (compare-and-delete on its own index). OK: released
+  // (also when it had been lost). kFailedPrecondition: nothing held.
+  // kUnavailable: the delete did not go through; the key expires at its TTL.
+  absl::Status Release();
+
+  // Held and not lost.
+  bool holds() const;
+  // True between the start of Acquire and its return.
+  bool queued() const;
+  // The queue key ("" when none) and its createdIndex (0 when none).
+  std::string key() const;
+  uint64_t fence() const;
+  // The lost() signal of the current or last key; null before the first.
+  std::shared_ptr<const Signal> lost() const;
+  // The held key, or null.
+  std::shared_ptr<SessionKey> held_key() const;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& name() const { return name_; }
+  Session* session() const { return session_; }
+
+ private:
+  // "lock \"name\"" for messages.
+  std::string What() const;
+  // Creates our key; kFailedPrecondition when one exists.
+  absl::StatusOr<std::shared_ptr<SessionKey>> Enqueue(
+      const std::optional<std::string>& value);
+  // Gives up `key` after a failed acquire.
+  void Abandon(const std::shared_ptr<SessionKey>& key);
+
+  Session* const session_;
+  const std::string kind_;
+  const std::string name_;
+  const std::string dir_;
+  const size_t slots_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<SessionKey> key_ ABSL_GUARDED_BY(mu_);
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<const Signal> lost_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace leasehold::lease::internal
+
+#endif  // LEASEHOLD_LEASE_QUEUE_H_

@@ -1,0 +1,416 @@
+#include "lease/session.h"
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "lease/lease_manager.h"
+#include "lease/validate.h"
+#include "registry/errors.h"
+
+namespace leasehold::lease {
+
+struct SessionKey::State {
+  registry::KeysApi* keys = nullptr;
+  Clock* clock = nullptr;
+  Keeper* keeper = nullptr;
+  std::unique_ptr<LeaseManager> manager;  // adopts our keys as Leases
+  std::string prefix;
+  absl::Duration ttl;
+  std::string id;  // the session key; set once, before any sharing
+  std::shared_ptr<Signal> done;
+  std::atomic<uint64_t> counter{0};
+
+  std::mutex mu;
+  bool closed ABSL_GUARDED_BY(mu) = false;  // Close or Orphan was called
+  bool ended ABSL_GUARDED_BY(mu) = false;   // done() fired
+  std::shared_ptr<KeptLease> kept ABSL_GUARDED_BY(mu);  // the session key
+  std::vector<std::weak_ptr<SessionKey>> keys_held ABSL_GUARDED_BY(mu);
+};
+
+namespace {
+
+using State = SessionKey::State;
+
+absl::Status WithContext(const absl::Status& status,
+                         absl::string_view context) {
+  absl::Status out(status.code(),
+                   absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view type, const absl::Cord& payload) {
+    out.SetPayload(type, payload);
+  });
+  return out;
+}
+
+// A release that found the key gone or changed: it is not ours any more,
+// which is what a release wants.
+bool IsGone(const absl::Status& status) {
+  return absl::IsNotFound(status) || absl::IsAborted(status);
+}
+
+struct Created {
+  registry::Node node;
+  absl::Time expiry;  // when the creating request was sent, plus the TTL
+};
+
+// Creates an in-order key under `dir`. A lost response is resolved by
+// looking for `value` when it names only this key.
+absl::StatusOr<Created> CreateNode(State& s, const std::string& dir,
+                                   const std::string& value,
+                                   bool unique_value) {
+  const std::string context = absl::StrCat("create a key under ", dir);
+  const absl::Time sent = s.clock->Now();
+  registry::CreateInOrderOptions create;
+  create.ttl = s.ttl;
+  absl::StatusOr<registry::Response> r =
+      s.keys->CreateInOrder(dir, value, create);
+  if (r.ok()) return Created{std::move(r->node), sent + s.ttl};
+  if (!unique_value || !registry::IsOutcomeUnknown(r.status())) {
+    return WithContext(r.status(), context);
+  }
+  registry::GetOptions quorum;
+  quorum.quorum = true;
+  absl::StatusOr<registry::Response> read = s.keys->Get(dir, quorum);
+  if (read.ok()) {
+    for (registry::Node& child : read->node.nodes) {
+      if (child.value == value) return Created{std::move(child), sent + s.ttl};
+    }
+  }
+  if (read.ok() || absl::IsNotFound(read.status())) {
+    return WithContext(r.status(), context);  // it did not land (yet)
+  }
+  return registry::OutcomeUnknownError(
+      absl::StrCat(context, ": response lost and not resolved (",
+                   read.status().message(), ")"));
+}
+
+// Ends the session once: fires done() and gives up every key, deleting
+// them with `release`. The first failed delete's status.
+absl::Status EndSession(State& s, const absl::Status& cause, bool release) {
+  std::vector<std::shared_ptr<SessionKey>> keys;
+  std::shared_ptr<KeptLease> own;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.ended) return absl::OkStatus();
+    s.ended = true;
+    for (const std::weak_ptr<SessionKey>& weak : s.keys_held) {
+      if (std::shared_ptr<SessionKey> key = weak.lock()) keys.push_back(key);
+    }
+    s.keys_held.clear();
+    own = std::move(s.kept);
+  }
+  s.done->Fire(cause);
+  absl::Status result;
+  for (const std::shared_ptr<SessionKey>& key : keys) {
+    result.Update(key->Drop(release, cause));
+  }
+  if (own != nullptr) {
+    absl::Status status = s.keeper->Remove(own, release);
+    if (!IsGone(status)) result.Update(status);
+  }
+  return result;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------- SessionKey
+
+SessionKey::SessionKey(std::shared_ptr<State> session, registry::Node node)
+    : session_(std::move(session)),
+      key_(std::move(node.key)),
+      created_index_(node.created_index),
+      lost_(std::make_shared<Signal>(session_->clock)) {}
+
+SessionKey::~SessionKey() {
+  std::shared_ptr<KeptLease> kept;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return;
+    kept = std::move(kept_);
+  }
+  if (kept != nullptr) session_->keeper->Remove(kept, true).IgnoreError();
+}
+
+bool SessionKey::Keep(std::unique_ptr<Lease> lease) {
+  std::weak_ptr<SessionKey> weak = weak_from_this();
+  uint64_t generation;
+  std::shared_ptr<KeptLease> kept;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) {
+      lease->Release().IgnoreError();
+      return false;
+    }
+    generation = ++generation_;
+    kept_ = session_->keeper->Add(
+        std::move(lease), [weak, generation](LeaseState state) {
+          if (state != LeaseState::kLost) return;
+          if (std::shared_ptr<SessionKey> self = weak.lock()) {
+            self->OnKeeperLost(generation);
+          }
+        });
+    kept = kept_;
+  }
+  // A stopped Keeper returns the lease lost, without a callback.
+  if (kept->state() == LeaseState::kLost) OnKeeperLost(generation);
+  return true;
+}
+
+void SessionKey::OnKeeperLost(uint64_t generation) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_ || generation != generation_) return;
+    ended_ = true;
+    kept_.reset();
+  }
+  lost_->Fire(absl::AbortedError(absl::StrCat(
+      "key ", key_, " lost: not renewed within its TTL, changed or deleted")));
+}
+
+absl::Status SessionKey::Drop(bool release, const absl::Status& cause) {
+  std::shared_ptr<KeptLease> kept;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return absl::OkStatus();
+    ended_ = true;
+    ++generation_;
+    kept = std::move(kept_);
+  }
+  lost_->Fire(cause);
+  if (kept == nullptr) return absl::OkStatus();
+  absl::Status status = session_->keeper->Remove(kept, release);
+  return IsGone(status) ? absl::OkStatus() : status;
+}
+
+absl::Status SessionKey::Release() {
+  std::shared_ptr<KeptLease> kept;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return absl::OkStatus();
+    ended_ = true;
+    ++generation_;
+    kept = std::move(kept_);
+  }
+  if (kept == nullptr) return absl::OkStatus();
+  absl::Status status = session_->keeper->Remove(kept, true);
+  return IsGone(status) ? absl::OkStatus() : status;
+}
+
+absl::Status SessionKey::SetValue(const std::string& value) {
+  std::shared_ptr<KeptLease> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) {
+      if (lost_->fired()) return lost_->cause();
+      return absl::FailedPreconditionError(
+          absl::StrCat("key ", key_, ": released"));
+    }
+    ++generation_;  // the Keeper's report of `old` is ours, not a loss
+    old = kept_;
+  }
+  // Stop renewing while we write; a renew already in flight makes our
+  // compare-and-swap fail once, and we retry at the index it left.
+  session_->keeper->Remove(old, false).IgnoreError();
+  uint64_t index = old->lease().index();
+  State& s = *session_;
+  absl::Status failure;
+  constexpr int kMaxAttempts = 3;
+  for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
+    const absl::Time sent = s.clock->Now();
+    registry::SetOptions set;
+    set.prev_index = index;
+    set.ttl = s.ttl;
+    absl::StatusOr<registry::Response> r = s.keys->Set(key_, value, set);
+    if (r.ok()) {
+      Keep(s.manager->AdoptKey(r->node, s.ttl, sent + s.ttl));
+      return absl::OkStatus();
+    }
+    failure = WithContext(r.status(), absl::StrCat("set key ", key_));
+    if (!absl::IsAborted(r.status()) &&
+        !registry::IsOutcomeUnknown(r.status())) {
+      break;
+    }
+    registry::GetOptions quorum;
+    quorum.quorum = true;
+    absl::StatusOr<registry::Response> read = s.keys->Get(key_, quorum);
+    if (!read.ok()) {
+      failure = absl::IsNotFound(read.status())
+                    ? absl::AbortedError(absl::StrCat("key ", key_, " is gone"))
+                    : WithContext(read.status(), absl::StrCat("read ", key_));
+      break;
+    }
+    if (registry::IsOutcomeUnknown(r.status()) && read->node.value == value &&
+        read->node.modified_index != index) {
+      Keep(s.manager->AdoptKey(read->node, s.ttl, sent + s.ttl));
+      return absl::OkStatus();
+    }
+    index = read->node.modified_index;
+  }
+  // Ownership is in doubt: say so rather than keep a key we cannot vouch for.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    ++generation_;
+    kept_.reset();
+  }
+  lost_->Fire(failure);
+  return failure;
+}
+
+// -------------------------------------------------------------- Session
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(
+    registry::KeysApi* keys, SessionOptions options) {
+  absl::StatusOr<absl::Duration> ttl = RoundPeriod(options.ttl);
+  if (!ttl.ok()) return WithContext(ttl.status(), "session ttl");
+  if (options.prefix.empty() || options.prefix.front() != '/') {
+    options.prefix.insert(options.prefix.begin(), '/');
+  }
+  if (options.prefix.back() != '/') options.prefix.push_back('/');
+  Clock* clock = options.clock != nullptr ? options.clock : RealClock();
+
+  std::unique_ptr<Keeper> own_keeper;
+  if (options.keeper == nullptr) {
+    KeeperOptions keeper_options;
+    keeper_options.workers = 2;
+    keeper_options.clock = clock;
+    own_keeper = std::make_unique<Keeper>(keeper_options);
+  }
+  auto state = std::make_shared<State>();
+  state->keys = keys;
+  state->clock = clock;
+  state->keeper = options.keeper != nullptr ? options.keeper : own_keeper.get();
+  LeaseManagerOptions manager_options;
+  manager_options.prefix = options.prefix;
+  manager_options.clock = clock;
+  state->manager = std::make_unique<LeaseManager>(keys, manager_options);
+  state->prefix = options.prefix;
+  state->ttl = *ttl;
+  state->done = std::make_shared<Signal>(clock);
+
+  std::random_device device;
+  const std::string token = absl::StrCat(
+      absl::Hex((uint64_t{device()} << 32) ^ device(), absl::kZeroPad16));
+  absl::StatusOr<Created> created =
+      CreateNode(*state, absl::StrCat(state->prefix, "session"), token,
+                 /*unique_value=*/true);
+  if (!created.ok()) return WithContext(created.status(), "new session");
+  state->id = created->node.key;
+
+  std::weak_ptr<State> weak = state;
+  std::unique_ptr<Lease> lease =
+      state->manager->AdoptKey(created->node, *ttl, created->expiry);
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->kept = state->keeper->Add(
+        std::move(lease), [weak, id = state->id](LeaseState lease_state) {
+          if (lease_state != LeaseState::kLost) return;
+          std::shared_ptr<State> s = weak.lock();
+          if (s == nullptr) return;
+          EndSession(*s,
+                     absl::AbortedError(absl::StrCat(
+                         "session ", id,
+                         " expired: its key was not renewed within its TTL, "
+                         "changed or deleted")),
+                     /*release=*/false)
+              .IgnoreError();
+        });
+  }
+  return std::unique_ptr<Session>(
+      new Session(std::move(state), std::move(own_keeper)));
+}
+
+Session::Session(std::shared_ptr<State> state,
+                 std::unique_ptr<Keeper> own_keeper)
+    : state_(std::move(state)), own_keeper_(std::move(own_keeper)) {}
+
+Session::~Session() {
+  bool closed;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    closed = state_->closed;
+  }
+  if (!closed) Close().IgnoreError();
+  own_keeper_.reset();
+}
+
+const std::string& Session::id() const { return state_->id; }
+absl::Duration Session::ttl() const { return state_->ttl; }
+const std::string& Session::prefix() const { return state_->prefix; }
+registry::KeysApi* Session::keys() const { return state_->keys; }
+Clock* Session::clock() const { return state_->clock; }
+std::shared_ptr<const Signal> Session::done() const { return state_->done; }
+
+std::string Session::UniqueValue() {
+  return absl::StrCat(state_->id, "#", state_->counter.fetch_add(1));
+}
+
+absl::Status Session::End(bool release) {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (state_->closed) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("session ", state_->id, ": already closed"));
+    }
+    state_->closed = true;
+  }
+  return EndSession(
+      *state_,
+      absl::CancelledError(absl::StrCat("session ", state_->id,
+                                        release ? " closed" : " orphaned")),
+      release);
+}
+
+absl::Status Session::Close() { return End(/*release=*/true); }
+
+absl::Status Session::Orphan() { return End(/*release=*/false); }
+
+absl::StatusOr<std::shared_ptr<SessionKey>> Session::CreateKey(
+    const std::string& dir, const std::string& value, bool unique_value) {
+  State& s = *state_;
+  auto ended = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) -> absl::Status {
+    if (s.closed) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("session ", s.id, ": already closed"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "session ", s.id, ": ended (", s.done->cause().message(), ")"));
+  };
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.ended) return ended();
+  }
+  absl::StatusOr<Created> created = CreateNode(s, dir, value, unique_value);
+  if (!created.ok()) return created.status();
+  auto key = std::make_shared<SessionKey>(state_, created->node);
+  key->Keep(s.manager->AdoptKey(created->node, s.ttl, created->expiry));
+  absl::Status status;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.ended) {
+      status = ended();
+    } else {
+      // Forget keys that are gone now and then, so the list stays short.
+      if (s.keys_held.size() >= 64 && s.keys_held.size() % 64 == 0) {
+        s.keys_held.erase(
+            std::remove_if(s.keys_held.begin(), s.keys_held.end(),
+                           [](const std::weak_ptr<SessionKey>& weak) {
+                             return weak.expired();
+                           }),
+            s.keys_held.end());
+      }
+      s.keys_held.push_back(key);
+    }
+  }
+  if (!status.ok()) {
+    key->Drop(/*release=*/true, status).IgnoreError();
+    return status;
+  }
+  return key;
+}
+
+}  // namespace leasehold::lease

@@ -1,0 +1,45 @@
+#include "lease/signal.h"
+
+#include <utility>
+
+namespace leasehold::lease {
+
+bool Signal::fired() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fired_;
+}
+
+absl::Status Signal::cause() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cause_;
+}
+
+bool Signal::Wait(absl::Time deadline, const CancelToken* cancel) const {
+  CancelToken::Registration registration;
+  if (cancel != nullptr) {
+    registration = cancel->OnCancel([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!fired_ && !(cancel != nullptr && cancel->cancelled())) {
+    if (!clock_->WaitUntil(cv_, lock, deadline)) break;
+  }
+  return fired_;
+}
+
+bool Signal::Fire(absl::Status cause) {
+  if (cause.ok()) cause = absl::UnknownError("signal fired without a cause");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fired_) return false;
+    fired_ = true;
+    cause_ = std::move(cause);
+  }
+  cv_.notify_all();
+  token_.Cancel();
+  return true;
+}
+
+}  // namespace leasehold::lease

@@ -1,0 +1,161 @@
+#include "lease/election.h"
+
+#include <atomic>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/lease/lock_fixture.h"
+#include "tests/lease/lock_test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::lease {
+namespace {
+
+using ::leasehold::testing::FaultyKeysApi;
+using ::leasehold::testing::StatusIs;
+using testing::Eventually;
+using testing::KeysUnder;
+using ::testing::Optional;
+
+constexpr char kDir[] = "/leasehold/election/engine";
+
+class ElectionTest : public testing::LockFixture {
+ protected:
+  // The leader values an observer reports ("-" for no leader).
+  std::vector<std::string> Drain(LeaderObserver& observer, size_t count) {
+    std::vector<std::string> out;
+    while (out.size() < count) {
+      absl::StatusOr<std::optional<LeaderInfo>> next =
+          observer.Next(clock_.Now() + absl::Seconds(1));
+      if (!next.ok()) break;
+      out.push_back(next->has_value() ? (*next)->value : "-");
+    }
+    return out;
+  }
+};
+
+TEST_F(ElectionTest, CampaignLeadsAndLeaderReportsIt) {
+  auto session = NewSession();
+  Election election(session.get(), "engine");
+  EXPECT_EQ(election.Status(), ElectionStatus::kFollower);
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> none, election.Leader());
+  EXPECT_FALSE(none.has_value());
+
+  ASSERT_OK(election.Campaign("host-a"));
+  EXPECT_EQ(election.Status(), ElectionStatus::kLeader);
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> leader, election.Leader());
+  ASSERT_TRUE(leader.has_value());
+  EXPECT_EQ(leader->value, "host-a");
+  EXPECT_EQ(leader->key, election.key());
+  EXPECT_EQ(leader->fence, election.fence());
+}
+
+TEST_F(ElectionTest, CandidateWaitsUntilTheLeaderResigns) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  Election a(s1.get(), "engine"), b(s2.get(), "engine");
+  ASSERT_OK(a.Campaign("a"));
+  std::atomic<bool> b_leads{false};
+  std::thread t([&] { b_leads = b.Campaign("b").ok(); });
+  ASSERT_TRUE(
+      Eventually([&] { return b.Status() == ElectionStatus::kCandidate; }));
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  EXPECT_FALSE(b_leads);
+  ASSERT_OK(a.Resign());
+  EXPECT_EQ(a.Status(), ElectionStatus::kFollower);
+  t.join();
+  EXPECT_TRUE(b_leads);
+  EXPECT_EQ(b.Status(), ElectionStatus::kLeader);
+  EXPECT_GT(b.fence(), a.fence());
+  EXPECT_FALSE(a.revoked()->fired());  // resigning is not a revocation
+}
+
+TEST_F(ElectionTest, ProclaimOnlyWhileLeader) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  Election a(s1.get(), "engine"), b(s2.get(), "engine");
+  EXPECT_THAT(a.Proclaim("x"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK(a.Campaign("a1"));
+  ASSERT_OK(a.Proclaim("a2"));
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> leader, b.Leader());
+  EXPECT_EQ(leader->value, "a2");
+  EXPECT_EQ(leader->fence, a.fence());  // same candidacy, same fence
+  ASSERT_OK(a.Proclaim("a3"));          // the adopted key keeps renewing
+  const int sets = keys_.calls(FaultyKeysApi::kSet);
+  clock_.Advance(absl::Seconds(25));
+  ASSERT_TRUE(
+      Eventually([&] { return keys_.calls(FaultyKeysApi::kSet) > sets + 1; }));
+  EXPECT_TRUE(a.IsLeader());
+  EXPECT_FALSE(a.revoked()->fired());
+  ASSERT_OK(a.Resign());
+  EXPECT_THAT(a.Proclaim("a4"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(ElectionTest, ObserverSeesEveryLeaderInOrder) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  Election a(s1.get(), "engine"), b(s2.get(), "engine");
+  LeaderObserver observer(&keys_, "/leasehold/", "engine");
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> first, observer.Next());
+  EXPECT_FALSE(first.has_value());
+
+  ASSERT_OK(a.Campaign("a"));
+  std::thread t([&] { ASSERT_OK(b.Campaign("b")); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  ASSERT_OK(a.Proclaim("a2"));
+  ASSERT_OK(a.Resign());
+  t.join();
+  ASSERT_OK(b.Proclaim("b2"));
+  ASSERT_OK(b.Resign());
+  // All of it happened before the observer looked again: it replays.
+  EXPECT_THAT(Drain(observer, 5),
+              ::testing::ElementsAre("a", "a2", "b", "b2", "-"));
+}
+
+TEST_F(ElectionTest, ObserverRereadsAfterAHistoryGap) {
+  registry::MemoryOptions options = MemoryOptions();
+  options.history_size = 4;
+  auto small = registry::NewMemoryRegistry(options);
+  auto session = NewSession(absl::Seconds(60), small.get());
+  Election a(session.get(), "engine");
+  LeaderObserver observer(small.get(), "/leasehold/", "engine");
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> first, observer.Next());
+  EXPECT_FALSE(first.has_value());
+  ASSERT_OK(a.Campaign("a"));
+  for (int i = 0; i < 10; ++i) ASSERT_OK(a.Proclaim(absl::StrCat("v", i)));
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> now, observer.Next());
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(now->value, "v9");
+  ASSERT_OK(session->Close());
+}
+
+TEST_F(ElectionTest, LeaderWhoseSessionDiesIsReplacedAndRevoked) {
+  FaultyKeysApi leader_keys(memory_.get(), &clock_);
+  auto s1 = NewSession(absl::Seconds(5), &leader_keys);
+  auto s2 = NewSession(absl::Seconds(60));
+  Election a(s1.get(), "engine"), b(s2.get(), "engine");
+  LeaderObserver observer(&keys_, "/leasehold/", "engine");
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> first, observer.Next());
+  EXPECT_FALSE(first.has_value());
+  ASSERT_OK(a.Campaign("a"));
+  leader_keys.FailNext(FaultyKeysApi::kSet, FaultyKeysApi::kForever);
+  absl::Status b_status;
+  std::thread t([&] { b_status = b.Campaign("b"); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  clock_.Advance(absl::Seconds(6));
+  t.join();
+  ASSERT_OK(b_status);
+  ASSERT_TRUE(Eventually([&] { return a.revoked()->fired(); }));
+  EXPECT_EQ(a.Status(), ElectionStatus::kFollower);
+  EXPECT_THAT(a.Proclaim("again"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Drain(observer, 2), ::testing::ElementsAre("a", "b"));
+}
+
+}  // namespace
+}  // namespace leasehold::lease

@@ -1,0 +1,177 @@
+// Sessions, locks and elections against a real etcd (the fixture's).
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lease/election.h"
+#include "lease/lock_service.h"
+#include "lease/mutex.h"
+#include "lease/semaphore.h"
+#include "lease/session.h"
+#include "registry/open.h"
+#include "tests/lease/lock_test_util.h"
+#include "tests/testing/etcd_server.h"
+#include "tests/testing/faulty_keys_api.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::lease {
+namespace {
+
+using ::leasehold::testing::FaultyKeysApi;
+using ::leasehold::testing::SharedEtcd;
+using testing::Eventually;
+using ::testing::IsEmpty;
+using testing::KeysUnder;
+
+// Each test works under its own prefix on the shared server.
+class LockEtcdTest : public ::testing::Test {
+ protected:
+  LockEtcdTest()
+      : prefix_(absl::StrCat(
+            "/locks-",
+            ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+            "/")) {
+    absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
+        registry::Open(SharedEtcd().uri());
+    EXPECT_TRUE(keys.ok()) << keys.status();
+    keys_ = std::move(*keys);
+  }
+  ~LockEtcdTest() override { keeper_.Stop(); }
+
+  std::unique_ptr<Session> NewSession(absl::Duration ttl,
+                                      registry::KeysApi* keys = nullptr) {
+    SessionOptions options;
+    options.ttl = ttl;
+    options.prefix = prefix_;
+    options.keeper = &keeper_;
+    absl::StatusOr<std::unique_ptr<Session>> session =
+        Session::Create(keys != nullptr ? keys : keys_.get(), options);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? std::move(*session) : nullptr;
+  }
+
+  const std::string prefix_;
+  std::unique_ptr<registry::KeysApi> keys_;
+  Keeper keeper_;
+};
+
+TEST_F(LockEtcdTest, ThousandContendersCountToThousandInFifoOrder) {
+  // A pool keeps 32 contenders in flight: each waiter holds one watch
+  // connection, and 1000 at once is more than CI's etcd needs to prove it.
+  const absl::Time start = RealClock()->Now();
+  testing::ContentionResult result = testing::RunContention(
+      keys_.get(), RealClock(), 1000, /*in_flight=*/32, absl::Seconds(30));
+  EXPECT_THAT(result.errors, IsEmpty());
+  EXPECT_EQ(result.counter, 1000);
+  ASSERT_EQ(result.fences.size(), 1000u);
+  for (size_t i = 1; i < result.fences.size(); ++i) {
+    ASSERT_LT(result.fences[i - 1], result.fences[i]) << i;
+  }
+  EXPECT_THAT(KeysUnder(keys_.get(), "/leasehold/lock/counter"), IsEmpty());
+  EXPECT_LT(RealClock()->Now() - start, absl::Seconds(60));
+}
+
+TEST_F(LockEtcdTest, ExpiredHolderLosesAndTheWaiterGetsInAfterItsKeyIsGone) {
+  FaultyKeysApi holder_keys(keys_.get());
+  auto s1 = NewSession(absl::Seconds(2), &holder_keys);
+  auto s2 = NewSession(absl::Seconds(30));
+  Mutex holder(s1.get(), "job"), waiter(s2.get(), "job");
+  ASSERT_OK(holder.Lock());
+  const std::string holder_key = holder.key();
+  holder_keys.FailNext(FaultyKeysApi::kSet, FaultyKeysApi::kForever);
+  ASSERT_OK(waiter.Lock(RealClock()->Now() + absl::Seconds(20)));
+  EXPECT_FALSE(testing::Exists(keys_.get(), holder_key));
+  ASSERT_TRUE(holder.lost()->Wait(RealClock()->Now() + absl::Seconds(10)));
+  EXPECT_FALSE(holder.IsOwner());
+  EXPECT_TRUE(waiter.IsOwner());
+  EXPECT_GT(waiter.fence(), holder.fence());
+}
+
+TEST_F(LockEtcdTest, TimeoutAndTryLockLeaveNoStrayKeys) {
+  auto s1 = NewSession(absl::Seconds(30));
+  auto s2 = NewSession(absl::Seconds(30));
+  Mutex a(s1.get(), "job"), b(s2.get(), "job");
+  ASSERT_OK(a.Lock());
+  ASSERT_OK_AND_ASSIGN(bool got, b.TryLock());
+  EXPECT_FALSE(got);
+  EXPECT_THAT(
+      b.Lock(RealClock()->Now() + absl::Milliseconds(300)),
+      ::leasehold::testing::StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(KeysUnder(keys_.get(), prefix_ + "lock/job"),
+              ::testing::ElementsAre(a.key()));
+}
+
+TEST_F(LockEtcdTest, SemaphoreNeverExceedsItsSlots) {
+  constexpr int kContenders = 30;
+  std::atomic<int> holders{0}, most{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kContenders; ++i) {
+    threads.emplace_back([&] {
+      auto session = NewSession(absl::Seconds(30));
+      Semaphore slot(session.get(), "pool", 3);
+      if (!slot.Acquire().ok()) return;
+      const int now = ++holders;
+      int seen = most.load();
+      while (now > seen && !most.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      --holders;
+      if (slot.Release().ok()) ++done;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(done, kContenders);
+  EXPECT_LE(most, 3);
+}
+
+TEST_F(LockEtcdTest, ElectionCampaignProclaimResignObserve) {
+  auto s1 = NewSession(absl::Seconds(30));
+  auto s2 = NewSession(absl::Seconds(30));
+  Election a(s1.get(), "engine"), b(s2.get(), "engine");
+  LeaderObserver observer(keys_.get(), prefix_, "engine");
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> first, observer.Next());
+  EXPECT_FALSE(first.has_value());
+  ASSERT_OK(a.Campaign("a"));
+  std::thread t([&] { ASSERT_OK(b.Campaign("b")); });
+  ASSERT_TRUE(Eventually([&] {
+    return KeysUnder(keys_.get(), prefix_ + "election/engine").size() == 2;
+  }));
+  ASSERT_OK(a.Proclaim("a2"));
+  ASSERT_OK(a.Resign());
+  t.join();
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> leader, a.Leader());
+  EXPECT_EQ(leader->value, "b");
+  ASSERT_OK(b.Resign());
+  std::vector<std::string> seen;
+  while (seen.size() < 4) {
+    auto next = observer.Next(RealClock()->Now() + absl::Seconds(10));
+    ASSERT_OK(next.status());
+    seen.push_back(next->has_value() ? (*next)->value : "-");
+  }
+  EXPECT_THAT(seen, ::testing::ElementsAre("a", "a2", "b", "-"));
+}
+
+TEST_F(LockEtcdTest, LockServiceByUri) {
+  LockServiceOptions options;
+  options.prefix = prefix_;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<LockService> service,
+                       OpenLockService(SharedEtcd().uri(), options));
+  LockSessionOptions session_options;
+  session_options.ttl = absl::Seconds(10);
+  session_options.timeout = absl::Seconds(5);
+  ASSERT_OK_AND_ASSIGN(auto session, service->NewSession(session_options));
+  ASSERT_OK_AND_ASSIGN(auto locker, session->NewLocker("deploy"));
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Signal> lost, locker->Lock());
+  EXPECT_FALSE(lost->fired());
+  ASSERT_OK(locker->Unlock());
+  ASSERT_OK(session->Close());
+  EXPECT_THAT(session->Close(), ::leasehold::testing::StatusIs(
+                                    absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(KeysUnder(keys_.get(), prefix_ + "lock/deploy"), IsEmpty());
+}
+
+}  // namespace
+}  // namespace leasehold::lease

@@ -1,0 +1,276 @@
+#include "lease/mutex.h"
+
+#include <atomic>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "registry/cancel.h"
+#include "tests/lease/lock_fixture.h"
+#include "tests/lease/lock_test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::lease {
+namespace {
+
+using ::leasehold::testing::FaultyKeysApi;
+using ::leasehold::testing::IsOk;
+using ::leasehold::testing::StatusIs;
+using ::testing::ElementsAre;
+using testing::Eventually;
+using testing::Exists;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::KeysUnder;
+
+constexpr char kDir[] = "/leasehold/lock/job";
+
+class MutexTest : public testing::LockFixture {};
+
+TEST_F(MutexTest, LockHoldsTheFirstKeyAndUnlockDeletesIt) {
+  auto session = NewSession();
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(mutex.Lock());
+  EXPECT_TRUE(mutex.IsOwner());
+  EXPECT_TRUE(absl::StartsWith(mutex.key(), "/leasehold/lock/job/"));
+  ASSERT_OK_AND_ASSIGN(registry::Response r, keys_.Get(mutex.key(), {}));
+  EXPECT_EQ(mutex.fence(), r.node.created_index);
+  EXPECT_EQ(r.node.ttl, 60);
+  EXPECT_EQ(r.node.value.rfind(session->id(), 0), 0u);  // names its session
+  EXPECT_THAT(mutex.Lock(), StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  ASSERT_OK(mutex.Unlock());
+  EXPECT_FALSE(mutex.IsOwner());
+  EXPECT_THAT(KeysUnder(&keys_, kDir), IsEmpty());
+  EXPECT_FALSE(mutex.lost()->fired());
+  EXPECT_THAT(mutex.Unlock(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                       HasSubstr("lock \"job\": not held")));
+}
+
+TEST_F(MutexTest, FencesGrowWithEachHolder) {
+  auto session = NewSession();
+  Mutex a(session.get(), "job");
+  Mutex b(session.get(), "job");
+  ASSERT_OK(a.Lock());
+  const uint64_t first = a.fence();
+  ASSERT_OK(a.Unlock());
+  ASSERT_OK(b.Lock());
+  EXPECT_GT(b.fence(), first);
+}
+
+TEST_F(MutexTest, WaitersAreServedInQueueOrder) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  auto s3 = NewSession();
+  Mutex a(s1.get(), "job"), b(s2.get(), "job"), c(s3.get(), "job");
+  ASSERT_OK(a.Lock());
+  std::atomic<int> b_done{0}, c_done{0};
+  std::thread tb([&] { b_done = b.Lock().ok() ? 1 : -1; });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  std::thread tc([&] { c_done = c.Lock().ok() ? 1 : -1; });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 3; }));
+
+  ASSERT_OK(a.Unlock());
+  ASSERT_TRUE(Eventually([&] { return b_done != 0; }));
+  EXPECT_EQ(b_done, 1);
+  EXPECT_EQ(c_done, 0);  // still waiting behind b
+  EXPECT_TRUE(b.IsOwner());
+  ASSERT_OK(b.Unlock());
+  ASSERT_TRUE(Eventually([&] { return c_done != 0; }));
+  EXPECT_EQ(c_done, 1);
+  EXPECT_TRUE(c.IsOwner());
+  tb.join();
+  tc.join();
+}
+
+TEST_F(MutexTest, OnlyTheNextWaiterWakesOnUnlock) {
+  auto holder_session = NewSession();
+  Mutex holder(holder_session.get(), "job");
+  ASSERT_OK(holder.Lock());
+  constexpr int kWaiters = 5;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Mutex>> waiters;
+  std::vector<std::thread> threads;
+  std::atomic<int> acquired{0};
+  for (int i = 0; i < kWaiters; ++i) {
+    sessions.push_back(NewSession());
+    waiters.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+    Mutex* waiter = waiters.back().get();
+    threads.emplace_back([&, waiter] {
+      if (waiter->Lock().ok()) ++acquired;
+    });
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(memory_.get(), kDir).size() == i + 2u; }));
+  }
+  ASSERT_TRUE(Eventually([&] { return keys_.in_flight() == kWaiters; }));
+  const int gets = keys_.calls(FaultyKeysApi::kGet);
+  ASSERT_OK(holder.Unlock());
+  ASSERT_TRUE(Eventually([&] { return acquired == 1; }));
+  ASSERT_TRUE(Eventually([&] { return keys_.in_flight() == kWaiters - 1; }));
+  // Only the first waiter re-read the queue; the others never woke.
+  EXPECT_EQ(keys_.calls(FaultyKeysApi::kGet) - gets, 1);
+
+  for (int i = 0; i < kWaiters; ++i) {
+    ASSERT_TRUE(Eventually([&] { return waiters[i]->IsOwner(); })) << i;
+    ASSERT_OK(waiters[i]->Unlock());
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(acquired, kWaiters);
+}
+
+TEST_F(MutexTest, TryLockOnAHeldLockIsOneRoundTrip) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  Mutex a(s1.get(), "job"), b(s2.get(), "job");
+  ASSERT_OK_AND_ASSIGN(bool got, a.TryLock());
+  EXPECT_TRUE(got);
+  const int calls = keys_.calls(FaultyKeysApi::kAll);
+  ASSERT_OK_AND_ASSIGN(got, b.TryLock());
+  EXPECT_FALSE(got);
+  EXPECT_EQ(keys_.calls(FaultyKeysApi::kAll) - calls, 1);
+  EXPECT_EQ(KeysUnder(&keys_, kDir).size(), 1u);
+  EXPECT_FALSE(b.IsOwner());
+}
+
+TEST_F(MutexTest, TimeoutDeletesTheWaitersKey) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  Mutex a(s1.get(), "job"), b(s2.get(), "job");
+  ASSERT_OK(a.Lock());
+  absl::Status status;
+  std::thread t([&] { status = b.Lock(clock_.Now() + absl::Seconds(5)); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  clock_.Advance(absl::Seconds(6));
+  t.join();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kDeadlineExceeded,
+                               HasSubstr("lock \"job\"")));
+  EXPECT_THAT(KeysUnder(&keys_, kDir), ElementsAre(a.key()));
+  EXPECT_FALSE(b.IsOwner());
+}
+
+TEST_F(MutexTest, CancelDeletesTheWaitersKey) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  Mutex a(s1.get(), "job"), b(s2.get(), "job");
+  ASSERT_OK(a.Lock());
+  CancelToken cancel;
+  absl::Status status;
+  std::thread t([&] { status = b.Lock(absl::InfiniteFuture(), &cancel); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  cancel.Cancel();
+  t.join();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_THAT(KeysUnder(&keys_, kDir), ElementsAre(a.key()));
+  // The lock still works for b afterwards.
+  ASSERT_OK(a.Unlock());
+  ASSERT_OK(b.Lock());
+}
+
+TEST_F(MutexTest, WaiterWhoseKeyVanishesGetsAnErrorNotTheLock) {
+  auto s1 = NewSession();
+  auto s2 = NewSession(absl::Seconds(6));
+  Mutex a(s1.get(), "job"), b(s2.get(), "job");
+  ASSERT_OK(a.Lock());
+  absl::Status status;
+  std::thread t([&] { status = b.Lock(); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  const std::string b_key = KeysUnder(&keys_, kDir)[1];
+  ASSERT_OK(memory_->Delete(b_key, {}).status());
+  clock_.Advance(absl::Seconds(3));  // b's next renewal finds its key gone
+  t.join();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kAborted,
+                               HasSubstr("lost while waiting")));
+  EXPECT_FALSE(b.IsOwner());
+  EXPECT_TRUE(a.IsOwner());
+}
+
+TEST_F(MutexTest, ExpiredHolderLosesAndTheNextWaiterGoesOnlyAfterItsKeyIsGone) {
+  // The holder's renewals fail: its keep-alive has stopped.
+  FaultyKeysApi holder_keys(memory_.get(), &clock_);
+  auto s1 = NewSession(absl::Seconds(5), &holder_keys);
+  auto s2 = NewSession(absl::Seconds(60));
+  Mutex holder(s1.get(), "job"), waiter(s2.get(), "job");
+  ASSERT_OK(holder.Lock());
+  const std::string holder_key = holder.key();
+  holder_keys.FailNext(FaultyKeysApi::kSet, FaultyKeysApi::kForever);
+
+  std::atomic<bool> acquired{false};
+  std::atomic<bool> old_key_gone_at_acquire{false};
+  absl::Status status;
+  std::thread t([&] {
+    status = waiter.Lock();
+    old_key_gone_at_acquire = !Exists(memory_.get(), holder_key);
+    acquired = true;
+  });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  clock_.Advance(absl::Seconds(4));  // renewals fail, the TTL has not passed
+  ASSERT_TRUE(
+      Eventually([&] { return holder_keys.calls(FaultyKeysApi::kSet) > 0; }));
+  EXPECT_TRUE(Exists(memory_.get(), holder_key));
+  EXPECT_FALSE(acquired);
+  clock_.Advance(absl::Seconds(2));
+  t.join();
+  ASSERT_OK(status);
+  EXPECT_TRUE(old_key_gone_at_acquire);
+  EXPECT_TRUE(waiter.IsOwner());
+  ASSERT_TRUE(Eventually([&] { return holder.lost()->fired(); }));
+  EXPECT_FALSE(holder.IsOwner());
+  EXPECT_THAT(holder.lost()->cause(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_GT(waiter.fence(), holder.fence());
+  // Unlocking the lost lock never touches the new holder's key.
+  EXPECT_OK(holder.Unlock());
+  EXPECT_TRUE(Exists(memory_.get(), waiter.key()));
+}
+
+TEST_F(MutexTest, WorksWithStandardLockGuards) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  Mutex a(s1.get(), "job"), b(s2.get(), "job");
+  {
+    std::lock_guard<Mutex> guard(a);
+    EXPECT_TRUE(a.IsOwner());
+    EXPECT_FALSE(b.try_lock());
+    EXPECT_FALSE(b.try_lock_for(std::chrono::milliseconds(0)));
+    std::unique_lock<Mutex> timed(b, std::chrono::seconds(0));
+    EXPECT_FALSE(timed.owns_lock());
+  }
+  EXPECT_FALSE(a.IsOwner());
+  {
+    std::scoped_lock both(b);
+    EXPECT_TRUE(b.IsOwner());
+  }
+  EXPECT_THAT(KeysUnder(&keys_, kDir), IsEmpty());
+}
+
+TEST_F(MutexTest, StandardLockThrowsWhenTheSessionIsClosed) {
+  auto session = NewSession();
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(session->Close());
+  EXPECT_THROW(mutex.lock(), std::system_error);
+  EXPECT_THAT(mutex.Lock(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                     HasSubstr("already closed")));
+}
+
+TEST_F(MutexTest, BadNameIsInvalidArgument) {
+  auto session = NewSession();
+  Mutex mutex(session.get(), "a/b");
+  EXPECT_THAT(mutex.Lock(), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(MutexTest, ThousandContendersCountToThousandInFifoOrder) {
+  testing::ContentionResult result = testing::RunContention(
+      memory_.get(), &clock_, 1000, /*in_flight=*/64, absl::Seconds(60));
+  EXPECT_THAT(result.errors, IsEmpty());
+  EXPECT_EQ(result.counter, 1000);
+  ASSERT_EQ(result.fences.size(), 1000u);
+  for (size_t i = 1; i < result.fences.size(); ++i) {
+    ASSERT_LT(result.fences[i - 1], result.fences[i]) << i;
+  }
+  EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/lock/counter"), IsEmpty());
+}
+
+}  // namespace
+}  // namespace leasehold::lease

@@ -1,0 +1,94 @@
+#include "lease/semaphore.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/lease/lock_fixture.h"
+#include "tests/lease/lock_test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::lease {
+namespace {
+
+using testing::Eventually;
+using ::testing::IsEmpty;
+using testing::KeysUnder;
+
+constexpr char kDir[] = "/leasehold/semaphore/pool";
+
+class SemaphoreTest : public testing::LockFixture {};
+
+TEST_F(SemaphoreTest, FirstNHoldTheRestWait) {
+  auto session = NewSession();
+  Semaphore a(session.get(), "pool", 2), b(session.get(), "pool", 2),
+      c(session.get(), "pool", 2);
+  ASSERT_OK(a.Acquire());
+  ASSERT_OK_AND_ASSIGN(bool got, b.TryAcquire());
+  EXPECT_TRUE(got);
+  ASSERT_OK_AND_ASSIGN(got, c.TryAcquire());
+  EXPECT_FALSE(got);
+  EXPECT_NE(a.fence(), b.fence());
+  EXPECT_EQ(KeysUnder(&keys_, kDir).size(), 2u);
+  ASSERT_OK(a.Release());
+  ASSERT_OK_AND_ASSIGN(got, c.TryAcquire());
+  EXPECT_TRUE(got);
+  EXPECT_GT(c.fence(), b.fence());
+}
+
+// With several slots a waiter must notice a departure anywhere ahead of it,
+// not only its predecessor's.
+TEST_F(SemaphoreTest, ADepartureBetweenHoldersLetsTheWaiterIn) {
+  auto session = NewSession();
+  std::vector<std::unique_ptr<Semaphore>> slots;
+  for (int i = 0; i < 5; ++i) {
+    slots.push_back(std::make_unique<Semaphore>(session.get(), "pool", 3));
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_OK(slots[i]->Acquire());
+  std::atomic<bool> d_in{false}, e_in{false};
+  std::thread d([&] { d_in = slots[3]->Acquire().ok(); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 4; }));
+  std::thread e([&] { e_in = slots[4]->Acquire().ok(); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 5; }));
+
+  ASSERT_OK(slots[0]->Release());  // d moves up into a slot
+  ASSERT_TRUE(Eventually([&] { return d_in.load(); }));
+  EXPECT_FALSE(e_in);
+  ASSERT_OK(slots[2]->Release());  // a holder between the others leaves
+  ASSERT_TRUE(Eventually([&] { return e_in.load(); }));
+  d.join();
+  e.join();
+  EXPECT_TRUE(slots[1]->IsHolder());
+  EXPECT_TRUE(slots[3]->IsHolder());
+  EXPECT_TRUE(slots[4]->IsHolder());
+}
+
+TEST_F(SemaphoreTest, ThirtyContendersNeverExceedThreeHolders) {
+  constexpr int kContenders = 30;
+  std::atomic<int> holders{0}, most{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kContenders; ++i) {
+    threads.emplace_back([&] {
+      auto session = NewSession();
+      Semaphore slot(session.get(), "pool", 3);
+      if (!slot.Acquire().ok()) return;
+      const int now = ++holders;
+      int seen = most.load();
+      while (now > seen && !most.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      --holders;
+      if (slot.Release().ok()) ++done;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(done, kContenders);
+  EXPECT_LE(most, 3);
+  EXPECT_GE(most, 2);  // the slots were actually shared
+  EXPECT_THAT(KeysUnder(&keys_, kDir), IsEmpty());
+}
+
+}  // namespace
+}  // namespace leasehold::lease

@@ -1,0 +1,141 @@
+#include "lease/session.h"
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lease/mutex.h"
+#include "lease/semaphore.h"
+#include "tests/lease/lock_fixture.h"
+#include "tests/lease/lock_test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::lease {
+namespace {
+
+using ::leasehold::testing::FaultyKeysApi;
+using ::leasehold::testing::StatusIs;
+using testing::Eventually;
+using testing::Exists;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::KeysUnder;
+
+class SessionTest : public testing::LockFixture {};
+
+TEST_F(SessionTest, CreateMakesASessionKeyWithTheTtl) {
+  auto session = NewSession(absl::Milliseconds(4500));
+  EXPECT_TRUE(absl::StartsWith(session->id(), "/leasehold/session/"));
+  EXPECT_EQ(session->ttl(), absl::Seconds(5));  // rounded up
+  ASSERT_OK_AND_ASSIGN(registry::Response r, keys_.Get(session->id(), {}));
+  EXPECT_EQ(r.node.ttl, 5);
+  EXPECT_FALSE(session->done()->fired());
+}
+
+TEST_F(SessionTest, BadTtlIsInvalidArgument) {
+  SessionOptions options;
+  options.ttl = absl::ZeroDuration();
+  options.clock = &clock_;
+  options.keeper = &keeper_;
+  EXPECT_THAT(
+      Session::Create(&keys_, options).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session ttl")));
+}
+
+TEST_F(SessionTest, KeepsItsKeysAliveThroughTheKeeper) {
+  auto session = NewSession(absl::Seconds(6));
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(mutex.Lock());
+  for (int i = 0; i < 5; ++i) {  // 15 s in all, well past the 6 s TTL
+    const int sets = keys_.calls(FaultyKeysApi::kSet);
+    clock_.Advance(absl::Seconds(3));
+    ASSERT_TRUE(Eventually([&] {
+      return keys_.calls(FaultyKeysApi::kSet) >= sets + 2;
+    })) << i;  // the session key and the lock key
+  }
+  EXPECT_TRUE(Exists(memory_.get(), session->id()));
+  EXPECT_TRUE(Exists(memory_.get(), mutex.key()));
+  EXPECT_TRUE(mutex.IsOwner());
+  EXPECT_FALSE(session->done()->fired());
+}
+
+TEST_F(SessionTest, CloseDeletesEveryKeyAndEndsTheHolds) {
+  auto session = NewSession();
+  Mutex mutex(session.get(), "job");
+  Semaphore slot(session.get(), "pool", 2);
+  ASSERT_OK(mutex.Lock());
+  ASSERT_OK(slot.Acquire());
+  ASSERT_OK(session->Close());
+  EXPECT_FALSE(Exists(memory_.get(), session->id()));
+  EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/lock/job"), IsEmpty());
+  EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/semaphore/pool"), IsEmpty());
+  EXPECT_TRUE(session->done()->fired());
+  EXPECT_THAT(session->done()->cause(),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("closed")));
+  EXPECT_TRUE(mutex.lost()->fired());
+  EXPECT_TRUE(slot.lost()->fired());
+  EXPECT_FALSE(mutex.IsOwner());
+}
+
+TEST_F(SessionTest, ClosingTwiceOrUsingAClosedSessionFails) {
+  auto session = NewSession();
+  ASSERT_OK(session->Close());
+  EXPECT_THAT(session->Close(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                         HasSubstr("already closed")));
+  EXPECT_THAT(session->Orphan(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(session->CreateKey("/x", "v", false).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("already closed")));
+}
+
+TEST_F(SessionTest, OrphanStopsRefreshingAndLeavesKeysToExpire) {
+  auto session = NewSession(absl::Seconds(5));
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(mutex.Lock());
+  const std::string key = mutex.key();
+  ASSERT_OK(session->Orphan());
+  EXPECT_TRUE(session->done()->fired());
+  EXPECT_TRUE(mutex.lost()->fired());
+  EXPECT_TRUE(Exists(memory_.get(), key));
+  const int sets = keys_.calls(FaultyKeysApi::kSet);
+  clock_.Advance(absl::Seconds(6));
+  EXPECT_FALSE(Exists(memory_.get(), key));
+  EXPECT_FALSE(Exists(memory_.get(), session->id()));
+  EXPECT_EQ(keys_.calls(FaultyKeysApi::kSet), sets);
+}
+
+TEST_F(SessionTest, DoneFiresWhenTheSessionKeyIsDeleted) {
+  auto session = NewSession(absl::Seconds(6));
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(mutex.Lock());
+  ASSERT_OK(memory_->Delete(session->id(), {}).status());
+  clock_.Advance(absl::Seconds(3));  // the next renewal finds it gone
+  ASSERT_TRUE(Eventually([&] { return session->done()->fired(); }));
+  EXPECT_THAT(session->done()->cause(),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("expired")));
+  ASSERT_TRUE(Eventually([&] { return mutex.lost()->fired(); }));
+  EXPECT_FALSE(mutex.IsOwner());
+  EXPECT_THAT(mutex.Lock(), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(SessionTest, DoneFiresWhenTheRegistryIsUnreachablePastTheTtl) {
+  FaultyKeysApi down(memory_.get(), &clock_);
+  auto session = NewSession(absl::Seconds(5), &down);
+  down.FailNext(FaultyKeysApi::kAll, FaultyKeysApi::kForever);
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_FALSE(session->done()->fired());
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(Eventually([&] { return session->done()->fired(); }));
+}
+
+TEST_F(SessionTest, LostCreateResponseIsResolvedByItsUniqueValue) {
+  auto session = NewSession();
+  keys_.LoseResponseNext(FaultyKeysApi::kCreateInOrder, 1);
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(mutex.Lock());
+  EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/lock/job"),
+              ::testing::ElementsAre(mutex.key()));
+}
+
+}  // namespace
+}  // namespace leasehold::lease
