@@ -99,6 +99,22 @@ absl::StatusCode CodeForCurlError(CURLcode code) {
 
 }  // namespace
 
+// A server that requires a client certificate drops the connection during
+// or just after the handshake; libcurl then reports only a socket error.
+std::string HttpTransport::MissingClientCertHint(absl::string_view url,
+                                                 int curl_code) const {
+  const bool connection_dropped = curl_code != CURLE_COULDNT_CONNECT &&
+                                  curl_code != CURLE_COULDNT_RESOLVE_HOST &&
+                                  curl_code != CURLE_OPERATION_TIMEDOUT &&
+                                  curl_code != CURLE_PEER_FAILED_VERIFICATION;
+  if (!absl::StartsWith(url, "https://") || !options_.cert_file.empty() ||
+      !connection_dropped) {
+    return "";
+  }
+  return " (no client certificate was offered; if the server requires one, "
+         "set cert_file and key_file)";
+}
+
 std::string PercentEncode(absl::string_view raw) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -334,7 +350,8 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
         CodeForCurlError(*done),
         absl::StrCat(
             what, ": ",
-            error_text[0] != '\0' ? error_text : curl_easy_strerror(*done)));
+            error_text[0] != '\0' ? error_text : curl_easy_strerror(*done),
+            MissingClientCertHint(url, *done)));
   }
   Return(endpoint, std::move(handle));
   return result;

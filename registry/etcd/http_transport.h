@@ -135,6 +135,8 @@ class HttpTransport {
   void Return(const std::string& base_url, std::unique_ptr<Handle> handle)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  std::string MissingClientCertHint(absl::string_view url, int curl_code) const;
+
   const HttpTransportOptions options_;
   std::atomic<int64_t> connections_opened_{0};
   std::mutex mu_;
