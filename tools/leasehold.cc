@@ -26,9 +26,10 @@ struct TopCommand {
 };
 
 const TopCommand kTopCommands[] = {
-    {"lease",
-     "get, list, acquire, renew, steal, release and watch fleet-style leases",
+    {"lease", "get, list, acquire, renew, steal, release and watch fleet-style leases",
      RunLease},
+    {"sim", "the scheduler simulation, on mem: unless --registry; ends with a safety verdict",
+     RunSim},
 };
 
 constexpr char kGlobalUsage[] =

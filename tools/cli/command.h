@@ -73,6 +73,7 @@ std::string Usage(const CommandSpec& spec);
 
 // Commands, each `int Run…(Context&, const std::vector<std::string>& words)`.
 int RunLease(Context& ctx, const std::vector<std::string>& words);
+int RunSim(Context& ctx, const std::vector<std::string>& words);
 
 }  // namespace leasehold::cli
 

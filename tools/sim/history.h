@@ -1,0 +1,75 @@
+// History of a simulation: who believed it owned what, when; and the safety
+// verdict computed from it.
+//
+// A Hold is one owner's belief in one lease, from the moment its acquire or
+// steal answered until it stopped believing: it released the lease, its
+// Keeper reported it lost, it crashed, or the lease's conservative local
+// expiry (Lease::expiry: the time the last granting request was SENT plus
+// the TTL) passed — whichever came first. The verdict is safe when no two
+// holds of one lease overlap (but for takeovers by steal, see Hold::by_steal)
+// and fences strictly increase from each holder to the next.
+//
+// Thread-safety: History is safe from any thread.
+#ifndef LEASEHOLD_TOOLS_SIM_HISTORY_H_
+#define LEASEHOLD_TOOLS_SIM_HISTORY_H_
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+
+namespace leasehold::sim {
+
+struct Hold {
+  std::string lease;
+  std::string machine;
+  uint64_t fence = 0;
+  absl::Time start;
+  absl::Time end = absl::InfiniteFuture();  // open while believed
+  // Set when the holder failed (crash or pause) while holding: the moment
+  // the lease was orphaned, from which failover latency is measured.
+  absl::Time orphaned = absl::InfiniteFuture();
+  std::string how_ended;  // "released", "lost", "crashed", "end of run"
+  // Taken over from the previous holder by a steal at a known index (a
+  // deliberate takeover, such as a newer engine version's): the previous
+  // holder goes on believing until its next renew tells it otherwise, so
+  // the verdict measures that time instead of calling it a violation.
+  bool by_steal = false;
+};
+
+struct Verdict {
+  bool safe = true;
+  std::vector<std::string> violations;  // each names the lease and holders
+};
+
+class History {
+ public:
+  // Returns the hold's id.
+  size_t Begin(const std::string& lease, const std::string& machine,
+               uint64_t fence, absl::Time start, bool by_steal = false);
+  // Closes hold `id` at `end` (no-op if already closed).
+  void End(size_t id, absl::Time end, const std::string& how);
+  // Marks open hold `id` as orphaned at `at` (its holder crashed or paused).
+  void Orphan(size_t id, absl::Time at);
+  // Closes every open hold at `end`.
+  void EndAll(absl::Time end, const std::string& how);
+
+  std::vector<Hold> holds() const;
+  Verdict Check() const;
+  // Latency from each orphaning to the next holder's start, per lease.
+  std::vector<absl::Duration> FailoverLatencies() const;
+  // For each steal: from the stealer's start to the deposed holder's end.
+  std::vector<absl::Duration> DeposedNoticeLatencies() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Hold> holds_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace leasehold::sim
+
+#endif  // LEASEHOLD_TOOLS_SIM_HISTORY_H_
