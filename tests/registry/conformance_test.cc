@@ -451,6 +451,14 @@ TEST_P(ConformanceTest, Directories) {
   EXPECT_EQ(removed_empty.prev_node->created_index,
             empty_dir.node.created_index);
 
+  // Compare-and-delete works on files only.
+  EXPECT_EQ(
+      ErrorOf(keys()
+                  .Delete(Key("d"), DeleteGuarded(dir.node.modified_index))
+                  .status())
+          .code,
+      102);
+
   DeleteOptions recursive;
   recursive.recursive = true;
   ASSERT_OK_AND_ASSIGN(Response removed, keys().Delete(Key("d"), recursive));
@@ -465,6 +473,13 @@ TEST_P(ConformanceTest, Directories) {
   // dir=true also deletes a plain key.
   ASSERT_OK(keys().Set(Key("file"), "v", {}).status());
   EXPECT_THAT(keys().Delete(Key("file"), dir_only), IsOk());
+
+  // A set with dir=true replaces a plain key by a directory.
+  ASSERT_OK(keys().Set(Key("file"), "v", {}).status());
+  ASSERT_OK_AND_ASSIGN(Response replaced, keys().Set(Key("file"), "", Dir()));
+  EXPECT_TRUE(replaced.node.dir);
+  ASSERT_TRUE(replaced.prev_node.has_value());
+  EXPECT_EQ(replaced.prev_node->value, "v");
 }
 
 TEST_P(ConformanceTest, UpdateDirectoryTtl) {
