@@ -114,8 +114,9 @@ class KeptLease {
 class Keeper {
  public:
   explicit Keeper(KeeperOptions options = {});
-  // Stop(false), then waits for the callback thread. REQUIRES: not called
-  // from a callback.
+  // Stop(false), then waits for the callback thread. Renews in flight are
+  // waited for (each is bounded by the registry's request timeout).
+  // REQUIRES: not called from a callback.
   ~Keeper();
 
   Keeper(const Keeper&) = delete;

@@ -131,13 +131,17 @@ TEST_F(KeeperTest, SuspectWhileRenewsFailThenHeldAgain) {
   clock_.Advance(kInterval);
   ASSERT_TRUE(
       Eventually([&] { return kept->state() == LeaseState::kSuspect; }));
-  clock_.Advance(absl::Milliseconds(100));  // first backoff
-  ASSERT_TRUE(
-      Eventually([&] { return keys_.calls(FaultyKeysApi::kSet) == 3; }));
-  EXPECT_EQ(kept->state(), LeaseState::kSuspect);
-  clock_.Advance(absl::Milliseconds(200));  // doubled
-  EXPECT_EQ(kept->WaitWhile(LeaseState::kSuspect, absl::InfiniteFuture()),
-            LeaseState::kHeld);
+  // Retries come after 100 ms, then 200 ms: at least 300 ms pass before the
+  // third attempt succeeds.
+  absl::Duration waited;
+  for (int i = 0; i < 100 && kept->state() == LeaseState::kSuspect; ++i) {
+    clock_.Advance(absl::Milliseconds(100));
+    waited += absl::Milliseconds(100);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(Eventually([&] { return kept->state() == LeaseState::kHeld; }));
+  EXPECT_GE(waited, absl::Milliseconds(300));
+  EXPECT_EQ(keys_.calls(FaultyKeysApi::kSet), 1 + 3);
   EXPECT_TRUE(RenewedNow(*kept));
   ASSERT_TRUE(Eventually([&] { return recorder.states().size() == 2; }));
   EXPECT_THAT(recorder.states(),
