@@ -140,8 +140,9 @@ bool SessionKey::Keep(std::unique_ptr<Lease> lease) {
   uint64_t generation;
   std::shared_ptr<KeptLease> kept;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (ended_) {
+      lock.unlock();
       lease->Release().IgnoreError();
       return false;
     }
@@ -201,6 +202,7 @@ absl::Status SessionKey::Release() {
 }
 
 absl::Status SessionKey::SetValue(const std::string& value) {
+  std::lock_guard<std::mutex> writing(set_mu_);
   std::shared_ptr<KeptLease> old;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -110,6 +110,7 @@ class SessionKey : public std::enable_shared_from_this<SessionKey> {
   const uint64_t created_index_;
   const std::shared_ptr<Signal> lost_;
 
+  std::mutex set_mu_;  // one SetValue at a time
   mutable std::mutex mu_;
   std::shared_ptr<KeptLease> kept_ ABSL_GUARDED_BY(mu_);
   // Bumped whenever kept_ is replaced or dropped: the Keeper reports the

@@ -96,6 +96,27 @@ TEST_F(ElectionTest, ProclaimOnlyWhileLeader) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST_F(ElectionTest, ProclaimWithALostResponseIsResolvedByReadingBack) {
+  auto session = NewSession();
+  Election a(session.get(), "engine");
+  ASSERT_OK(a.Campaign("a1"));
+  keys_.LoseResponseNext(FaultyKeysApi::kSet, 1);
+  ASSERT_OK(a.Proclaim("a2"));
+  EXPECT_TRUE(a.IsLeader());
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> leader, a.Leader());
+  EXPECT_EQ(leader->value, "a2");
+}
+
+TEST_F(ElectionTest, ProclaimThatCannotBeConfirmedRevokes) {
+  auto session = NewSession();
+  Election a(session.get(), "engine");
+  ASSERT_OK(a.Campaign("a1"));
+  keys_.FailNext(FaultyKeysApi::kSet, 1);
+  EXPECT_THAT(a.Proclaim("a2"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_TRUE(a.revoked()->fired());
+  EXPECT_EQ(a.Status(), ElectionStatus::kFollower);
+}
+
 TEST_F(ElectionTest, ObserverSeesEveryLeaderInOrder) {
   auto s1 = NewSession();
   auto s2 = NewSession();

@@ -28,9 +28,10 @@ class LockServiceTest : public ::testing::Test {
   }
 
   std::unique_ptr<LockSession> NewSession(
-      absl::Duration timeout = absl::InfiniteDuration()) {
+      absl::Duration timeout = absl::InfiniteDuration(),
+      absl::Duration ttl = absl::Seconds(60)) {
     LockSessionOptions options;
-    options.ttl = absl::Seconds(10);
+    options.ttl = ttl;
     options.timeout = timeout;
     absl::StatusOr<std::unique_ptr<LockSession>> session =
         service_->NewSession(options);
@@ -105,7 +106,7 @@ TEST_F(LockServiceTest, ClosedSessionIsAClearError) {
 }
 
 TEST_F(LockServiceTest, ExpiryOnMemIsAsOnEtcd) {
-  auto session = NewSession();
+  auto session = NewSession(absl::InfiniteDuration(), absl::Seconds(10));
   ASSERT_OK_AND_ASSIGN(auto locker, session->NewLocker("deploy"));
   ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Signal> lost, locker->Lock());
   // The registry loses the keys (as after an etcd restore): the next

@@ -105,7 +105,11 @@ TEST_F(MutexTest, OnlyTheNextWaiterWakesOnUnlock) {
     ASSERT_TRUE(Eventually(
         [&] { return KeysUnder(memory_.get(), kDir).size() == i + 2u; }));
   }
-  ASSERT_TRUE(Eventually([&] { return keys_.in_flight() == kWaiters; }));
+  // Every waiter has read the queue and is blocked in its one watch.
+  ASSERT_TRUE(Eventually([&] {
+    return keys_.calls(FaultyKeysApi::kWatch) == kWaiters &&
+           keys_.in_flight() == kWaiters;
+  }));
   const int gets = keys_.calls(FaultyKeysApi::kGet);
   ASSERT_OK(holder.Unlock());
   ASSERT_TRUE(Eventually([&] { return acquired == 1; }));

@@ -48,9 +48,11 @@ TEST_F(SessionTest, KeepsItsKeysAliveThroughTheKeeper) {
   for (int i = 0; i < 5; ++i) {  // 15 s in all, well past the 6 s TTL
     const int sets = keys_.calls(FaultyKeysApi::kSet);
     clock_.Advance(absl::Seconds(3));
+    // Both renewals (the session key's and the lock key's) have answered.
     ASSERT_TRUE(Eventually([&] {
-      return keys_.calls(FaultyKeysApi::kSet) >= sets + 2;
-    })) << i;  // the session key and the lock key
+      return keys_.calls(FaultyKeysApi::kSet) >= sets + 2 &&
+             keys_.in_flight() == 0;
+    })) << i;
   }
   EXPECT_TRUE(Exists(memory_.get(), session->id()));
   EXPECT_TRUE(Exists(memory_.get(), mutex.key()));
