@@ -45,6 +45,12 @@ class LeaseEtcdTest : public ::testing::Test {
         "/", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
         "/");
     keys_ = OpenOrDie();
+    ASSERT_THAT(keys_, NotNull());
+    registry::DeleteOptions everything;  // leftovers of an earlier run
+    everything.dir = true;
+    everything.recursive = true;
+    absl::Status cleared = keys_->Delete(prefix_, everything).status();
+    ASSERT_TRUE(cleared.ok() || absl::IsNotFound(cleared)) << cleared;
     faulty_ = std::make_unique<FaultyKeysApi>(keys_.get());
     manager_ = NewManager(faulty_.get());
   }
