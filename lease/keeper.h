@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <thread>
@@ -58,15 +59,19 @@ const char* LeaseStateName(LeaseState state);  // "held", "suspect", "lost"
 using StateCallback = std::function<void(LeaseState)>;
 
 struct KeeperOptions {
-  // Renew when this fraction of the period has passed since the last grant.
+  // Renew when this fraction of the period has passed since the last grant
+  // (sent). Default 1/3: two more tries fit in the TTL. REQUIRES: in (0, 1).
   double renew_fraction = 1.0 / 3;
-  // Each renew moves by a random amount up to ±jitter × the renew interval.
+  // Each renew moves by a random amount up to ±jitter × the renew interval,
+  // so leases acquired together do not renew together. Default 0.1.
+  // REQUIRES: in [0, 1).
   double jitter = 0.1;
   // Delay before retrying a failed renew; doubles up to max_backoff, never
   // past the lease's expiry.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(2);
-  // Renews in flight at once (worker threads).
+  // Renews in flight at once (worker threads; the etcd client keeps one
+  // connection per thread). Default 16.
   int workers = 16;
   // Schedules renews and waits. Use the LeaseManager's clock. Default:
   // RealClock().
