@@ -36,8 +36,8 @@ enum EtcdErrorCode : int {
   kEtcdTtlNaN = 202,
   kEtcdIndexNaN = 203,
   kEtcdInvalidField = 209,
-  kEtcdRefreshValue = 210,
-  kEtcdRefreshTtlRequired = 211,
+  kEtcdRefreshValue = 211,        // "Value provided on refresh"
+  kEtcdRefreshTtlRequired = 212,  // "A TTL must be provided on refresh"
   kEtcdRaftInternal = 300,
   kEtcdLeaderElect = 301,
   kEtcdWatcherCleared = 400,

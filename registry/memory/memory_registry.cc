@@ -44,9 +44,6 @@
 namespace leasehold::registry {
 namespace {
 
-// etcd 3.4 answers a refresh without a TTL with 212; errors.h's
-// kEtcdRefreshTtlRequired (211) is etcd's "Value provided on refresh".
-constexpr int kEtcdRefreshWithoutTtl = 212;
 
 // etcd's path.Clean(path.Join("/", key)): the form every key is stored in.
 std::string CleanPath(const std::string& key) {
@@ -609,7 +606,7 @@ absl::StatusOr<Response> MemoryRegistry::Set(const std::string& key,
   if (options.refresh && !options.ttl.has_value()) {
     return MapEtcdError(
         0,
-        EtcdError{kEtcdRefreshWithoutTtl, "A TTL must be provided on refresh",
+        EtcdError{kEtcdRefreshTtlRequired, "A TTL must be provided on refresh",
                   "No TTL value set", 0},
         context);
   }
