@@ -197,8 +197,11 @@ class LeaseManager {
 
   const LeaseManagerOptions& options() const { return options_; }
 
- private:
+  // The registry key of lease `name`: `<prefix>lease/<name>` (for tools
+  // that watch or inspect the raw key).
   std::string KeyFor(const std::string& name) const;
+
+ private:
   registry::GetOptions ReadOptions() const;
   std::string NewToken();
   // Acquire (steal_index unset) or steal.
