@@ -25,7 +25,8 @@
 // The candidate's value is stored as is; a create whose response was lost
 // is not resolved (values need not be unique), so a stray candidate key may
 // linger until its TTL passes — it never makes this process a leader.
-// Each waiting Campaign and each blocked Next holds one registry Watch (on
+// Waiting Campaigns share the process's watch (as Mutex waiters do); each
+// LeaderObserver blocked in Next holds a registry Watch of its own (on
 // etcd, one connection).
 //
 // Thread-safety: Election's methods are safe from any thread (one Campaign

@@ -18,8 +18,9 @@
 //   if (absl::IsDeadlineExceeded(s)) ...     // our key is deleted again
 //
 // One Mutex object is one contender. Two Mutex objects with the same name
-// exclude each other, whether on one session or many. Each waiting Lock
-// blocks in one registry Watch: on etcd, one HTTP connection per waiter.
+// exclude each other, whether on one session or many. Waiting costs no
+// connection of its own: all waiters of a process share one watch per key
+// prefix (lease/watch_hub.h).
 //
 // Thread-safety: all methods are safe from any thread; Lock/TryLock and
 // Unlock are meant to be called in turn, as with std::mutex. REQUIRES: the

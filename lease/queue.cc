@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lease/validate.h"
+#include "lease/watch_hub.h"
 #include "registry/errors.h"
 
 namespace leasehold::lease::internal {
@@ -42,9 +44,11 @@ absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
   return queue;
 }
 
-absl::Status WaitForTurn(registry::KeysApi* keys, const std::string& dir,
+absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
+                         const std::string& root, const std::string& dir,
                          const std::string& my_key, size_t slots,
                          absl::Time deadline, const CancelToken* cancel) {
+  std::unique_ptr<WatchHub::Subscription> events;
   while (true) {
     absl::StatusOr<Queue> queue = ReadQueue(keys, dir);
     if (!queue.ok()) return queue.status();
@@ -57,21 +61,33 @@ absl::Status WaitForTurn(registry::KeysApi* keys, const std::string& dir,
     }
     const size_t position = mine - queue->keys.begin();
     if (position < slots) return absl::OkStatus();
-
-    registry::WatchOptions watch;
-    watch.wait_index = queue->etcd_index + 1;
-    watch.recursive = slots > 1;
-    watch.deadline = deadline;
-    watch.cancel = cancel;
-    const std::string& target = slots == 1 ? (mine - 1)->key : dir;
+    if (events == nullptr) {
+      // Subscribe, then read again: the read is no older than the first
+      // event we will be handed, so nothing falls in between.
+      absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> subscribed =
+          WatchHub::Subscribe(keys, clock, root, absl::StrCat(dir, "/"));
+      if (!subscribed.ok()) return subscribed.status();
+      events = std::move(*subscribed);
+      continue;
+    }
+    // With one slot only our predecessor's departure lets us in (watching
+    // more would wake every waiter at each unlock). With several, any key
+    // ahead of ours can. In-order names are zero-padded indexes, so "ahead"
+    // is "sorts before"; our own key and the directory's parents matter too.
+    const std::string predecessor = (mine - 1)->key;
+    auto lets_us_in = [&](const registry::Response& event) {
+      if (!IsRemoval(event.action)) return false;
+      const std::string& key = event.node.key;
+      if (slots > 1) return key <= my_key;
+      return key == predecessor || key == my_key ||
+             absl::StartsWith(my_key, absl::StrCat(key, "/"));
+    };
     while (true) {
-      absl::StatusOr<registry::Response> event = keys->Watch(target, watch);
+      absl::StatusOr<registry::Response> event = events->Next(deadline, cancel);
       if (absl::IsOutOfRange(event.status())) break;  // history gap: re-read
       if (!event.ok()) return event.status();
-      watch.wait_index = event->node.modified_index + 1;
-      // In-order names are zero-padded indexes: a key that sorts at or
-      // before ours is ahead of us (or ours, or the directory itself).
-      if (IsRemoval(event->action) && event->node.key <= my_key) break;
+      if (event->node.modified_index <= queue->etcd_index) continue;
+      if (lets_us_in(*event)) break;
     }
   }
 }
@@ -169,8 +185,9 @@ absl::Status QueueHold::Acquire(const std::optional<std::string>& value,
     }
     CancelToken::Registration on_lost =
         lost->token().OnCancel([&stop] { stop.Cancel(); });
-    status = WaitForTurn(session_->keys(), dir_, (*key)->key(), slots_,
-                         deadline, &stop);
+    status =
+        WaitForTurn(session_->keys(), session_->clock(), session_->prefix(),
+                    dir_, (*key)->key(), slots_, deadline, &stop);
   }
   if (status.ok() && !lost->fired()) {
     std::lock_guard<std::mutex> lock(mu_);

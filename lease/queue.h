@@ -2,13 +2,15 @@
 //
 // Each contender creates an in-order key under the queue's directory with
 // its session's TTL; keys sort by createdIndex, and the first `slots` keys
-// hold. A waiter watches only what can let it in: with one slot, its
-// immediate predecessor's key; with several, the directory (departures
-// behind the n-th key ahead can matter), re-reading only when a key ahead
-// of its own is removed. After kOutOfRange (etcd 401) it re-reads.
+// hold. A waiter re-reads the queue only when something that can let it in
+// happens: with one slot, its immediate predecessor's key goes (an unlock
+// wakes exactly one waiter); with several, any key ahead of its own goes
+// (departures behind the n-th key ahead can matter). After kOutOfRange
+// (etcd 401) it re-reads.
 //
-// Every waiter blocks in one Watch call: on etcd that is one HTTP
-// connection per waiting contender (see lease/README-locks.md).
+// Waiters do not watch on their own: every waiter of the process shares the
+// one recursive watch of its session prefix's WatchHub (lease/watch_hub.h),
+// so waiting costs no connection per waiter.
 //
 // Thread-safety: WaitForTurn is a free function; QueueHold's methods are
 // safe from any thread, but one Acquire at a time per QueueHold.
@@ -41,11 +43,13 @@ struct Queue {
 absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
                                 const std::string& dir);
 
-// Blocks until `my_key` is among the first `slots` keys under `dir`.
-// OK: it is. kNotFound: `my_key` is not in the queue (expired or deleted).
-// kDeadlineExceeded past `deadline` (registry clock), kCancelled when
+// Blocks until `my_key` is among the first `slots` keys under `dir`,
+// waiting on the WatchHub of `root` (the session prefix; `dir` is under
+// it). OK: it is. kNotFound: `my_key` is not in the queue (expired or
+// deleted). kDeadlineExceeded past `deadline` (on `clock`), kCancelled when
 // `cancel` fires; other registry errors as the registry reports them.
-absl::Status WaitForTurn(registry::KeysApi* keys, const std::string& dir,
+absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
+                         const std::string& root, const std::string& dir,
                          const std::string& my_key, size_t slots,
                          absl::Time deadline, const CancelToken* cancel);
 

@@ -3,9 +3,9 @@
 // Contenders queue in-order keys under `<prefix>semaphore/<name>/`; the
 // first N keys (by createdIndex) hold, the rest wait in FIFO order. Each
 // holder has its own fence (its key's createdIndex) and lost() signal.
-// Every contender must pass the same N. A waiter watches the semaphore's
-// directory (not only its predecessor: with N > 1 a departure anywhere
-// ahead can let it in) and re-reads only when a key ahead of it goes.
+// Every contender must pass the same N. A waiter re-reads the queue when
+// any key ahead of it goes (not only its predecessor: with N > 1 a
+// departure anywhere ahead can let it in).
 //
 //   Semaphore slot(session.get(), "builders", /*slots=*/3);
 //   if (absl::Status s = slot.Acquire(clock->Now() + absl::Minutes(1));

@@ -1,7 +1,9 @@
 // Sessions, locks and elections against a real etcd (the fixture's).
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -59,8 +61,7 @@ class LockEtcdTest : public ::testing::Test {
 };
 
 TEST_F(LockEtcdTest, ThousandContendersCountToThousandInFifoOrder) {
-  // A pool keeps 32 contenders in flight: each waiter holds one watch
-  // connection, and 1000 at once is more than CI's etcd needs to prove it.
+  // A pool keeps 32 contenders (and sessions) in flight at once.
   const absl::Time start = RealClock()->Now();
   testing::ContentionResult result = testing::RunContention(
       keys_.get(), RealClock(), 1000, /*in_flight=*/32, absl::Seconds(30));
@@ -72,6 +73,43 @@ TEST_F(LockEtcdTest, ThousandContendersCountToThousandInFifoOrder) {
   }
   EXPECT_THAT(KeysUnder(keys_.get(), "/leasehold/lock/counter"), IsEmpty());
   EXPECT_LT(RealClock()->Now() - start, absl::Seconds(60));
+}
+
+TEST_F(LockEtcdTest, HundredWaitersShareOneWatchAndGoInQueueOrder) {
+  FaultyKeysApi keys(keys_.get());
+  auto holder_session = NewSession(absl::Seconds(30), &keys);
+  Mutex holder(holder_session.get(), "job");
+  ASSERT_OK(holder.Lock());
+  constexpr int kWaiters = 100;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Mutex>> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(30), &keys));
+    waiters.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+  }
+  std::mutex order_mu;
+  std::vector<uint64_t> order;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWaiters; ++i) {
+    threads.emplace_back([&, i] {
+      if (!waiters[i]->Lock().ok()) return;
+      {
+        std::lock_guard<std::mutex> lock(order_mu);
+        order.push_back(waiters[i]->fence());
+      }
+      waiters[i]->Unlock().IgnoreError();
+    });
+  }
+  const std::string dir = prefix_ + "lock/job";
+  ASSERT_TRUE(Eventually(
+      [&] { return KeysUnder(keys_.get(), dir).size() == kWaiters + 1u; }));
+  // 100 waiters, one watch in flight: the process's shared watch.
+  ASSERT_TRUE(Eventually([&] { return keys.in_flight() == 1; }));
+  ASSERT_OK(holder.Unlock());
+  for (std::thread& t : threads) t.join();
+  ASSERT_EQ(order.size(), static_cast<size_t>(kWaiters));
+  for (size_t i = 1; i < order.size(); ++i) ASSERT_LT(order[i - 1], order[i]);
+  EXPECT_THAT(KeysUnder(keys_.get(), dir), IsEmpty());
 }
 
 TEST_F(LockEtcdTest, ExpiredHolderLosesAndTheWaiterGetsInAfterItsKeyIsGone) {

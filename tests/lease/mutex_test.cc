@@ -86,18 +86,19 @@ TEST_F(MutexTest, WaitersAreServedInQueueOrder) {
   tc.join();
 }
 
-TEST_F(MutexTest, OnlyTheNextWaiterWakesOnUnlock) {
+TEST_F(MutexTest, WaitersShareOneWatchAndOnlyTheNextWakesOnUnlock) {
   auto holder_session = NewSession();
   Mutex holder(holder_session.get(), "job");
   ASSERT_OK(holder.Lock());
   constexpr int kWaiters = 5;
   std::vector<std::unique_ptr<Session>> sessions;
+  for (int i = 0; i < kWaiters; ++i) sessions.push_back(NewSession());
+  const int gets_before = keys_.calls(FaultyKeysApi::kGet);
   std::vector<std::unique_ptr<Mutex>> waiters;
   std::vector<std::thread> threads;
   std::atomic<int> acquired{0};
   for (int i = 0; i < kWaiters; ++i) {
-    sessions.push_back(NewSession());
-    waiters.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+    waiters.push_back(std::make_unique<Mutex>(sessions[i].get(), "job"));
     Mutex* waiter = waiters.back().get();
     threads.emplace_back([&, waiter] {
       if (waiter->Lock().ok()) ++acquired;
@@ -105,15 +106,17 @@ TEST_F(MutexTest, OnlyTheNextWaiterWakesOnUnlock) {
     ASSERT_TRUE(Eventually(
         [&] { return KeysUnder(memory_.get(), kDir).size() == i + 2u; }));
   }
-  // Every waiter has read the queue and is blocked in its one watch.
+  // Each waiter read the queue, subscribed and read it again (the first
+  // also started the process's watch with one read); now only that one
+  // shared watch is in flight.
   ASSERT_TRUE(Eventually([&] {
-    return keys_.calls(FaultyKeysApi::kWatch) == kWaiters &&
-           keys_.in_flight() == kWaiters;
+    return keys_.calls(FaultyKeysApi::kGet) == gets_before + 2 * kWaiters + 1 &&
+           keys_.in_flight() == 1;
   }));
   const int gets = keys_.calls(FaultyKeysApi::kGet);
   ASSERT_OK(holder.Unlock());
   ASSERT_TRUE(Eventually([&] { return acquired == 1; }));
-  ASSERT_TRUE(Eventually([&] { return keys_.in_flight() == kWaiters - 1; }));
+  ASSERT_TRUE(Eventually([&] { return keys_.in_flight() == 1; }));
   // Only the first waiter re-read the queue; the others never woke.
   EXPECT_EQ(keys_.calls(FaultyKeysApi::kGet) - gets, 1);
 
@@ -123,6 +126,7 @@ TEST_F(MutexTest, OnlyTheNextWaiterWakesOnUnlock) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(acquired, kWaiters);
+  EXPECT_EQ(keys_.in_flight(), 0);  // the last waiter stopped the watch
 }
 
 TEST_F(MutexTest, TryLockOnAHeldLockIsOneRoundTrip) {
@@ -182,13 +186,31 @@ TEST_F(MutexTest, WaiterWhoseKeyVanishesGetsAnErrorNotTheLock) {
   std::thread t([&] { status = b.Lock(); });
   ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
   const std::string b_key = KeysUnder(&keys_, kDir)[1];
-  ASSERT_OK(memory_->Delete(b_key, {}).status());
-  clock_.Advance(absl::Seconds(3));  // b's next renewal finds its key gone
+  ASSERT_OK(memory_->Delete(b_key, {}).status());  // its removal wakes b
   t.join();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kAborted,
-                               HasSubstr("lost while waiting")));
+                               HasSubstr("vanished while waiting")));
   EXPECT_FALSE(b.IsOwner());
   EXPECT_TRUE(a.IsOwner());
+}
+
+TEST_F(MutexTest, WaiterWhoseSessionExpiresGetsAnErrorNotTheLock) {
+  FaultyKeysApi waiter_keys(memory_.get(), &clock_);
+  auto s1 = NewSession();
+  auto s2 = NewSession(absl::Seconds(5), &waiter_keys);
+  Mutex a(s1.get(), "job"), b(s2.get(), "job");
+  ASSERT_OK(a.Lock());
+  waiter_keys.FailNext(FaultyKeysApi::kSet, FaultyKeysApi::kForever);
+  absl::Status status;
+  std::thread t([&] { status = b.Lock(); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  clock_.Advance(absl::Seconds(6));
+  t.join();
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("while waiting")));
+  EXPECT_FALSE(b.IsOwner());
+  EXPECT_TRUE(a.IsOwner());
+  EXPECT_THAT(KeysUnder(&keys_, kDir), ElementsAre(a.key()));
 }
 
 TEST_F(MutexTest, ExpiredHolderLosesAndTheNextWaiterGoesOnlyAfterItsKeyIsGone) {

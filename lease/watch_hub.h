@@ -1,0 +1,63 @@
+// WatchHub: one recursive registry watch per process and key prefix, shared
+// by every local waiter (internal).
+//
+// A waiting Mutex, Semaphore or Election would otherwise block in a Watch
+// call of its own, and the etcd client holds one HTTP connection per watch
+// in flight. Instead, waiters subscribe to the hub of their session's
+// prefix: one thread per (registry, prefix) watches the prefix and hands
+// each event to the subscribers whose directory it falls under, so a
+// process with 500 waiters holds one watch connection, not 500.
+//
+//   auto sub = WatchHub::Subscribe(keys, clock, "/leasehold/",
+//                                  "/leasehold/lock/job/");
+//   if (!sub.ok()) return sub.status();
+//   Queue queue = ...;            // read AFTER subscribing: nothing missed
+//   absl::StatusOr<registry::Response> event =
+//       (*sub)->Next(deadline, cancel);
+//
+// The hub reads the prefix once when it starts and watches from there, so
+// a subscriber sees every event after its Subscribe returned. When the hub
+// falls behind the registry's event history it re-reads the prefix and
+// then tells each subscriber kOutOfRange (re-read, then go on). The hub
+// stops when its last subscriber leaves.
+//
+// Thread-safety: Subscribe is safe from any thread; a Subscription is used
+// by one thread at a time.
+#ifndef LEASEHOLD_LEASE_WATCH_HUB_H_
+#define LEASEHOLD_LEASE_WATCH_HUB_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "registry/cancel.h"
+#include "registry/clock.h"
+#include "registry/keys_api.h"
+
+namespace leasehold::lease::internal {
+
+class WatchHub {
+ public:
+  class Subscription {
+   public:
+    virtual ~Subscription() = default;
+    // The next event under the subscribed directory, in index order.
+    // kOutOfRange: events were missed; re-read. kDeadlineExceeded past
+    // `deadline` (on the hub's clock), kCancelled when `cancel` fires;
+    // another error when the hub's watch failed.
+    virtual absl::StatusOr<registry::Response> Next(
+        absl::Time deadline, const CancelToken* cancel) = 0;
+  };
+
+  // Subscribes to events under `dir` (which must start with `root`),
+  // starting (and reading `root` through) the hub of (keys, root) if it is
+  // not running. Errors: the hub's start read failed.
+  static absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
+      registry::KeysApi* keys, Clock* clock, const std::string& root,
+      const std::string& dir);
+};
+
+}  // namespace leasehold::lease::internal
+
+#endif  // LEASEHOLD_LEASE_WATCH_HUB_H_
