@@ -57,6 +57,7 @@ Keeper::Keeper(KeeperOptions options)
       clock_(options_.clock != nullptr ? options_.clock : RealClock()),
       rng_(std::random_device{}()) {
   const int workers = std::max(1, options_.workers);
+  scheduler_ = std::thread([this] { SchedulerLoop(); });
   for (int i = 0; i < workers; ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
@@ -81,7 +82,7 @@ std::shared_ptr<KeptLease> Keeper::Add(std::unique_ptr<Lease> lease,
     return kept;
   }
   kept_.insert(kept);
-  ScheduleRenew(kept, NextRenew(*kept->lease_));
+  ScheduleNext(kept);
   return kept;
 }
 
@@ -113,9 +114,11 @@ void Keeper::Stop(bool release) {
       SetState(kept, LeaseState::kLost);
     }
     heap_ = {};
+    ready_.clear();
   }
   wake_cv_.notify_all();
-  follower_cv_.notify_all();
+  ready_cv_.notify_all();
+  scheduler_.join();
   for (std::thread& worker : workers_) worker.join();
   if (!on_notifier) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -194,21 +197,24 @@ void Keeper::SetState(const std::shared_ptr<KeptLease>& kept,
   }
 }
 
-void Keeper::WorkerLoop() {
-  // Leader/followers: one idle worker (the leader) waits for the next due
-  // entry; the others wait for the leader slot, so a due entry wakes one
-  // thread, not all of them.
+void Keeper::ScheduleNext(const std::shared_ptr<KeptLease>& kept) {
+  ScheduleRenew(kept, NextRenew(*kept->lease_));
+  Push(kept->lease_->expiry(), kept, /*expiry_check=*/true);
+}
+
+void Keeper::SchedulerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    if (has_leader_) {
-      follower_cv_.wait(lock);
-      continue;
-    }
-    has_leader_ = true;
-    std::optional<Due> due = WaitForDue(lock);
-    has_leader_ = false;
-    follower_cv_.notify_one();
-    if (due) Process(*due, lock);
+  while (std::optional<Due> due = WaitForDue(lock)) Dispatch(*due);
+}
+
+void Keeper::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    ready_cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+    if (stopping_) return;
+    const std::shared_ptr<KeptLease> kept = std::move(ready_.front());
+    ready_.pop_front();
+    RenewOne(kept, lock);
   }
 }
 
@@ -230,25 +236,30 @@ std::optional<Keeper::Due> Keeper::WaitForDue(
   return std::nullopt;
 }
 
-void Keeper::Process(const Due& due, std::unique_lock<std::mutex>& lock) {
+void Keeper::Dispatch(const Due& due) {
   const std::shared_ptr<KeptLease>& kept = due.kept;
-  Lease& lease = *kept->lease_;
   if (!kept->kept_) return;
   if (due.expiry_check) {
-    if (kept->in_flight_ && lease.expired()) SetState(kept, LeaseState::kLost);
+    // Stale checks (the lease was renewed since) find it unexpired.
+    if (kept->lease_->expired()) SetState(kept, LeaseState::kLost);
     return;
   }
   if (due.seq != kept->renew_seq_) return;
-  if (lease.expired()) {
+  if (kept->lease_->expired()) {
     SetState(kept, LeaseState::kLost);
     return;
   }
-  kept->in_flight_ = true;
-  Push(lease.expiry(), kept, /*expiry_check=*/true);
+  ready_.push_back(kept);
+  ready_cv_.notify_one();
+}
+
+void Keeper::RenewOne(const std::shared_ptr<KeptLease>& kept,
+                      std::unique_lock<std::mutex>& lock) {
+  Lease& lease = *kept->lease_;
+  if (!kept->kept_) return;
   lock.unlock();
   const absl::Status status = lease.Renew(lease.period());
   lock.lock();
-  kept->in_flight_ = false;
   if (!kept->kept_) {
     // Reported lost while the renew hung, yet it went through: give the
     // lease back so that a standby need not wait out the TTL.
@@ -262,7 +273,7 @@ void Keeper::Process(const Due& due, std::unique_lock<std::mutex>& lock) {
   if (status.ok()) {
     kept->backoff_ = absl::ZeroDuration();
     SetState(kept, LeaseState::kHeld);
-    ScheduleRenew(kept, NextRenew(lease));
+    ScheduleNext(kept);
     return;
   }
   if (absl::IsAborted(status) || absl::IsNotFound(status) || lease.expired()) {

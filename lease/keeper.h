@@ -12,8 +12,10 @@
 // A lease is also lost when the Keeper stops keeping it (Remove, Stop).
 // Renews run on a bounded pool of worker threads (registry calls block; the
 // etcd client keeps one connection per thread), so one Keeper keeps 10,000
-// leases as long as the registry keeps up. A renew that hangs past the
-// lease's local expiry does not delay "lost": that is reported at expiry.
+// leases as long as the registry keeps up. A scheduler thread that never
+// calls the registry reports each local expiry on time, even when every
+// worker hangs on a renew (a partitioned agent with more leases than
+// workers).
 //
 //   Keeper keeper;                          // KeeperOptions: clock, workers…
 //   std::shared_ptr<KeptLease> unit = keeper.Add(
@@ -111,7 +113,6 @@ class KeptLease {
   // Scheduling, guarded by the Keeper's mu_.
   bool kept_ = true;        // false once lost or removed
   bool removed_ = false;    // Remove() or Stop() took it back
-  bool in_flight_ = false;  // a renew is running
   uint64_t renew_seq_ = 0;  // the heap entry that is its next renew
   absl::Duration backoff_ = absl::ZeroDuration();
 };
@@ -152,19 +153,31 @@ class Keeper {
     absl::Time at;
     uint64_t seq;
     std::shared_ptr<KeptLease> kept;
-    bool expiry_check;  // not a renew: report lost if a renew hangs
+    // Not a renew: report lost if the lease's local expiry has passed
+    // (whether its renew hangs, waits for a worker, or never ran).
+    bool expiry_check;
     bool operator>(const Due& other) const {
       return at != other.at ? at > other.at : seq > other.seq;
     }
   };
 
+  // The scheduler never calls the registry, so it reports a local expiry
+  // on time even when every worker hangs on a renew.
+  void SchedulerLoop();
   void WorkerLoop();
   void NotifierLoop();
   void ReleaseAll(const std::vector<std::shared_ptr<KeptLease>>& leases);
   // Pops the first due entry; nullopt when stopping.
   std::optional<Due> WaitForDue(std::unique_lock<std::mutex>& lock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Process(const Due& due, std::unique_lock<std::mutex>& lock)
+  // On the scheduler: an expiry check, or a renew handed to the workers.
+  void Dispatch(const Due& due) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // On a worker: one renew and what follows from its answer.
+  void RenewOne(const std::shared_ptr<KeptLease>& kept,
+                std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A renew at the next renew time, and an expiry check at the expiry.
+  void ScheduleNext(const std::shared_ptr<KeptLease>& kept)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t Push(absl::Time at, std::shared_ptr<KeptLease> kept,
                 bool expiry_check) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -178,10 +191,10 @@ class Keeper {
   Clock* const clock_;
 
   mutable std::mutex mu_;
-  std::condition_variable wake_cv_;      // the leader: schedule changed
-  std::condition_variable follower_cv_;  // idle workers: leader slot free
-  std::condition_variable notify_cv_;    // the notifier: work or stop
-  std::condition_variable drained_cv_;   // Stop: callbacks delivered
+  std::condition_variable wake_cv_;     // the scheduler: schedule changed
+  std::condition_variable ready_cv_;    // idle workers: a renew is ready
+  std::condition_variable notify_cv_;   // the notifier: work or stop
+  std::condition_variable drained_cv_;  // Stop: callbacks delivered
   std::condition_variable stopped_cv_;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap_
       ABSL_GUARDED_BY(mu_);
@@ -190,12 +203,14 @@ class Keeper {
   std::deque<std::pair<std::shared_ptr<KeptLease>, LeaseState>> notify_
       ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
-  bool has_leader_ ABSL_GUARDED_BY(mu_) = false;
+  // Renews due now, waiting for a free worker.
+  std::deque<std::shared_ptr<KeptLease>> ready_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool delivering_ ABSL_GUARDED_BY(mu_) = false;  // a callback is running
   bool notifier_done_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 
+  std::thread scheduler_;
   std::vector<std::thread> workers_;
   std::thread notifier_;
   std::thread::id notifier_id_;

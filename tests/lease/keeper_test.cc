@@ -229,6 +229,26 @@ TEST_F(KeeperTest, RenewsRunConcurrentlyOnABoundedPool) {
   EXPECT_EQ(keys_.max_in_flight(), 4);
 }
 
+TEST_F(KeeperTest, LostAtExpiryEvenWhenEveryWorkerHangs) {
+  // A partitioned agent: more leases hang than the Keeper has workers. The
+  // leases whose renews never got a worker must be reported lost at their
+  // local expiry all the same, not when the registry comes back.
+  Keeper keeper(Options(/*workers=*/2));
+  std::vector<std::shared_ptr<KeptLease>> kept;
+  for (int i = 0; i < 6; ++i) {
+    kept.push_back(keeper.Add(Acquire("unit-" + std::to_string(i))));
+  }
+  keys_.Block(FaultyKeysApi::kSet);
+  clock_.Advance(kInterval);
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 2; }));
+  clock_.Advance(kPeriod - kInterval);  // every holder's local expiry
+  for (const auto& k : kept) {
+    EXPECT_TRUE(Eventually([&] { return k->state() == LeaseState::kLost; }));
+  }
+  EXPECT_EQ(keys_.blocked(), 2);  // still cut off: nobody waited for it
+  keys_.Unblock();
+}
+
 TEST_F(KeeperTest, StopReportsLostBeforeReleasing) {
   Keeper keeper(Options());
   std::mutex mu;
