@@ -45,8 +45,11 @@ TEST(SimulatedClockTest, MovesOnlyWhenAdvanced) {
 TEST(SimulatedClockTest, WaiterWakesWhenTheClockPassesItsDeadline) {
   SimulatedClock clock;
   std::atomic<bool> woke{false};
+  // The deadline is fixed before the thread starts: the test advances the
+  // clock without waiting for the thread to be scheduled.
+  const absl::Time deadline = clock.Now() + absl::Hours(1);
   std::thread waiter([&] {
-    clock.SleepUntil(clock.Now() + absl::Hours(1));
+    clock.SleepUntil(deadline);
     woke = true;
   });
   clock.Advance(absl::Minutes(59));
