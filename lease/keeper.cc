@@ -26,18 +26,10 @@ LeaseState KeptLease::state() const {
 
 LeaseState KeptLease::WaitWhile(LeaseState state, absl::Time deadline,
                                 const CancelToken* cancel) const {
-  CancelToken::Registration registration;
-  if (cancel != nullptr) {
-    registration = cancel->OnCancel([this] {
-      std::lock_guard<std::mutex> lock(mu_);
-      cv_.notify_all();
-    });
-  }
-  std::unique_lock<std::mutex> lock(mu_);
-  while (state_ == state && !(cancel != nullptr && cancel->cancelled())) {
-    if (!clock_->WaitUntil(cv_, lock, deadline)) break;
-  }
-  return state_;
+  WaitUntilDone(*clock_, mu_, cv_, deadline, cancel,
+                [&]()
+                    ABSL_NO_THREAD_SAFETY_ANALYSIS { return state_ != state; });
+  return this->state();
 }
 
 bool KeptLease::WaitLost(absl::Time deadline, const CancelToken* cancel) const {

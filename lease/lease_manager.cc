@@ -4,7 +4,6 @@
 #include <random>
 #include <utility>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "lease/lease_value.h"
 #include "lease/validate.h"
@@ -23,18 +22,6 @@ constexpr int kMaxAttempts = 3;
 bool IsConditionFailed(const absl::Status& status) {
   return absl::IsAborted(status) || absl::IsAlreadyExists(status) ||
          absl::IsNotFound(status);
-}
-
-// `status` with `context` in front of its message, payloads (the etcd error,
-// the outcome-unknown mark) kept.
-absl::Status WithContext(const absl::Status& status,
-                         absl::string_view context) {
-  absl::Status out(status.code(),
-                   absl::StrCat(context, ": ", status.message()));
-  status.ForEachPayload([&](absl::string_view type, const absl::Cord& payload) {
-    out.SetPayload(type, payload);
-  });
-  return out;
 }
 
 std::string LeaseContext(absl::string_view name, absl::string_view op) {
@@ -126,13 +113,15 @@ void Lease::Gone() {
 
 absl::Status Lease::Annotate(const absl::Status& status, const char* op,
                              uint64_t index) const {
-  return WithContext(status, absl::StrCat(LeaseContext(name_, op),
-                                          " (prevIndex ", index, ")"));
+  return registry::WithContext(
+      status,
+      absl::StrCat(LeaseContext(name_, op), " (prevIndex ", index, ")"));
 }
 
 absl::Status Lease::Renew(absl::Duration period) {
   absl::StatusOr<absl::Duration> ttl = RoundPeriod(period);
-  if (!ttl.ok()) return WithContext(ttl.status(), LeaseContext(name_, "renew"));
+  if (!ttl.ok())
+    return registry::WithContext(ttl.status(), LeaseContext(name_, "renew"));
   std::lock_guard<std::mutex> op(op_mu_);
   const uint64_t index = this->index();
   const absl::Time sent = clock_->Now();
@@ -253,7 +242,8 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::GetLease(
   absl::StatusOr<registry::Response> r =
       keys_->Get(KeyFor(name), ReadOptions());
   if (absl::IsNotFound(r.status())) return nullptr;
-  if (!r.ok()) return WithContext(r.status(), LeaseContext(name, "get"));
+  if (!r.ok())
+    return registry::WithContext(r.status(), LeaseContext(name, "get"));
   return FromRead(name, r->node, sent);
 }
 
@@ -275,10 +265,11 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::Grant(
   const char* op = steal_index ? "steal" : "acquire";
   if (absl::Status s = ValidateName("lease name", name); !s.ok()) return s;
   if (absl::Status s = ValidateName("machine id", machine_id); !s.ok()) {
-    return WithContext(s, LeaseContext(name, op));
+    return registry::WithContext(s, LeaseContext(name, op));
   }
   absl::StatusOr<absl::Duration> ttl = RoundPeriod(period);
-  if (!ttl.ok()) return WithContext(ttl.status(), LeaseContext(name, op));
+  if (!ttl.ok())
+    return registry::WithContext(ttl.status(), LeaseContext(name, op));
 
   const std::string key = KeyFor(name);
   const std::string value = EncodeLeaseValue({machine_id, version, NewToken()});
@@ -305,7 +296,7 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::Grant(
     if (!registry::IsOutcomeUnknown(r.status()) &&
         !(uncertain && IsConditionFailed(r.status()))) {
       if (IsConditionFailed(r.status())) return nullptr;
-      return WithContext(r.status(), LeaseContext(name, op));
+      return registry::WithContext(r.status(), LeaseContext(name, op));
     }
     uncertain = true;
     absl::StatusOr<std::optional<registry::Node>> seen = ReadBack(keys_, key);
@@ -332,7 +323,8 @@ absl::StatusOr<std::vector<std::unique_ptr<Lease>>> LeaseManager::ListLeases() {
   absl::StatusOr<registry::Response> r = keys_->Get(dir, get);
   std::vector<std::unique_ptr<Lease>> leases;
   if (absl::IsNotFound(r.status())) return leases;
-  if (!r.ok()) return WithContext(r.status(), absl::StrCat("list ", dir));
+  if (!r.ok())
+    return registry::WithContext(r.status(), absl::StrCat("list ", dir));
   for (const registry::Node& node : r->node.nodes) {
     if (node.dir) continue;
     leases.push_back(
@@ -349,7 +341,7 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::WaitForChange(
   const std::string context = LeaseContext(name, "wait for change");
   absl::StatusOr<registry::Response> current = keys_->Get(key, ReadOptions());
   if (absl::IsNotFound(current.status())) return nullptr;
-  if (!current.ok()) return WithContext(current.status(), context);
+  if (!current.ok()) return registry::WithContext(current.status(), context);
   uint64_t wait_index = after_index + 1;
   while (true) {
     registry::WatchOptions watch;
@@ -373,14 +365,14 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::WaitForChange(
       continue;
     }
     if (!absl::IsOutOfRange(event.status())) {
-      return WithContext(event.status(), context);
+      return registry::WithContext(event.status(), context);
     }
     // The event history no longer reaches wait_index: look at the key now
     // and watch on from the store's index.
     const absl::Time sent = clock_->Now();
     current = keys_->Get(key, ReadOptions());
     if (absl::IsNotFound(current.status())) return nullptr;
-    if (!current.ok()) return WithContext(current.status(), context);
+    if (!current.ok()) return registry::WithContext(current.status(), context);
     if (current->node.modified_index > after_index) {
       return FromRead(name, current->node, sent);
     }

@@ -6,7 +6,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "lease/lease_manager.h"
 #include "lease/validate.h"
@@ -36,16 +35,6 @@ namespace {
 
 using State = SessionKey::State;
 
-absl::Status WithContext(const absl::Status& status,
-                         absl::string_view context) {
-  absl::Status out(status.code(),
-                   absl::StrCat(context, ": ", status.message()));
-  status.ForEachPayload([&](absl::string_view type, const absl::Cord& payload) {
-    out.SetPayload(type, payload);
-  });
-  return out;
-}
-
 // A release that found the key gone or changed: it is not ours any more,
 // which is what a release wants.
 bool IsGone(const absl::Status& status) {
@@ -70,7 +59,7 @@ absl::StatusOr<Created> CreateNode(State& s, const std::string& dir,
       s.keys->CreateInOrder(dir, value, create);
   if (r.ok()) return Created{std::move(r->node), sent + s.ttl};
   if (!unique_value || !registry::IsOutcomeUnknown(r.status())) {
-    return WithContext(r.status(), context);
+    return registry::WithContext(r.status(), context);
   }
   registry::GetOptions quorum;
   quorum.quorum = true;
@@ -81,7 +70,7 @@ absl::StatusOr<Created> CreateNode(State& s, const std::string& dir,
     }
   }
   if (read.ok() || absl::IsNotFound(read.status())) {
-    return WithContext(r.status(), context);  // it did not land (yet)
+    return registry::WithContext(r.status(), context);  // it did not land (yet)
   }
   return registry::OutcomeUnknownError(
       absl::StrCat(context, ": response lost and not resolved (",
@@ -173,21 +162,15 @@ void SessionKey::OnKeeperLost(uint64_t generation) {
 }
 
 absl::Status SessionKey::Drop(bool release, const absl::Status& cause) {
-  std::shared_ptr<KeptLease> kept;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (ended_) return absl::OkStatus();
-    ended_ = true;
-    ++generation_;
-    kept = std::move(kept_);
-  }
-  lost_->Fire(cause);
-  if (kept == nullptr) return absl::OkStatus();
-  absl::Status status = session_->keeper->Remove(kept, release);
-  return IsGone(status) ? absl::OkStatus() : status;
+  return End(release, cause);
 }
 
 absl::Status SessionKey::Release() {
+  return End(/*release=*/true, std::nullopt);
+}
+
+absl::Status SessionKey::End(bool release,
+                             const std::optional<absl::Status>& lost_cause) {
   std::shared_ptr<KeptLease> kept;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -196,8 +179,9 @@ absl::Status SessionKey::Release() {
     ++generation_;
     kept = std::move(kept_);
   }
+  if (lost_cause.has_value()) lost_->Fire(*lost_cause);
   if (kept == nullptr) return absl::OkStatus();
-  absl::Status status = session_->keeper->Remove(kept, true);
+  absl::Status status = session_->keeper->Remove(kept, release);
   return IsGone(status) ? absl::OkStatus() : status;
 }
 
@@ -231,7 +215,7 @@ absl::Status SessionKey::SetValue(const std::string& value) {
       Keep(s.manager->AdoptKey(r->node, s.ttl, sent + s.ttl));
       return absl::OkStatus();
     }
-    failure = WithContext(r.status(), absl::StrCat("set key ", key_));
+    failure = registry::WithContext(r.status(), absl::StrCat("set key ", key_));
     if (!absl::IsAborted(r.status()) &&
         !registry::IsOutcomeUnknown(r.status())) {
       break;
@@ -242,7 +226,8 @@ absl::Status SessionKey::SetValue(const std::string& value) {
     if (!read.ok()) {
       failure = absl::IsNotFound(read.status())
                     ? absl::AbortedError(absl::StrCat("key ", key_, " is gone"))
-                    : WithContext(read.status(), absl::StrCat("read ", key_));
+                    : registry::WithContext(read.status(),
+                                            absl::StrCat("read ", key_));
       break;
     }
     if (registry::IsOutcomeUnknown(r.status()) && read->node.value == value &&
@@ -268,7 +253,7 @@ absl::Status SessionKey::SetValue(const std::string& value) {
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(
     registry::KeysApi* keys, SessionOptions options) {
   absl::StatusOr<absl::Duration> ttl = RoundPeriod(options.ttl);
-  if (!ttl.ok()) return WithContext(ttl.status(), "session ttl");
+  if (!ttl.ok()) return registry::WithContext(ttl.status(), "session ttl");
   if (options.prefix.empty() || options.prefix.front() != '/') {
     options.prefix.insert(options.prefix.begin(), '/');
   }
@@ -300,7 +285,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(
   absl::StatusOr<Created> created =
       CreateNode(*state, absl::StrCat(state->prefix, "session"), token,
                  /*unique_value=*/true);
-  if (!created.ok()) return WithContext(created.status(), "new session");
+  if (!created.ok())
+    return registry::WithContext(created.status(), "new session");
   state->id = created->node.key;
 
   std::weak_ptr<State> weak = state;

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -98,6 +99,10 @@ class SessionKey : public std::enable_shared_from_this<SessionKey> {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Ends the key: stops keeping it (deleting it with `release`) and fires
+  // lost() with `lost_cause` when given. OK when it had already ended.
+  absl::Status End(bool release, const std::optional<absl::Status>& lost_cause)
+      ABSL_LOCKS_EXCLUDED(mu_);
   friend class Session;
   // Hands `lease` to the Keeper as the key's current lease; false (and the
   // lease released) when the key has ended meanwhile.

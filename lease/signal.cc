@@ -15,18 +15,9 @@ absl::Status Signal::cause() const {
 }
 
 bool Signal::Wait(absl::Time deadline, const CancelToken* cancel) const {
-  CancelToken::Registration registration;
-  if (cancel != nullptr) {
-    registration = cancel->OnCancel([this] {
-      std::lock_guard<std::mutex> lock(mu_);
-      cv_.notify_all();
-    });
-  }
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!fired_ && !(cancel != nullptr && cancel->cancelled())) {
-    if (!clock_->WaitUntil(cv_, lock, deadline)) break;
-  }
-  return fired_;
+  WaitUntilDone(*clock_, mu_, cv_, deadline, cancel,
+                [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return fired_; });
+  return fired();
 }
 
 bool Signal::Fire(absl::Status cause) {

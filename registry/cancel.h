@@ -23,6 +23,8 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "registry/clock.h"
 
 namespace leasehold {
 
@@ -69,6 +71,28 @@ class CancelToken {
   // The callback Cancel() is running right now (0: none).
   mutable uint64_t running_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// Blocks until `done()` (called with `mu` held) is true, `deadline` passes on
+// `clock`, or `cancel` (may be null) fires, whichever comes first. Whoever
+// makes `done()` true notifies `cv` after changing the state under `mu`.
+// REQUIRES: the caller does not hold `mu`.
+template <typename Done>
+void WaitUntilDone(Clock& clock, std::mutex& mu, std::condition_variable& cv,
+                   absl::Time deadline, const CancelToken* cancel, Done done) {
+  CancelToken::Registration registration;
+  if (cancel != nullptr) {
+    // Registered before `mu` is taken: an already-cancelled token runs
+    // this at once, and it takes `mu`.
+    registration = cancel->OnCancel([&mu, &cv] {
+      std::lock_guard<std::mutex> lock(mu);
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  while (!done() && !(cancel != nullptr && cancel->cancelled())) {
+    if (!clock.WaitUntil(cv, lock, deadline)) break;
+  }
+}
 
 }  // namespace leasehold
 

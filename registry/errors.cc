@@ -104,6 +104,16 @@ std::optional<EtcdError> GetEtcdError(const absl::Status& status) {
   return error;
 }
 
+absl::Status WithContext(const absl::Status& status,
+                         absl::string_view context) {
+  absl::Status out(status.code(),
+                   absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view type, const absl::Cord& payload) {
+    out.SetPayload(type, payload);
+  });
+  return out;
+}
+
 absl::Status OutcomeUnknownError(absl::string_view message) {
   absl::Status status =
       absl::UnavailableError(absl::StrCat(message, " (outcome unknown)"));

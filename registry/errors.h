@@ -72,6 +72,10 @@ absl::Status MapEtcdError(int http_status,
 // The etcd error carried by a status made by MapEtcdError, if any.
 std::optional<EtcdError> GetEtcdError(const absl::Status& status);
 
+// `status` with "`context`: " in front of its message; its code and payloads
+// (the etcd error, the outcome-unknown mark) are kept.
+absl::Status WithContext(const absl::Status& status, absl::string_view context);
+
 // A write whose response was lost: kUnavailable, marked so that callers can
 // tell "certainly not applied" from "may have been applied".
 absl::Status OutcomeUnknownError(absl::string_view message);

@@ -44,7 +44,6 @@
 namespace leasehold::registry {
 namespace {
 
-
 // etcd's path.Clean(path.Join("/", key)): the form every key is stored in.
 std::string CleanPath(const std::string& key) {
   std::vector<absl::string_view> parts;
@@ -201,6 +200,9 @@ class MemoryRegistry final : public KeysApi {
       uint64_t prev_index, const std::string& value,
       std::optional<absl::Time> expiration, bool refresh,
       absl::string_view context) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes `node` (and what is under it) as one event with `action`.
+  Response RemoveLocked(MemNode& node, const char* action)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Response> CompareAndDeleteLocked(const std::string& path,
                                                   const std::string& prev_value,
                                                   uint64_t prev_index,
@@ -550,6 +552,22 @@ absl::StatusOr<Response> MemoryRegistry::CompareAndSwapLocked(
   return response;
 }
 
+Response MemoryRegistry::RemoveLocked(MemNode& node, const char* action) {
+  ++index_;
+  Response response;
+  response.action = action;
+  response.node.key = ExternalKey(node.path);
+  response.node.dir = node.dir;
+  response.node.created_index = node.created_index;
+  response.node.modified_index = index_;
+  response.prev_node = Repr(node, false, clock_->Now());
+  response.etcd_index = index_;
+  std::vector<std::string> removed;
+  Remove(node, &removed);
+  Publish(Event{response, false}, removed);
+  return response;
+}
+
 absl::StatusOr<Response> MemoryRegistry::CompareAndDeleteLocked(
     const std::string& path, const std::string& prev_value, uint64_t prev_index,
     absl::string_view context) {
@@ -559,18 +577,7 @@ absl::StatusOr<Response> MemoryRegistry::CompareAndDeleteLocked(
   if (node.dir) return NotFile(path, context);
   if (absl::Status s = Compare(node, prev_value, prev_index, context); !s.ok())
     return s;
-  ++index_;
-  Response response;
-  response.action = "compareAndDelete";
-  response.node.key = ExternalKey(node.path);
-  response.node.created_index = node.created_index;
-  response.node.modified_index = index_;
-  response.prev_node = Repr(node, false, clock_->Now());
-  response.etcd_index = index_;
-  std::vector<std::string> removed;
-  Remove(node, &removed);
-  Publish(Event{response, false}, removed);
-  return response;
+  return RemoveLocked(node, "compareAndDelete");
 }
 
 absl::StatusOr<Response> MemoryRegistry::Get(const std::string& key,
@@ -701,19 +708,7 @@ absl::StatusOr<Response> MemoryRegistry::Delete(const std::string& key,
   if (node.dir && !options.recursive && !node.children.empty()) {
     return Error(kEtcdDirNotEmpty, "Directory not empty", path, context);
   }
-  ++index_;
-  Response response;
-  response.action = "delete";
-  response.node.key = ExternalKey(node.path);
-  response.node.dir = node.dir;
-  response.node.created_index = node.created_index;
-  response.node.modified_index = index_;
-  response.prev_node = Repr(node, false, clock_->Now());
-  response.etcd_index = index_;
-  std::vector<std::string> removed;
-  Remove(node, &removed);
-  Publish(Event{response, false}, removed);
-  return response;
+  return RemoveLocked(node, "delete");
 }
 
 absl::StatusOr<Response> MemoryRegistry::Watch(const std::string& key,

@@ -1,6 +1,8 @@
 #include "tools/sim/history.h"
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
@@ -88,28 +90,32 @@ Verdict History::Check() const {
 }
 
 std::vector<absl::Duration> History::FailoverLatencies() const {
-  std::vector<absl::Duration> latencies;
-  for (const auto& [lease, group] : ByLease(holds())) {
-    for (size_t i = 1; i < group.size(); ++i) {
-      if (group[i - 1].orphaned != absl::InfiniteFuture()) {
-        latencies.push_back(group[i].start - group[i - 1].orphaned);
-      }
-    }
-  }
-  return latencies;
+  return Gaps([](const Hold& before,
+                 const Hold& after) -> std::optional<absl::Duration> {
+    if (before.orphaned == absl::InfiniteFuture()) return std::nullopt;
+    return after.start - before.orphaned;
+  });
 }
 
 std::vector<absl::Duration> History::DeposedNoticeLatencies() const {
-  std::vector<absl::Duration> latencies;
+  return Gaps([](const Hold& before,
+                 const Hold& after) -> std::optional<absl::Duration> {
+    if (!after.by_steal) return std::nullopt;
+    return std::max(absl::ZeroDuration(), before.end - after.start);
+  });
+}
+
+std::vector<absl::Duration> History::Gaps(
+    const std::function<
+        std::optional<absl::Duration>(const Hold&, const Hold&)>& gap) const {
+  std::vector<absl::Duration> gaps;
   for (const auto& [lease, group] : ByLease(holds())) {
     for (size_t i = 1; i < group.size(); ++i) {
-      if (group[i].by_steal) {
-        latencies.push_back(
-            std::max(absl::ZeroDuration(), group[i - 1].end - group[i].start));
-      }
+      if (std::optional<absl::Duration> d = gap(group[i - 1], group[i]))
+        gaps.push_back(*d);
     }
   }
-  return latencies;
+  return gaps;
 }
 
 }  // namespace leasehold::sim

@@ -14,8 +14,10 @@
 #define LEASEHOLD_TOOLS_SIM_HISTORY_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +68,11 @@ class History {
   std::vector<absl::Duration> DeposedNoticeLatencies() const;
 
  private:
+  // gap(before, after) for each two successive holds of a lease, where set.
+  std::vector<absl::Duration> Gaps(
+      const std::function<
+          std::optional<absl::Duration>(const Hold&, const Hold&)>& gap) const;
+
   mutable std::mutex mu_;
   std::vector<Hold> holds_ ABSL_GUARDED_BY(mu_);
 };
