@@ -596,6 +596,21 @@ absl::StatusOr<Response> MemoryRegistry::Get(const std::string& key,
   return response;
 }
 
+namespace {
+
+// etcd's HTTP layer refuses an empty prevValue before the store sees it.
+absl::Status CheckPrevValue(const std::optional<std::string>& prev_value,
+                            absl::string_view context) {
+  if (!prev_value.has_value() || !prev_value->empty()) return absl::OkStatus();
+  return MapEtcdError(
+      0,
+      EtcdError{kEtcdPrevValueRequired, "PrevValue is Required in POST form",
+                "\"prevValue\" cannot be empty", 0},
+      context);
+}
+
+}  // namespace
+
 absl::StatusOr<Response> MemoryRegistry::Set(const std::string& key,
                                              const std::string& value,
                                              const SetOptions& options) {
@@ -603,12 +618,8 @@ absl::StatusOr<Response> MemoryRegistry::Set(const std::string& key,
   const std::string context = absl::StrCat("set ", path);
   // The checks etcd's HTTP layer makes before the store sees the request;
   // their errors carry index 0, as etcd's do.
-  if (options.prev_value.has_value() && options.prev_value->empty()) {
-    return MapEtcdError(
-        0,
-        EtcdError{kEtcdPrevValueRequired, "PrevValue is Required in POST form",
-                  "\"prevValue\" cannot be empty", 0},
-        context);
+  if (absl::Status s = CheckPrevValue(options.prev_value, context); !s.ok()) {
+    return s;
   }
   if (options.refresh && !options.ttl.has_value()) {
     return MapEtcdError(
@@ -685,12 +696,8 @@ absl::StatusOr<Response> MemoryRegistry::Delete(const std::string& key,
                                                 const DeleteOptions& options) {
   const std::string path = CleanPath(key);
   const std::string context = absl::StrCat("delete ", path);
-  if (options.prev_value.has_value() && options.prev_value->empty()) {
-    return MapEtcdError(
-        0,
-        EtcdError{kEtcdPrevValueRequired, "PrevValue is Required in POST form",
-                  "\"prevValue\" cannot be empty", 0},
-        context);
+  if (absl::Status s = CheckPrevValue(options.prev_value, context); !s.ok()) {
+    return s;
   }
   const std::string prev_value = options.prev_value.value_or("");
   const uint64_t prev_index = options.prev_index.value_or(0);
