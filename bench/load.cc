@@ -13,11 +13,14 @@
 // child.
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -35,6 +38,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "curl/curl.h"
+#include "lease/keeper.h"
 #include "lease/lease_manager.h"
 #include "registry/keys_api.h"
 #include "registry/open.h"
@@ -235,22 +239,202 @@ absl::StatusOr<CycleResult> RunCycles(const ClientFactory& factory,
   return result;
 }
 
+// Forwards to a KeysApi and counts refresh writes (renews) and all writes.
+class CountingKeys : public registry::KeysApi {
+ public:
+  explicit CountingKeys(registry::KeysApi* keys) : keys_(keys) {}
+
+  int64_t renews() const { return renews_.load(); }
+  int64_t writes() const { return writes_.load(); }
+
+  absl::StatusOr<registry::Response> Get(
+      const std::string& key, const registry::GetOptions& options) override {
+    return keys_->Get(key, options);
+  }
+  absl::StatusOr<registry::Response> Set(
+      const std::string& key, const std::string& value,
+      const registry::SetOptions& options) override {
+    ++writes_;
+    if (options.refresh) ++renews_;
+    return keys_->Set(key, value, options);
+  }
+  absl::StatusOr<registry::Response> CreateInOrder(
+      const std::string& dir, const std::string& value,
+      const registry::CreateInOrderOptions& options) override {
+    ++writes_;
+    return keys_->CreateInOrder(dir, value, options);
+  }
+  absl::StatusOr<registry::Response> Delete(
+      const std::string& key, const registry::DeleteOptions& options) override {
+    ++writes_;
+    return keys_->Delete(key, options);
+  }
+  absl::StatusOr<registry::Response> Watch(
+      const std::string& key, const registry::WatchOptions& options) override {
+    return keys_->Watch(key, options);
+  }
+
+ private:
+  registry::KeysApi* const keys_;
+  std::atomic<int64_t> renews_{0};
+  std::atomic<int64_t> writes_{0};
+};
+
+int64_t RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+struct RenewScaleResult {
+  int leases = 0;
+  absl::Duration ttl;
+  absl::Duration acquire_time;  // all N, 16 threads
+  double renews_per_second = 0;
+  double expected_renews_per_second = 0;  // leases / (ttl × renew fraction)
+  int lost = 0;
+  double cpu_percent = 0;  // of one core, while holding
+  double rss_bytes_per_lease = 0;
+};
+
+// Acquires `leases` leases with TTL `ttl`, has one Keeper (default options)
+// hold them for `hold`, then releases them.
+absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
+                                               int leases, absl::Duration ttl,
+                                               absl::Duration hold) {
+  CountingKeys counting(keys);
+  lease::LeaseManager manager(&counting, {.prefix = "/bench-renew/"});
+  RenewScaleResult result;
+  result.leases = leases;
+  result.ttl = ttl;
+  const int64_t rss_start = RssBytes();
+
+  constexpr int kAcquirers = 16;
+  std::vector<std::unique_ptr<lease::Lease>> held(leases);
+  std::vector<absl::Status> errors(kAcquirers);
+  const absl::Time acquire_start = absl::Now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kAcquirers; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < leases; i += kAcquirers) {
+        absl::StatusOr<std::unique_ptr<lease::Lease>> lease =
+            manager.AcquireLease(absl::StrCat("l", i), "bench-machine", 1, ttl);
+        if (!lease.ok() || *lease == nullptr) {
+          errors[t] = lease.ok() ? absl::AlreadyExistsError(absl::StrCat(
+                                       "lease l", i, " is held already"))
+                                 : lease.status();
+          return;
+        }
+        held[i] = std::move(*lease);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  result.acquire_time = absl::Now() - acquire_start;
+  for (const absl::Status& error : errors) {
+    if (!error.ok()) return error;
+  }
+
+  lease::Keeper keeper;
+  std::vector<std::shared_ptr<lease::KeptLease>> kept;
+  kept.reserve(leases);
+  for (auto& lease : held) kept.push_back(keeper.Add(std::move(lease)));
+  result.rss_bytes_per_lease =
+      static_cast<double>(RssBytes() - rss_start) / leases;
+
+  const int64_t renews_start = counting.renews();
+  const absl::Duration cpu_start = CpuTime();
+  absl::SleepFor(hold);
+  result.cpu_percent = 100 * absl::FDivDuration(CpuTime() - cpu_start, hold);
+  result.renews_per_second =
+      (counting.renews() - renews_start) / absl::ToDoubleSeconds(hold);
+  result.expected_renews_per_second =
+      leases /
+      (absl::ToDoubleSeconds(ttl) * lease::KeeperOptions{}.renew_fraction);
+  for (const auto& k : kept) {
+    if (k->state() == lease::LeaseState::kLost) ++result.lost;
+  }
+  keeper.Stop(/*release=*/true);
+  return result;
+}
+
+struct FailoverResult {
+  int rounds = 0;
+  absl::Duration p50, p99, max;
+};
+
+// Holder releases → a standby blocked in WaitForChange acquires: the time
+// from the start of Release to the standby's AcquireLease returning.
+absl::StatusOr<FailoverResult> RunFailover(registry::KeysApi* keys,
+                                           int rounds) {
+  lease::LeaseManager manager(keys, {.prefix = "/bench-failover/"});
+  std::vector<absl::Duration> latencies;
+  for (int r = 0; r < rounds; ++r) {
+    absl::StatusOr<std::unique_ptr<lease::Lease>> holder =
+        manager.AcquireLease("leader", "holder", 1, kTtl);
+    if (!holder.ok()) return holder.status();
+    if (*holder == nullptr) return absl::AlreadyExistsError("leader is held");
+    absl::Status standby_status;
+    absl::Time acquired;
+    std::thread standby([&] {
+      absl::StatusOr<std::unique_ptr<lease::Lease>> change =
+          manager.WaitForChange("leader", (*holder)->index(),
+                                absl::Now() + absl::Seconds(5));
+      if (!change.ok()) {
+        standby_status = change.status();
+        return;
+      }
+      absl::StatusOr<std::unique_ptr<lease::Lease>> mine =
+          manager.AcquireLease("leader", "standby", 1, kTtl);
+      acquired = absl::Now();
+      if (!mine.ok() || *mine == nullptr) {
+        standby_status = mine.ok() ? absl::AbortedError("standby lost the race")
+                                   : mine.status();
+        return;
+      }
+      standby_status = (*mine)->Release();
+    });
+    // Let the standby reach its watch (a read, then a long poll).
+    absl::SleepFor(absl::Milliseconds(20));
+    const absl::Time released = absl::Now();
+    absl::Status release = (*holder)->Release();
+    standby.join();
+    if (!release.ok()) return release;
+    if (!standby_status.ok()) return standby_status;
+    latencies.push_back(acquired - released);
+  }
+  std::sort(latencies.begin(), latencies.end());
+  FailoverResult result;
+  result.rounds = rounds;
+  result.p50 = latencies[latencies.size() / 2];
+  result.p99 =
+      latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  result.max = latencies.back();
+  return result;
+}
+
 struct Flags {
   std::string registry;  // empty: start our own etcd
   bool json = false;
   bool smoke = false;
   bool on_disk = false;
   absl::Duration seconds = absl::Seconds(3);
+  std::vector<int> renew_leases = {1000, 10000};
+  absl::Duration renew_ttl = absl::Seconds(10);
+  int failover_rounds = 100;
 };
 
 constexpr char kUsage[] =
     "usage: leasehold-bench [--registry etcd://HOST:PORT] [--seconds DUR]\n"
-    "                       [--on-disk] [--smoke] [--json]\n";
+    "                       [--renew-leases N,N...] [--renew-ttl DUR]\n"
+    "                       [--failover-rounds N] [--on-disk] [--smoke] "
+    "[--json]\n";
 
 // Exit code 2 with a message naming the flag for anything unexpected.
 std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
   Flags flags;
-  bool seconds_set = false;
+  bool seconds_set = false, renew_set = false, rounds_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -284,11 +468,46 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
                             "500ms), not \"", value, "\"");
       }
       seconds_set = true;
+    } else if (arg == "--renew-leases") {
+      flags.renew_leases.clear();
+      bool ok = take_value();
+      for (absl::string_view n : absl::StrSplit(value, ',')) {
+        int leases = 0;
+        ok = ok && absl::SimpleAtoi(n, &leases) && leases > 0;
+        flags.renew_leases.push_back(leases);
+      }
+      if (!ok) {
+        return absl::StrCat("flag --renew-leases needs positive counts (",
+                            "1000,10000), not \"", value, "\"");
+      }
+      renew_set = true;
+    } else if (arg == "--renew-ttl") {
+      if (!take_value() || !absl::ParseDuration(value, &flags.renew_ttl) ||
+          flags.renew_ttl < absl::Seconds(1) ||
+          flags.renew_ttl != absl::Trunc(flags.renew_ttl, absl::Seconds(1))) {
+        return absl::StrCat("flag --renew-ttl needs whole seconds, at least ",
+                            "1s, not \"", value, "\"");
+      }
+      renew_set = true;
+    } else if (arg == "--failover-rounds") {
+      if (!take_value() || !absl::SimpleAtoi(value, &flags.failover_rounds) ||
+          flags.failover_rounds <= 0) {
+        return absl::StrCat("flag --failover-rounds needs a positive count, ",
+                            "not \"", value, "\"");
+      }
+      rounds_set = true;
     } else {
       return absl::StrCat("unknown flag ", arg);
     }
   }
-  if (flags.smoke && !seconds_set) flags.seconds = absl::Milliseconds(300);
+  if (flags.smoke) {
+    if (!seconds_set) flags.seconds = absl::Milliseconds(300);
+    if (!renew_set) {
+      flags.renew_leases = {50};
+      flags.renew_ttl = absl::Seconds(1);
+    }
+    if (!rounds_set) flags.failover_rounds = 5;
+  }
   if (flags.on_disk && !flags.registry.empty())
     return "flag --on-disk applies only to the etcd leasehold-bench starts";
   return flags;
@@ -368,6 +587,7 @@ int Main(int argc, char** argv) {
         "conc", "client", "ops/s", "p50 ms", "p99 ms", "max ms", "cpu us/op");
   }
   std::string json = "{\"lease_cycle\":[";
+  double etcd_write_rate = 0;  // the baseline's best: every request writes
   for (int concurrency : levels) {
     // Baseline first, then leasehold, on the same etcd minutes apart at most.
     absl::StatusOr<CycleResult> base =
@@ -381,6 +601,7 @@ int Main(int argc, char** argv) {
         return 1;
       }
     }
+    etcd_write_rate = std::max(etcd_write_rate, base->ops_per_second);
     const double ratio_ops = lh->ops_per_second / base->ops_per_second;
     auto ratio = [](absl::Duration a, absl::Duration b) {
       return absl::FDivDuration(a, b);
@@ -417,7 +638,73 @@ int Main(int argc, char** argv) {
           ratio(lh->p99, base->p99), ratio(lh->max, base->max), ratio_cpu);
     }
   }
-  if (flags.json) std::cout << json << "]}\n";
+  json += "]";
+
+  // Smoke runs hold for one TTL; full runs for two, so every lease renews
+  // several times and a slow renew round shows as a loss.
+  const absl::Duration hold = flags.renew_ttl * (flags.smoke ? 1 : 2);
+  if (!flags.json) {
+    std::cout << absl::StrFormat(
+        "\nrenew scale (one Keeper, default options; TTL %s, held %s; etcd "
+        "wrote up to %.0f/s above)\n"
+        "%-7s %10s %10s %10s %6s %8s %11s\n",
+        absl::FormatDuration(flags.renew_ttl), absl::FormatDuration(hold),
+        etcd_write_rate, "leases", "acquire s", "renews/s", "expected/s",
+        "lost", "cpu %", "RSS B/lease");
+  }
+  absl::StrAppend(
+      &json, ",\"etcd_write_rate\":", absl::StrFormat("%.1f", etcd_write_rate),
+      ",\"renew_scale\":[");
+  for (int leases : flags.renew_leases) {
+    absl::StatusOr<RenewScaleResult> r =
+        RunRenewScale(keys->get(), leases, flags.renew_ttl, hold);
+    if (!r.ok()) {
+      std::cerr << "leasehold-bench: renew scale with " << leases
+                << " leases: " << r.status() << "\n";
+      return 1;
+    }
+    if (flags.json) {
+      if (leases != flags.renew_leases.front()) json += ",";
+      absl::StrAppend(
+          &json,
+          absl::StrFormat(
+              "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,"
+              "\"renews_per_s\":%.1f,\"expected_renews_per_s\":%.1f,"
+              "\"lost\":%d,\"cpu_percent\":%.1f,\"rss_bytes_per_lease\":%.0f}",
+              r->leases, absl::ToInt64Seconds(r->ttl),
+              absl::ToDoubleSeconds(r->acquire_time), r->renews_per_second,
+              r->expected_renews_per_second, r->lost, r->cpu_percent,
+              r->rss_bytes_per_lease));
+    } else {
+      std::cout << absl::StrFormat(
+          "%-7d %10.2f %10.0f %10.0f %6d %8.1f %11.0f\n", r->leases,
+          absl::ToDoubleSeconds(r->acquire_time), r->renews_per_second,
+          r->expected_renews_per_second, r->lost, r->cpu_percent,
+          r->rss_bytes_per_lease);
+    }
+  }
+  json += "]";
+
+  absl::StatusOr<FailoverResult> failover =
+      RunFailover(keys->get(), flags.failover_rounds);
+  if (!failover.ok()) {
+    std::cerr << "leasehold-bench: failover: " << failover.status() << "\n";
+    return 1;
+  }
+  if (flags.json) {
+    absl::StrAppend(&json, ",\"failover_after_release\":",
+                    absl::StrFormat("{\"rounds\":%d,\"p50_ms\":%s,"
+                                    "\"p99_ms\":%s,\"max_ms\":%s}}",
+                                    failover->rounds, Ms(failover->p50),
+                                    Ms(failover->p99), Ms(failover->max)));
+    std::cout << json << "\n";
+  } else {
+    std::cout << absl::StrFormat(
+        "\nfailover after release (standby in WaitForChange → acquired; %d "
+        "rounds)\np50 %s ms   p99 %s ms   max %s ms\n",
+        failover->rounds, Ms(failover->p50), Ms(failover->p99),
+        Ms(failover->max));
+  }
   return 0;
 }
 
