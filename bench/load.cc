@@ -24,6 +24,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <variant>
@@ -40,6 +41,8 @@
 #include "curl/curl.h"
 #include "lease/keeper.h"
 #include "lease/lease_manager.h"
+#include "lease/mutex.h"
+#include "lease/session.h"
 #include "registry/keys_api.h"
 #include "registry/open.h"
 #include "tests/testing/etcd_server.h"
@@ -174,10 +177,22 @@ absl::Duration CpuTime() {
   return duration(usage.ru_utime) + duration(usage.ru_stime);
 }
 
+struct Percentiles {
+  absl::Duration p50, p99, max;
+};
+
+// REQUIRES: `samples` not empty.
+Percentiles Summarize(std::vector<absl::Duration> samples) {
+  std::sort(samples.begin(), samples.end());
+  return {samples[samples.size() / 2],
+          samples[std::min(samples.size() - 1, samples.size() * 99 / 100)],
+          samples.back()};
+}
+
 struct CycleResult {
   int64_t ops = 0;  // requests (three per cycle)
   double ops_per_second = 0;
-  absl::Duration p50, p99, max;
+  Percentiles latency;
   double cpu_us_per_op = 0;
 };
 
@@ -228,56 +243,60 @@ absl::StatusOr<CycleResult> RunCycles(const ClientFactory& factory,
   std::vector<absl::Duration> all;
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   if (all.empty()) return absl::InternalError("no request completed");
-  std::sort(all.begin(), all.end());
   CycleResult result;
   result.ops = static_cast<int64_t>(all.size());
   result.ops_per_second = result.ops / absl::ToDoubleSeconds(elapsed);
-  result.p50 = all[all.size() / 2];
-  result.p99 = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  result.max = all.back();
+  result.latency = Summarize(std::move(all));
   result.cpu_us_per_op = absl::ToDoubleMicroseconds(cpu) / result.ops;
   return result;
 }
 
-// Forwards to a KeysApi and counts refresh writes (renews) and all writes.
+// Forwards to a KeysApi and counts the requests made through it.
 class CountingKeys : public registry::KeysApi {
  public:
   explicit CountingKeys(registry::KeysApi* keys) : keys_(keys) {}
 
-  int64_t renews() const { return renews_.load(); }
-  int64_t writes() const { return writes_.load(); }
+  int64_t requests() const { return requests_.load(); }
+  int64_t renews() const { return renews_.load(); }    // refresh writes
+  int64_t creates() const { return creates_.load(); }  // in-order creates
 
   absl::StatusOr<registry::Response> Get(
       const std::string& key, const registry::GetOptions& options) override {
+    ++requests_;
     return keys_->Get(key, options);
   }
   absl::StatusOr<registry::Response> Set(
       const std::string& key, const std::string& value,
       const registry::SetOptions& options) override {
-    ++writes_;
+    ++requests_;
     if (options.refresh) ++renews_;
     return keys_->Set(key, value, options);
   }
   absl::StatusOr<registry::Response> CreateInOrder(
       const std::string& dir, const std::string& value,
       const registry::CreateInOrderOptions& options) override {
-    ++writes_;
-    return keys_->CreateInOrder(dir, value, options);
+    ++requests_;
+    absl::StatusOr<registry::Response> r =
+        keys_->CreateInOrder(dir, value, options);
+    ++creates_;
+    return r;
   }
   absl::StatusOr<registry::Response> Delete(
       const std::string& key, const registry::DeleteOptions& options) override {
-    ++writes_;
+    ++requests_;
     return keys_->Delete(key, options);
   }
   absl::StatusOr<registry::Response> Watch(
       const std::string& key, const registry::WatchOptions& options) override {
+    ++requests_;
     return keys_->Watch(key, options);
   }
 
  private:
   registry::KeysApi* const keys_;
+  std::atomic<int64_t> requests_{0};
   std::atomic<int64_t> renews_{0};
-  std::atomic<int64_t> writes_{0};
+  std::atomic<int64_t> creates_{0};
 };
 
 int64_t RssBytes() {
@@ -361,7 +380,7 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
 
 struct FailoverResult {
   int rounds = 0;
-  absl::Duration p50, p99, max;
+  Percentiles latency;
 };
 
 // Holder releases → a standby blocked in WaitForChange acquires: the time
@@ -404,13 +423,79 @@ absl::StatusOr<FailoverResult> RunFailover(registry::KeysApi* keys,
     if (!standby_status.ok()) return standby_status;
     latencies.push_back(acquired - released);
   }
-  std::sort(latencies.begin(), latencies.end());
-  FailoverResult result;
-  result.rounds = rounds;
-  result.p50 = latencies[latencies.size() / 2];
-  result.p99 =
-      latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
-  result.max = latencies.back();
+  return FailoverResult{rounds, Summarize(std::move(latencies))};
+}
+
+struct HandoffResult {
+  int contenders = 0;
+  absl::Duration total;  // first unlock → last contender unlocked
+  Percentiles handoff;   // Unlock called → the next Lock returns
+  double requests_per_handoff = 0;
+};
+
+// `contenders` Mutex contenders on one lock, each on its own Session (one
+// shared Keeper), queue behind a gate holder; then the lock passes down the
+// queue. Requests count every KeysApi call in the process while it does.
+absl::StatusOr<HandoffResult> RunLockHandoff(registry::KeysApi* keys,
+                                             int contenders) {
+  CountingKeys counting(keys);
+  lease::Keeper keeper;
+  lease::SessionOptions options;
+  options.prefix = "/bench-lock/";
+  options.keeper = &keeper;
+  std::vector<std::unique_ptr<lease::Session>> sessions;
+  for (int i = 0; i <= contenders; ++i) {
+    absl::StatusOr<std::unique_ptr<lease::Session>> session =
+        lease::Session::Create(&counting, options);
+    if (!session.ok()) return session.status();
+    sessions.push_back(std::move(*session));
+  }
+  lease::Mutex gate(sessions[0].get(), "handoff");
+  if (absl::Status s = gate.Lock(absl::Now() + absl::Seconds(5)); !s.ok())
+    return s;
+
+  std::mutex mu;
+  absl::Time unlocked;  // guarded by mu: when the last holder called Unlock
+  std::vector<absl::Duration> handoffs(contenders);
+  std::vector<absl::Status> errors(contenders);
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < contenders; ++i) {
+    threads.emplace_back([&, i] {
+      lease::Mutex mutex(sessions[i + 1].get(), "handoff");
+      errors[i] = mutex.Lock(deadline);
+      if (!errors[i].ok()) return;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        handoffs[i] = absl::Now() - unlocked;
+        unlocked = absl::Now();
+      }
+      errors[i] = mutex.Unlock();
+    });
+  }
+  // Every contender queued, so each handoff is to a waiter.
+  while (counting.creates() < contenders + 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+  const int64_t requests_start = counting.requests();
+  const absl::Time start = absl::Now();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    unlocked = absl::Now();
+  }
+  absl::Status gate_unlock = gate.Unlock();
+  for (std::thread& t : threads) t.join();
+  if (!gate_unlock.ok()) return gate_unlock;
+  for (const absl::Status& error : errors) {
+    if (!error.ok()) return error;
+  }
+  HandoffResult result;
+  result.contenders = contenders;
+  result.total = absl::Now() - start;
+  result.handoff = Summarize(std::move(handoffs));
+  result.requests_per_handoff =
+      static_cast<double>(counting.requests() - requests_start) / contenders;
   return result;
 }
 
@@ -423,18 +508,20 @@ struct Flags {
   std::vector<int> renew_leases = {1000, 10000};
   absl::Duration renew_ttl = absl::Seconds(10);
   int failover_rounds = 100;
+  int lock_contenders = 1000;
 };
 
 constexpr char kUsage[] =
     "usage: leasehold-bench [--registry etcd://HOST:PORT] [--seconds DUR]\n"
     "                       [--renew-leases N,N...] [--renew-ttl DUR]\n"
-    "                       [--failover-rounds N] [--on-disk] [--smoke] "
-    "[--json]\n";
+    "                       [--failover-rounds N] [--lock-contenders N]\n"
+    "                       [--on-disk] [--smoke] [--json]\n";
 
 // Exit code 2 with a message naming the flag for anything unexpected.
 std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
   Flags flags;
-  bool seconds_set = false, renew_set = false, rounds_set = false;
+  bool seconds_set = false, renew_set = false, rounds_set = false,
+       contenders_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -496,6 +583,13 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
                             "not \"", value, "\"");
       }
       rounds_set = true;
+    } else if (arg == "--lock-contenders") {
+      if (!take_value() || !absl::SimpleAtoi(value, &flags.lock_contenders) ||
+          flags.lock_contenders <= 0) {
+        return absl::StrCat("flag --lock-contenders needs a positive count, ",
+                            "not \"", value, "\"");
+      }
+      contenders_set = true;
     } else {
       return absl::StrCat("unknown flag ", arg);
     }
@@ -507,6 +601,7 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
       flags.renew_ttl = absl::Seconds(1);
     }
     if (!rounds_set) flags.failover_rounds = 5;
+    if (!contenders_set) flags.lock_contenders = 5;
   }
   if (flags.on_disk && !flags.registry.empty())
     return "flag --on-disk applies only to the etcd leasehold-bench starts";
@@ -612,8 +707,8 @@ int Main(int argc, char** argv) {
         return absl::StrFormat(
             "{\"ops\":%d,\"ops_per_s\":%.1f,\"p50_ms\":%s,\"p99_ms\":%s,"
             "\"max_ms\":%s,\"cpu_us_per_op\":%.1f}",
-            r.ops, r.ops_per_second, Ms(r.p50), Ms(r.p99), Ms(r.max),
-            r.cpu_us_per_op);
+            r.ops, r.ops_per_second, Ms(r.latency.p50), Ms(r.latency.p99),
+            Ms(r.latency.max), r.cpu_us_per_op);
       };
       if (concurrency != levels.front()) json += ",";
       absl::StrAppend(
@@ -621,21 +716,24 @@ int Main(int argc, char** argv) {
           ",\"leasehold\":", figures(*lh), ",\"baseline\":", figures(*base),
           absl::StrFormat(",\"ratio\":{\"ops_per_s\":%.3f,\"p50\":%.3f,"
                           "\"p99\":%.3f,\"max\":%.3f,\"cpu_per_op\":%.3f}}",
-                          ratio_ops, ratio(lh->p50, base->p50),
-                          ratio(lh->p99, base->p99), ratio(lh->max, base->max),
+                          ratio_ops, ratio(lh->latency.p50, base->latency.p50),
+                          ratio(lh->latency.p99, base->latency.p99),
+                          ratio(lh->latency.max, base->latency.max),
                           ratio_cpu));
     } else {
       auto row = [&](const char* who, const CycleResult& r) {
-        std::cout << absl::StrFormat(
-            "%-5d %-9s %10.0f %9s %9s %9s %10.1f\n", concurrency, who,
-            r.ops_per_second, Ms(r.p50), Ms(r.p99), Ms(r.max), r.cpu_us_per_op);
+        std::cout << absl::StrFormat("%-5d %-9s %10.0f %9s %9s %9s %10.1f\n",
+                                     concurrency, who, r.ops_per_second,
+                                     Ms(r.latency.p50), Ms(r.latency.p99),
+                                     Ms(r.latency.max), r.cpu_us_per_op);
       };
       row("baseline", *base);
       row("leasehold", *lh);
       std::cout << absl::StrFormat(
           "%-5d %-9s %9.2fx %8.2fx %8.2fx %8.2fx %9.2fx\n", concurrency,
-          "ratio", ratio_ops, ratio(lh->p50, base->p50),
-          ratio(lh->p99, base->p99), ratio(lh->max, base->max), ratio_cpu);
+          "ratio", ratio_ops, ratio(lh->latency.p50, base->latency.p50),
+          ratio(lh->latency.p99, base->latency.p99),
+          ratio(lh->latency.max, base->latency.max), ratio_cpu);
     }
   }
   json += "]";
@@ -692,18 +790,45 @@ int Main(int argc, char** argv) {
     return 1;
   }
   if (flags.json) {
-    absl::StrAppend(&json, ",\"failover_after_release\":",
-                    absl::StrFormat("{\"rounds\":%d,\"p50_ms\":%s,"
-                                    "\"p99_ms\":%s,\"max_ms\":%s}}",
-                                    failover->rounds, Ms(failover->p50),
-                                    Ms(failover->p99), Ms(failover->max)));
-    std::cout << json << "\n";
+    absl::StrAppend(
+        &json, ",\"failover_after_release\":",
+        absl::StrFormat("{\"rounds\":%d,\"p50_ms\":%s,"
+                        "\"p99_ms\":%s,\"max_ms\":%s}",
+                        failover->rounds, Ms(failover->latency.p50),
+                        Ms(failover->latency.p99), Ms(failover->latency.max)));
   } else {
     std::cout << absl::StrFormat(
         "\nfailover after release (standby in WaitForChange → acquired; %d "
         "rounds)\np50 %s ms   p99 %s ms   max %s ms\n",
-        failover->rounds, Ms(failover->p50), Ms(failover->p99),
-        Ms(failover->max));
+        failover->rounds, Ms(failover->latency.p50), Ms(failover->latency.p99),
+        Ms(failover->latency.max));
+  }
+
+  absl::StatusOr<HandoffResult> handoff =
+      RunLockHandoff(keys->get(), flags.lock_contenders);
+  if (!handoff.ok()) {
+    std::cerr << "leasehold-bench: lock handoff: " << handoff.status() << "\n";
+    return 1;
+  }
+  if (flags.json) {
+    absl::StrAppend(
+        &json, ",\"lock_handoff\":",
+        absl::StrFormat("{\"contenders\":%d,\"total_ms\":%s,\"p50_ms\":%s,"
+                        "\"p99_ms\":%s,\"max_ms\":%s,"
+                        "\"requests_per_handoff\":%.2f}}",
+                        handoff->contenders, Ms(handoff->total),
+                        Ms(handoff->handoff.p50), Ms(handoff->handoff.p99),
+                        Ms(handoff->handoff.max),
+                        handoff->requests_per_handoff));
+    std::cout << json << "\n";
+  } else {
+    std::cout << absl::StrFormat(
+        "\nlock handoff (%d contenders, one Mutex, a Session each; Unlock → "
+        "next Lock returns)\ntotal %s ms   p50 %s ms   p99 %s ms   max %s ms"
+        "   requests/handoff %.2f\n",
+        handoff->contenders, Ms(handoff->total), Ms(handoff->handoff.p50),
+        Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
+        handoff->requests_per_handoff);
   }
   return 0;
 }
