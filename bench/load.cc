@@ -27,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -199,7 +200,29 @@ struct CycleResult {
 // Runs `concurrency` workers, each doing lease cycles with its own client
 // until `duration` has passed. Any failed request aborts the measurement:
 // with distinct names per worker, a failure is a bug or a sick etcd.
-absl::StatusOr<CycleResult> RunCycles(const ClientFactory& factory,
+// What one run of workers did: every request's latency, the wall time and
+// this process's CPU time.
+struct CycleSample {
+  std::vector<absl::Duration> latencies;
+  absl::Duration elapsed;
+  absl::Duration cpu;
+};
+
+// REQUIRES: sample.latencies not empty.
+CycleResult Finish(CycleSample sample) {
+  CycleResult result;
+  result.ops = static_cast<int64_t>(sample.latencies.size());
+  result.ops_per_second = result.ops / absl::ToDoubleSeconds(sample.elapsed);
+  result.latency = Summarize(std::move(sample.latencies));
+  result.cpu_us_per_op = absl::ToDoubleMicroseconds(sample.cpu) / result.ops;
+  return result;
+}
+
+absl::Status WithPrefix(absl::string_view prefix, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
+absl::StatusOr<CycleSample> RunCycles(const ClientFactory& factory,
                                       int concurrency,
                                       absl::Duration duration) {
   std::vector<std::unique_ptr<CycleClient>> clients;
@@ -240,15 +263,41 @@ absl::StatusOr<CycleResult> RunCycles(const ClientFactory& factory,
     if (!error.ok()) return error;
   }
 
-  std::vector<absl::Duration> all;
-  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  if (all.empty()) return absl::InternalError("no request completed");
-  CycleResult result;
-  result.ops = static_cast<int64_t>(all.size());
-  result.ops_per_second = result.ops / absl::ToDoubleSeconds(elapsed);
-  result.latency = Summarize(std::move(all));
-  result.cpu_us_per_op = absl::ToDoubleMicroseconds(cpu) / result.ops;
-  return result;
+  CycleSample sample{{}, elapsed, cpu};
+  for (const auto& l : latencies) {
+    sample.latencies.insert(sample.latencies.end(), l.begin(), l.end());
+  }
+  return sample;
+}
+
+// Baseline and leasehold in alternating slices (B L, L B, B L, ...), so
+// a neighbour's load or etcd's warm-up weighs on both alike.
+absl::StatusOr<std::pair<CycleResult, CycleResult>> CompareCycles(
+    const ClientFactory& baseline, const ClientFactory& leasehold,
+    int concurrency, absl::Duration duration, int slices) {
+  CycleSample base, lh;
+  for (int slice = 0; slice < slices; ++slice) {
+    for (int turn = 0; turn < 2; ++turn) {
+      const bool base_turn = (turn + slice) % 2 == 0;
+      absl::StatusOr<CycleSample> sample = RunCycles(
+          base_turn ? baseline : leasehold, concurrency, duration / slices);
+      if (!sample.ok()) {
+        return WithPrefix(base_turn ? "baseline: " : "leasehold: ",
+                          sample.status());
+      }
+      CycleSample& into = base_turn ? base : lh;
+      into.latencies.insert(into.latencies.end(), sample->latencies.begin(),
+                            sample->latencies.end());
+      into.elapsed += sample->elapsed;
+      into.cpu += sample->cpu;
+    }
+  }
+  for (const CycleSample* sample : {&base, &lh}) {
+    if (sample->latencies.empty()) {
+      return absl::InternalError("no request completed");
+    }
+  }
+  return std::make_pair(Finish(std::move(base)), Finish(std::move(lh)));
 }
 
 // Forwards to a KeysApi and counts the requests made through it.
@@ -674,7 +723,8 @@ int Main(int argc, char** argv) {
       flags.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16, 64};
   if (!flags.json) {
     std::cout << absl::StrFormat(
-        "lease cycle (acquire, renew, release; %s each; etcd %s)\n"
+        "lease cycle (acquire, renew, release; %s each, in alternating "
+        "slices; etcd %s)\n"
         "%-5s %-9s %10s %9s %9s %9s %10s\n",
         absl::FormatDuration(flags.seconds),
         flags.registry.empty() ? (flags.on_disk ? "on disk" : "on tmpfs")
@@ -684,18 +734,16 @@ int Main(int argc, char** argv) {
   std::string json = "{\"lease_cycle\":[";
   double etcd_write_rate = 0;  // the baseline's best: every request writes
   for (int concurrency : levels) {
-    // Baseline first, then leasehold, on the same etcd minutes apart at most.
-    absl::StatusOr<CycleResult> base =
-        RunCycles(baseline, concurrency, flags.seconds);
-    absl::StatusOr<CycleResult> lh =
-        RunCycles(leasehold, concurrency, flags.seconds);
-    for (const absl::Status& status : {base.status(), lh.status()}) {
-      if (!status.ok()) {
-        std::cerr << "leasehold-bench: lease cycle at concurrency "
-                  << concurrency << ": " << status << "\n";
-        return 1;
-      }
+    absl::StatusOr<std::pair<CycleResult, CycleResult>> compared =
+        CompareCycles(baseline, leasehold, concurrency, flags.seconds,
+                      flags.smoke ? 1 : 3);
+    if (!compared.ok()) {
+      std::cerr << "leasehold-bench: lease cycle at concurrency " << concurrency
+                << ": " << compared.status() << "\n";
+      return 1;
     }
+    const CycleResult* base = &compared->first;
+    const CycleResult* lh = &compared->second;
     etcd_write_rate = std::max(etcd_write_rate, base->ops_per_second);
     const double ratio_ops = lh->ops_per_second / base->ops_per_second;
     auto ratio = [](absl::Duration a, absl::Duration b) {
