@@ -28,6 +28,12 @@ struct TopCommand {
 const TopCommand kTopCommands[] = {
     {"lease", "get, list, acquire, renew, steal, release and watch fleet-style leases",
      RunLease},
+    {"lock", "wait for a lock, run a command while holding it, pass its status on",
+     RunLock},
+    {"elect", "campaign for leadership, run a command while leader", RunElect},
+    {"leader", "print the current leader of an election", RunLeader},
+    {"observe", "print each new leader of an election until interrupted",
+     RunObserve},
     {"sim", "the scheduler simulation, on mem: unless --registry; ends with a safety verdict",
      RunSim},
 };
@@ -64,15 +70,16 @@ void PrintUsage(std::ostream& out) {
 // their lock held. Blocked before any other thread starts.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(CancelToken& token) {
+  explicit SignalWatcher(Context& ctx) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGUSR1);  // our own "stop watching"
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this, &token] {
+    thread_ = std::thread([this, &ctx] {
       int signal = 0;
-      while (sigwait(&set_, &signal) == 0 && signal != SIGUSR1) token.Cancel();
+      while (sigwait(&set_, &signal) == 0 && signal != SIGUSR1)
+        ctx.Interrupt(signal);
     });
   }
   ~SignalWatcher() {
@@ -133,7 +140,7 @@ int Main(int argc, char** argv) {
   for (const TopCommand& top : kTopCommands) {
     if (command == top.name) {
       Context ctx(global, std::cout, std::cerr);
-      SignalWatcher signals(ctx.interrupted_token());
+      SignalWatcher signals(ctx);
       return top.run(ctx, rest);
     }
   }

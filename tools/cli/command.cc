@@ -18,6 +18,13 @@ absl::StatusOr<std::unique_ptr<registry::KeysApi>> Context::OpenRegistry(
   return registry::Open(uri);
 }
 
+void Context::Interrupt(int signal) {
+  int none = 0;
+  interrupt_signal_.compare_exchange_strong(none, signal,
+                                            std::memory_order_acq_rel);
+  interrupted_.Cancel();
+}
+
 int Context::Fail(absl::string_view command, const absl::Status& status) {
   return Fail(command, ExitCodeFor(status), status.message());
 }

@@ -5,6 +5,7 @@
 #ifndef LEASEHOLD_TOOLS_CLI_COMMAND_H_
 #define LEASEHOLD_TOOLS_CLI_COMMAND_H_
 
+#include <atomic>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -39,9 +40,15 @@ class Context {
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> OpenRegistry(
       absl::string_view fallback = "etcd://127.0.0.1:2379");
 
-  // Fired by SIGINT/SIGTERM once WatchSignals() ran.
+  // Fired by SIGINT/SIGTERM (through Interrupt).
   const CancelToken& interrupted() const { return interrupted_; }
-  CancelToken& interrupted_token() { return interrupted_; }
+  // Records `signal` and fires interrupted(); later signals change nothing.
+  void Interrupt(int signal);
+  // The signal that fired interrupted() (`lock` forwards it to its
+  // command); 0 before.
+  int interrupt_signal() const {
+    return interrupt_signal_.load(std::memory_order_acquire);
+  }
 
   // "leasehold <command>: <message>" on stderr; returns the exit code.
   int Fail(absl::string_view command, const absl::Status& status);
@@ -52,6 +59,7 @@ class Context {
   Printer printer_;
   std::ostream& err_;
   CancelToken interrupted_;
+  std::atomic<int> interrupt_signal_{0};
 };
 
 struct CommandSpec {
@@ -74,6 +82,10 @@ std::string Usage(const CommandSpec& spec);
 // Commands, each `int Run…(Context&, const std::vector<std::string>& words)`.
 int RunLease(Context& ctx, const std::vector<std::string>& words);
 int RunSim(Context& ctx, const std::vector<std::string>& words);
+int RunLock(Context& ctx, const std::vector<std::string>& words);
+int RunElect(Context& ctx, const std::vector<std::string>& words);
+int RunLeader(Context& ctx, const std::vector<std::string>& words);
+int RunObserve(Context& ctx, const std::vector<std::string>& words);
 
 }  // namespace leasehold::cli
 

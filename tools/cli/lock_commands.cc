@@ -1,0 +1,248 @@
+// `leasehold lock`, `elect`, `leader` and `observe`: the lock and election
+// layer (lease/mutex.h, lease/election.h) from the command line.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "lease/election.h"
+#include "lease/mutex.h"
+#include "lease/session.h"
+#include "lease/validate.h"
+#include "tools/cli/command.h"
+#include "tools/cli/run_while_held.h"
+
+namespace leasehold::cli {
+namespace {
+
+constexpr absl::Duration kDefaultTtl = absl::Seconds(10);
+constexpr absl::Duration kDefaultGrace = absl::Seconds(5);
+
+const std::vector<FlagSpec> kHoldFlags = {
+    {"ttl", FlagSpec::kValue, "DUR",
+     "session TTL, whole seconds: how long the lock outlives a killed "
+     "leasehold (default 10s)"},
+    {"timeout", FlagSpec::kValue, "DUR",
+     "stop waiting after DUR: exit 1 \"not acquired\" (default: wait)"},
+    {"grace", FlagSpec::kValue, "DUR",
+     "after a loss, time from SIGTERM to SIGKILL for CMD (default 5s)"},
+};
+
+const CommandSpec kLock = {
+    "lock", "NAME [--ttl DUR] [--timeout DUR] [--grace DUR] -- CMD [ARGS...]",
+    "Wait for the lock NAME (first come, first served), run CMD while holding\n"
+    "it and release it when CMD exits; exit with CMD's status (128+N for\n"
+    "signal N). CMD's environment has LEASEHOLD_LOCK_KEY and LEASEHOLD_FENCE\n"
+    "(a number that grows with every holder). If the lock is lost, CMD gets\n"
+    "SIGTERM, then SIGKILL after the grace period, and leasehold exits 1.\n"
+    "SIGINT/SIGTERM to leasehold are passed on to CMD.",
+    kHoldFlags,
+    /*runs_command=*/true};
+const CommandSpec kElect = {
+    "elect",
+    "NAME VALUE [--ttl DUR] [--timeout DUR] [--grace DUR] -- CMD [ARGS...]",
+    "Campaign in election NAME with VALUE, run CMD once leader and resign\n"
+    "when it exits; exit with CMD's status. CMD's environment has\n"
+    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE. If leadership is lost, CMD\n"
+    "gets SIGTERM, then SIGKILL after the grace period, and leasehold exits "
+    "1.\n"
+    "SIGINT/SIGTERM to leasehold are passed on to CMD.",
+    kHoldFlags,
+    /*runs_command=*/true};
+const CommandSpec kLeader = {
+    "leader",
+    "NAME",
+    "Print the current leader of election NAME (value, key, fence);\n"
+    "exit 1 if there is none.",
+    {}};
+const CommandSpec kObserve = {
+    "observe",
+    "NAME",
+    "Print the leader of election NAME, then each change of leader in order\n"
+    "(leader=false: nobody leads), until interrupted.",
+    {}};
+
+Record LeaderRecord(const std::string& name,
+                    const std::optional<lease::LeaderInfo>& leader) {
+  Record record;
+  record.Add("name", name).Add("leader", leader.has_value());
+  if (leader.has_value()) {
+    record.Add("value", leader->value)
+        .Add("key", leader->key)
+        .Add("fence", leader->fence);
+  }
+  return record;
+}
+
+// What `lock` and `elect` hold while CMD runs.
+struct Holding {
+  std::string what;     // `lock "deploy"`
+  std::string key_env;  // the variable that names our key
+  std::function<absl::Status(absl::Time, const CancelToken*)> acquire;
+  std::function<absl::Status()> release;
+  std::function<std::string()> key;
+  std::function<uint64_t()> fence;
+  std::function<std::shared_ptr<const lease::Signal>()> lost;
+};
+
+// The flags of `lock` and `elect`.
+struct HoldFlags {
+  absl::Duration ttl;
+  absl::Duration timeout;  // infinite: wait
+  absl::Duration grace;
+};
+
+absl::StatusOr<HoldFlags> ParseHoldFlags(const Args& args) {
+  absl::StatusOr<absl::Duration> ttl = args.DurationOr("ttl", kDefaultTtl);
+  absl::StatusOr<absl::Duration> timeout =
+      args.DurationOr("timeout", absl::InfiniteDuration());
+  absl::StatusOr<absl::Duration> grace =
+      args.DurationOr("grace", kDefaultGrace);
+  for (const absl::Status& s :
+       {ttl.status(), timeout.status(), grace.status()}) {
+    if (!s.ok()) return s;
+  }
+  return HoldFlags{*ttl, *timeout, *grace};
+}
+
+// Waits for `holding`, runs CMD while it is held, releases it.
+int HoldAndRun(Context& ctx, const CommandSpec& spec, const Args& args,
+               const HoldFlags& flags, lease::Session& session,
+               const Holding& holding) {
+  const absl::Time deadline = session.clock()->Now() + flags.timeout;
+  absl::Status acquired = holding.acquire(deadline, &ctx.interrupted());
+  if (absl::IsDeadlineExceeded(acquired) &&
+      flags.timeout != absl::InfiniteDuration()) {
+    return ctx.Fail(spec.name, kExitNotHeld,
+                    absl::StrCat(holding.what, ": not acquired within ",
+                                 absl::FormatDuration(flags.timeout)));
+  }
+  if (absl::IsCancelled(acquired)) {
+    return ctx.Fail(spec.name, kExitNotHeld,
+                    absl::StrCat(holding.what, ": not acquired (interrupted)"));
+  }
+  if (!acquired.ok()) return ctx.Fail(spec.name, acquired);
+
+  const HeldCommand command{
+      .what = holding.what,
+      .argv = args.command(),
+      .env = {absl::StrCat(holding.key_env, "=", holding.key()),
+              absl::StrCat("LEASEHOLD_FENCE=", holding.fence())},
+      .lost = holding.lost(),
+      .grace = flags.grace,
+  };
+  const int exit_code = RunWhileHeld(ctx, spec.name, command);
+  if (absl::Status released = holding.release(); !released.ok()) {
+    ctx.err() << "leasehold " << spec.name << ": " << holding.what
+              << ": not released (" << released.message()
+              << "); it expires at its TTL" << std::endl;
+  }
+  return exit_code;
+}
+
+int RunHolding(Context& ctx, const CommandSpec& spec,
+               const std::vector<std::string>& words) {
+  const bool lock = &spec == &kLock;
+  int exit_code = kExitOk;
+  absl::StatusOr<Args> args =
+      ParseCommand(ctx, spec, words, lock ? 1 : 2, &exit_code);
+  if (!args.ok()) return exit_code;
+  const std::string& name = args->positional()[0];
+  absl::StatusOr<HoldFlags> flags = ParseHoldFlags(*args);
+  absl::Status valid = flags.status();
+  if (valid.ok())
+    valid = lease::ValidateName(lock ? "lock name" : "election name", name);
+  if (!valid.ok()) return ctx.Fail(spec.name, kExitUsage, valid.message());
+
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys = ctx.OpenRegistry();
+  if (!keys.ok()) return ctx.Fail(spec.name, keys.status());
+  absl::StatusOr<std::unique_ptr<lease::Session>> session =
+      lease::Session::Create(
+          keys->get(), {.ttl = flags->ttl, .prefix = ctx.global().prefix});
+  if (!session.ok()) return ctx.Fail(spec.name, session.status());
+
+  if (lock) {
+    lease::Mutex mutex(session->get(), name);
+    return HoldAndRun(ctx, spec, *args, *flags, **session,
+                      {.what = absl::StrCat("lock \"", name, "\""),
+                       .key_env = "LEASEHOLD_LOCK_KEY",
+                       .acquire =
+                           [&](absl::Time deadline, const CancelToken* cancel) {
+                             return mutex.Lock(deadline, cancel);
+                           },
+                       .release = [&] { return mutex.Unlock(); },
+                       .key = [&] { return mutex.key(); },
+                       .fence = [&] { return mutex.fence(); },
+                       .lost = [&] { return mutex.lost(); }});
+  }
+  const std::string& value = args->positional()[1];
+  lease::Election election(session->get(), name);
+  return HoldAndRun(
+      ctx, spec, *args, *flags, **session,
+      {.what = absl::StrCat("leadership of election \"", name, "\""),
+       .key_env = "LEASEHOLD_ELECTION_KEY",
+       .acquire =
+           [&](absl::Time deadline, const CancelToken* cancel) {
+             return election.Campaign(value, deadline, cancel);
+           },
+       .release = [&] { return election.Resign(); },
+       .key = [&] { return election.key(); },
+       .fence = [&] { return election.fence(); },
+       .lost = [&] { return election.revoked(); }});
+}
+
+int RunReading(Context& ctx, const CommandSpec& spec,
+               const std::vector<std::string>& words) {
+  int exit_code = kExitOk;
+  absl::StatusOr<Args> args = ParseCommand(ctx, spec, words, 1, &exit_code);
+  if (!args.ok()) return exit_code;
+  const std::string& name = args->positional()[0];
+  if (absl::Status valid = lease::ValidateName("election name", name);
+      !valid.ok()) {
+    return ctx.Fail(spec.name, kExitUsage, valid.message());
+  }
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys = ctx.OpenRegistry();
+  if (!keys.ok()) return ctx.Fail(spec.name, keys.status());
+
+  if (&spec == &kLeader) {
+    absl::StatusOr<std::optional<lease::LeaderInfo>> leader =
+        lease::ReadLeader(keys->get(), ctx.global().prefix, name);
+    if (!leader.ok()) return ctx.Fail(spec.name, leader.status());
+    if (!leader->has_value()) {
+      return ctx.Fail(spec.name, kExitNotHeld,
+                      absl::StrCat("election \"", name, "\": no leader"));
+    }
+    ctx.out().Print(LeaderRecord(name, *leader));
+    return kExitOk;
+  }
+  lease::LeaderObserver observer(keys->get(), ctx.global().prefix, name);
+  for (;;) {
+    absl::StatusOr<std::optional<lease::LeaderInfo>> leader =
+        observer.Next(absl::InfiniteFuture(), &ctx.interrupted());
+    if (absl::IsCancelled(leader.status())) return kExitOk;
+    if (!leader.ok()) return ctx.Fail(spec.name, leader.status());
+    ctx.out().Print(LeaderRecord(name, *leader));
+  }
+}
+
+}  // namespace
+
+int RunLock(Context& ctx, const std::vector<std::string>& words) {
+  return RunHolding(ctx, kLock, words);
+}
+
+int RunElect(Context& ctx, const std::vector<std::string>& words) {
+  return RunHolding(ctx, kElect, words);
+}
+
+int RunLeader(Context& ctx, const std::vector<std::string>& words) {
+  return RunReading(ctx, kLeader, words);
+}
+
+int RunObserve(Context& ctx, const std::vector<std::string>& words) {
+  return RunReading(ctx, kObserve, words);
+}
+
+}  // namespace leasehold::cli

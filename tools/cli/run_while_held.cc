@@ -1,0 +1,173 @@
+#include "tools/cli/run_while_held.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <ostream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "registry/cancel.h"
+
+extern "C" char** environ;
+
+namespace leasehold::cli {
+namespace {
+
+constexpr int kExitCannotRun = 126;
+constexpr int kExitNotFound = 127;
+
+// Ours, minus the names `extra` sets, plus `extra`.
+std::vector<std::string> ChildEnvironment(
+    const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    bool replaced = false;
+    for (const std::string& mine : extra) {
+      replaced |= absl::StartsWith(*entry, mine.substr(0, mine.find('=') + 1));
+    }
+    if (!replaced) env.emplace_back(*entry);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+std::vector<char*> NullTerminated(std::vector<std::string>& words) {
+  std::vector<char*> pointers;
+  for (std::string& word : words) pointers.push_back(word.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Starts the command; errno-style error number on failure. The child gets
+// the default disposition and an empty mask for the signals leasehold
+// blocks (SignalWatcher) or that a library may ignore (SIGPIPE): those
+// would otherwise be inherited through exec.
+int Spawn(const HeldCommand& held, pid_t* pid) {
+  std::vector<std::string> argv = held.argv;
+  std::vector<std::string> env = ChildEnvironment(held.env);
+  std::vector<char*> argv_pointers = NullTerminated(argv);
+  std::vector<char*> env_pointers = NullTerminated(env);
+
+  sigset_t empty;
+  sigemptyset(&empty);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  for (int signal : {SIGINT, SIGTERM, SIGUSR1, SIGPIPE})
+    sigaddset(&defaults, signal);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // Registry connections and watches are ours, not the command's.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  const int error = posix_spawnp(pid, argv_pointers[0], &actions, &attr,
+                                 argv_pointers.data(), env_pointers.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return error;
+}
+
+}  // namespace
+
+int RunWhileHeld(Context& ctx, absl::string_view command,
+                 const HeldCommand& held) {
+  pid_t pid = -1;
+  if (const int error = Spawn(held, &pid); error != 0) {
+    ctx.err() << "leasehold " << command << ": cannot run \"" << held.argv[0]
+              << "\": " << std::strerror(error) << std::endl;
+    return error == ENOENT ? kExitNotFound : kExitCannotRun;
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool exited = false;  // guarded by mu
+  int wait_status = 0;  // guarded by mu
+  std::thread reaper([&] {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    exited = true;
+    wait_status = status;
+    cv.notify_all();
+  });
+  auto wake = [&mu, &cv] {
+    std::lock_guard<std::mutex> lock(mu);
+    cv.notify_all();
+  };
+  const CancelToken& lost = held.lost->token();
+  const CancelToken& interrupted = ctx.interrupted();
+  CancelToken::Registration on_lost = lost.OnCancel(wake);
+  CancelToken::Registration on_interrupt = interrupted.OnCancel(wake);
+
+  bool terminated = false;  // SIGTERM sent for the loss
+  bool forwarded = false;   // the interrupt passed on
+  bool killed = false;
+  absl::Time kill_at = absl::InfiniteFuture();
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      auto something_to_do = [&] {
+        return exited || (lost.cancelled() && !terminated) ||
+               (interrupted.cancelled() && !forwarded) ||
+               (!killed && absl::Now() >= kill_at);
+      };
+      while (!something_to_do()) {
+        if (kill_at == absl::InfiniteFuture()) {
+          cv.wait(lock);
+        } else {
+          cv.wait_until(lock, absl::ToChronoTime(kill_at));
+        }
+      }
+      if (exited) break;
+    }
+    // The child is not reaped yet, so `pid` is still its.
+    if (lost.cancelled() && !terminated) {
+      terminated = true;
+      kill(pid, SIGTERM);
+      kill_at = absl::Now() + held.grace;
+      ctx.err() << "leasehold " << command << ": " << held.what << " lost ("
+                << held.lost->cause().message() << "); sent SIGTERM to \""
+                << held.argv[0] << "\" (pid " << pid << ")" << std::endl;
+    } else if (interrupted.cancelled() && !forwarded) {
+      forwarded = true;
+      kill(pid, ctx.interrupt_signal());
+    } else if (!killed && absl::Now() >= kill_at) {
+      killed = true;
+      kill(pid, SIGKILL);
+      ctx.err() << "leasehold " << command << ": \"" << held.argv[0]
+                << "\" still running " << absl::FormatDuration(held.grace)
+                << " after SIGTERM; sent SIGKILL" << std::endl;
+    }
+  }
+  reaper.join();
+  on_lost.Reset();
+  on_interrupt.Reset();
+
+  if (lost.cancelled()) {
+    if (!terminated) {
+      ctx.err() << "leasehold " << command << ": " << held.what
+                << " lost while \"" << held.argv[0] << "\" ran ("
+                << held.lost->cause().message() << ")" << std::endl;
+    }
+    return kExitNotHeld;
+  }
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return WEXITSTATUS(wait_status);
+}
+
+}  // namespace leasehold::cli

@@ -1,0 +1,49 @@
+// Running a command while holding something that can be lost: the part of
+// `leasehold lock` and `leasehold elect` that starts CMD, waits for it, and
+// stops it when the lock or leadership goes.
+//
+//   HeldCommand held{.what = "lock \"deploy\"",
+//                    .argv = {"make", "deploy"},
+//                    .env = {"LEASEHOLD_FENCE=42"},
+//                    .lost = mutex.lost(),
+//                    .grace = absl::Seconds(5)};
+//   int exit_code = RunWhileHeld(ctx, "lock", held);
+//
+// Thread-safety: one call per command; it blocks until CMD has exited.
+#ifndef LEASEHOLD_TOOLS_CLI_RUN_WHILE_HELD_H_
+#define LEASEHOLD_TOOLS_CLI_RUN_WHILE_HELD_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "lease/signal.h"
+#include "tools/cli/command.h"
+
+namespace leasehold::cli {
+
+struct HeldCommand {
+  std::string what;                           // for messages: `lock "deploy"`
+  std::vector<std::string> argv;              // argv[0] is looked up in $PATH
+  std::vector<std::string> env;               // "NAME=value", replacing ours
+  std::shared_ptr<const lease::Signal> lost;  // fires when `what` is lost
+  absl::Duration grace;  // after a loss, from SIGTERM to SIGKILL
+};
+
+// Runs `held.argv` (no shell) with our environment plus `held.env`, our
+// stdin/stdout/stderr and no other descriptor, and waits for it. A
+// SIGINT/SIGTERM to leasehold (ctx.interrupted()) is forwarded to it once.
+// When `held.lost` fires, it gets SIGTERM, then SIGKILL after `held.grace`,
+// and the loss is reported on stderr.
+//
+// Returns the exit code for leasehold: CMD's exit status (128+N when signal
+// N ended it); kExitNotHeld when `held.lost` fired before CMD ended, whatever
+// its status; 127 when CMD was not found, 126 when it could not be run.
+int RunWhileHeld(Context& ctx, absl::string_view command,
+                 const HeldCommand& held);
+
+}  // namespace leasehold::cli
+
+#endif  // LEASEHOLD_TOOLS_CLI_RUN_WHILE_HELD_H_
