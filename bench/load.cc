@@ -503,6 +503,7 @@ absl::StatusOr<HandoffResult> RunLockHandoff(registry::KeysApi* keys,
   if (absl::Status s = gate.Lock(absl::Now() + absl::Seconds(5)); !s.ok())
     return s;
 
+  const int64_t queued_before = counting.creates();
   std::mutex mu;
   absl::Time unlocked;  // guarded by mu: when the last holder called Unlock
   std::vector<absl::Duration> handoffs(contenders);
@@ -522,8 +523,10 @@ absl::StatusOr<HandoffResult> RunLockHandoff(registry::KeysApi* keys,
       errors[i] = mutex.Unlock();
     });
   }
-  // Every contender queued, so each handoff is to a waiter.
-  while (counting.creates() < contenders + 1 && absl::Now() < deadline) {
+  // Every contender queued (sessions and the gate's key were created
+  // before), so each handoff is to a waiter.
+  while (counting.creates() < queued_before + contenders &&
+         absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   absl::SleepFor(absl::Milliseconds(100));
