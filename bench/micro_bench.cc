@@ -228,12 +228,18 @@ void BM_MemoryWatchWakeup(benchmark::State& state) {
   std::condition_variable cv;
   uint64_t seen = first->node.modified_index;  // guarded by mu
   bool stop = false;                           // guarded by mu
+  bool watcher_failed = false;                 // guarded by mu
   std::thread watcher([&] {
     uint64_t next = seen + 1;
     for (;;) {
       auto event = keys->Watch(key, {.wait_index = next});
       std::lock_guard<std::mutex> lock(mu);
-      if (!event.ok() || stop) return;
+      if (stop) return;
+      if (!event.ok()) {
+        watcher_failed = true;
+        cv.notify_one();
+        return;
+      }
       next = event->node.modified_index + 1;
       seen = event->node.modified_index;
       cv.notify_one();
@@ -247,7 +253,12 @@ void BM_MemoryWatchWakeup(benchmark::State& state) {
       break;
     }
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return seen >= r->node.modified_index; });
+    cv.wait(lock,
+            [&] { return seen >= r->node.modified_index || watcher_failed; });
+    if (watcher_failed) {
+      state.SkipWithError("watch failed");
+      break;
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu);
