@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -427,20 +428,32 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
   return result;
 }
 
+// How the holder goes away in a failover round.
+enum class Departure {
+  kRelease,  // it calls Release
+  kSilent,   // it stops renewing (a crash, a partition)
+};
+
 struct FailoverResult {
   int rounds = 0;
   Percentiles latency;
 };
 
-// Holder releases → a standby blocked in WaitForChange acquires: the time
-// from the start of Release to the standby's AcquireLease returning.
-absl::StatusOr<FailoverResult> RunFailover(registry::KeysApi* keys,
-                                           int rounds) {
+// The holder goes away → a standby blocked in WaitForChange acquires. The
+// time to the standby's AcquireLease returning, from the start of Release
+// (kRelease) or from the holder's own expiry(), its grant's send time plus
+// the TTL (kSilent: how long after the TTL the lease changed hands).
+absl::StatusOr<FailoverResult> RunFailover(registry::KeysApi* keys, int rounds,
+                                           Departure departure) {
   lease::LeaseManager manager(keys, {.prefix = "/bench-failover/"});
+  // A silent holder's lease runs out: the shortest etcd TTL keeps rounds
+  // short.
+  const absl::Duration ttl =
+      departure == Departure::kSilent ? absl::Seconds(1) : kTtl;
   std::vector<absl::Duration> latencies;
   for (int r = 0; r < rounds; ++r) {
     absl::StatusOr<std::unique_ptr<lease::Lease>> holder =
-        manager.AcquireLease("leader", "holder", 1, kTtl);
+        manager.AcquireLease("leader", "holder", 1, ttl);
     if (!holder.ok()) return holder.status();
     if (*holder == nullptr) return absl::AlreadyExistsError("leader is held");
     absl::Status standby_status;
@@ -448,7 +461,7 @@ absl::StatusOr<FailoverResult> RunFailover(registry::KeysApi* keys,
     std::thread standby([&] {
       absl::StatusOr<std::unique_ptr<lease::Lease>> change =
           manager.WaitForChange("leader", (*holder)->index(),
-                                absl::Now() + absl::Seconds(5));
+                                absl::Now() + ttl + absl::Seconds(5));
       if (!change.ok()) {
         standby_status = change.status();
         return;
@@ -463,14 +476,19 @@ absl::StatusOr<FailoverResult> RunFailover(registry::KeysApi* keys,
       }
       standby_status = (*mine)->Release();
     });
-    // Let the standby reach its watch (a read, then a long poll).
-    absl::SleepFor(absl::Milliseconds(20));
-    const absl::Time released = absl::Now();
-    absl::Status release = (*holder)->Release();
+    // The holder's expiry(): its grant was sent one TTL before.
+    absl::Time gone = (*holder)->expiry();
+    absl::Status release;
+    if (departure == Departure::kRelease) {
+      // Let the standby reach its watch (a read, then a long poll).
+      absl::SleepFor(absl::Milliseconds(20));
+      gone = absl::Now();
+      release = (*holder)->Release();
+    }
     standby.join();
     if (!release.ok()) return release;
     if (!standby_status.ok()) return standby_status;
-    latencies.push_back(acquired - released);
+    latencies.push_back(acquired - gone);
   }
   return FailoverResult{rounds, Summarize(std::move(latencies))};
 }
@@ -560,20 +578,27 @@ struct Flags {
   std::vector<int> renew_leases = {1000, 10000};
   absl::Duration renew_ttl = absl::Seconds(10);
   int failover_rounds = 100;
+  int silent_rounds = 10;
   int lock_contenders = 1000;
 };
 
 constexpr char kUsage[] =
     "usage: leasehold-bench [--registry etcd://HOST:PORT] [--seconds DUR]\n"
     "                       [--renew-leases N,N...] [--renew-ttl DUR]\n"
-    "                       [--failover-rounds N] [--lock-contenders N]\n"
+    "                       [--failover-rounds N] [--silent-rounds N]\n"
+    "                       [--lock-contenders N]\n"
     "                       [--on-disk] [--smoke] [--json]\n";
 
 // Exit code 2 with a message naming the flag for anything unexpected.
 std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
   Flags flags;
   bool seconds_set = false, renew_set = false, rounds_set = false,
-       contenders_set = false;
+       silent_set = false, contenders_set = false;
+  // Count flags: where the value goes, and where to note it was given.
+  const std::map<std::string, std::pair<int*, bool*>> counts = {
+      {"--failover-rounds", {&flags.failover_rounds, &rounds_set}},
+      {"--silent-rounds", {&flags.silent_rounds, &silent_set}},
+      {"--lock-contenders", {&flags.lock_contenders, &contenders_set}}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -628,20 +653,13 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
                             "1s, not \"", value, "\"");
       }
       renew_set = true;
-    } else if (arg == "--failover-rounds") {
-      if (!take_value() || !absl::SimpleAtoi(value, &flags.failover_rounds) ||
-          flags.failover_rounds <= 0) {
-        return absl::StrCat("flag --failover-rounds needs a positive count, ",
-                            "not \"", value, "\"");
+    } else if (auto count = counts.find(arg); count != counts.end()) {
+      int* out = count->second.first;
+      if (!take_value() || !absl::SimpleAtoi(value, out) || *out <= 0) {
+        return absl::StrCat("flag ", arg, " needs a positive count, not \"",
+                            value, "\"");
       }
-      rounds_set = true;
-    } else if (arg == "--lock-contenders") {
-      if (!take_value() || !absl::SimpleAtoi(value, &flags.lock_contenders) ||
-          flags.lock_contenders <= 0) {
-        return absl::StrCat("flag --lock-contenders needs a positive count, ",
-                            "not \"", value, "\"");
-      }
-      contenders_set = true;
+      *count->second.second = true;
     } else {
       return absl::StrCat("unknown flag ", arg);
     }
@@ -653,6 +671,7 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
       flags.renew_ttl = absl::Seconds(1);
     }
     if (!rounds_set) flags.failover_rounds = 5;
+    if (!silent_set) flags.silent_rounds = 1;
     if (!contenders_set) flags.lock_contenders = 5;
   }
   if (flags.on_disk && !flags.registry.empty())
@@ -834,25 +853,41 @@ int Main(int argc, char** argv) {
   }
   json += "]";
 
-  absl::StatusOr<FailoverResult> failover =
-      RunFailover(keys->get(), flags.failover_rounds);
-  if (!failover.ok()) {
-    std::cerr << "leasehold-bench: failover: " << failover.status() << "\n";
-    return 1;
-  }
-  if (flags.json) {
-    absl::StrAppend(
-        &json, ",\"failover_after_release\":",
-        absl::StrFormat("{\"rounds\":%d,\"p50_ms\":%s,"
-                        "\"p99_ms\":%s,\"max_ms\":%s}",
-                        failover->rounds, Ms(failover->latency.p50),
-                        Ms(failover->latency.p99), Ms(failover->latency.max)));
-  } else {
-    std::cout << absl::StrFormat(
-        "\nfailover after release (standby in WaitForChange → acquired; %d "
-        "rounds)\np50 %s ms   p99 %s ms   max %s ms\n",
-        failover->rounds, Ms(failover->latency.p50), Ms(failover->latency.p99),
-        Ms(failover->latency.max));
+  struct FailoverRun {
+    const char* json_name;
+    const char* title;
+    Departure departure;
+    int rounds;
+  };
+  const FailoverRun failovers[] = {
+      {"failover_after_release",
+       "failover after release (Release → standby in WaitForChange acquired",
+       Departure::kRelease, flags.failover_rounds},
+      {"failover_after_silence",
+       "failover after the holder went silent (its expiry, TTL 1s → standby "
+       "acquired",
+       Departure::kSilent, flags.silent_rounds}};
+  for (const FailoverRun& run : failovers) {
+    absl::StatusOr<FailoverResult> failover =
+        RunFailover(keys->get(), run.rounds, run.departure);
+    if (!failover.ok()) {
+      std::cerr << "leasehold-bench: " << run.json_name << ": "
+                << failover.status() << "\n";
+      return 1;
+    }
+    if (flags.json) {
+      absl::StrAppend(
+          &json, ",\"", run.json_name, "\":",
+          absl::StrFormat(
+              "{\"rounds\":%d,\"p50_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s}",
+              failover->rounds, Ms(failover->latency.p50),
+              Ms(failover->latency.p99), Ms(failover->latency.max)));
+    } else {
+      std::cout << absl::StrFormat(
+          "\n%s; %d rounds)\np50 %s ms   p99 %s ms   max %s ms\n", run.title,
+          failover->rounds, Ms(failover->latency.p50),
+          Ms(failover->latency.p99), Ms(failover->latency.max));
+    }
   }
 
   absl::StatusOr<HandoffResult> handoff =
