@@ -11,12 +11,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -59,6 +63,49 @@ bool Healthy(int metrics_port) {
   return rc == CURLE_OK && code == 200 &&
          body.find("\"true\"") != std::string::npos;
 }
+
+// The parent-death signal (PR_SET_PDEATHSIG) is sent when the THREAD that
+// forked the child exits, not the process. Forking etcd from a test's worker
+// thread would kill it when that thread ends, so every fork happens on this
+// thread, which lives as long as the process.
+class Launcher {
+ public:
+  static Launcher& Get() {
+    static Launcher* const launcher = new Launcher();  // lives until exit
+    return *launcher;
+  }
+
+  pid_t Fork(const std::function<pid_t()>& fork) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return job_ == nullptr; });
+    job_ = &fork;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return job_ == nullptr && has_result_; });
+    has_result_ = false;
+    cv_.notify_all();
+    return result_;
+  }
+
+ private:
+  Launcher() {
+    std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (true) {
+        cv_.wait(lock, [this] { return job_ != nullptr && !has_result_; });
+        result_ = (*job_)();
+        job_ = nullptr;
+        has_result_ = true;
+        cv_.notify_all();
+      }
+    }).detach();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<pid_t()>* job_ = nullptr;
+  bool has_result_ = false;
+  pid_t result_ = -1;
+};
 
 }  // namespace
 
@@ -153,10 +200,9 @@ absl::Status EtcdServer::Launch() {
   const std::string log = dir_ + "/etcd.log";
 
   const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0)
-    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
-  if (pid == 0) {
+  const pid_t pid = Launcher::Get().Fork([&]() -> pid_t {
+    const pid_t child = fork();
+    if (child != 0) return child;
     // Die with the test process, even if it crashes before stopping us.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
@@ -169,7 +215,9 @@ absl::Status EtcdServer::Launch() {
     execvp(argv[0], argv.data());
     fprintf(stderr, "exec etcd: %s\n", strerror(errno));
     _exit(127);
-  }
+  });
+  if (pid < 0)
+    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   pid_ = pid;
   return absl::OkStatus();
 }

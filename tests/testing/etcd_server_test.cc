@@ -2,7 +2,10 @@
 
 #include <signal.h>
 
+#include <thread>
+
 #include "gtest/gtest.h"
+#include "registry/open.h"
 #include "tests/testing/status_matchers.h"
 namespace leasehold::testing {
 namespace {
@@ -19,4 +22,18 @@ TEST(EtcdServerTest, StartsStopsRestarts) {
   ASSERT_OK(etcd->Restart());
 }
 }  // namespace
+TEST(EtcdServerTest, OutlivesTheThreadThatStartedIt) {
+  std::unique_ptr<EtcdServer> etcd;
+  std::thread starter([&] {
+    absl::StatusOr<std::unique_ptr<EtcdServer>> started = EtcdServer::Start();
+    ASSERT_TRUE(started.ok()) << started.status();
+    etcd = *std::move(started);
+  });
+  starter.join();  // a parent-death signal tied to this thread would fire now
+  ASSERT_NE(etcd, nullptr);
+  auto keys = registry::Open(etcd->uri());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_OK((*keys)->Set("/still-serving", "yes", {}));
+}
+
 }  // namespace leasehold::testing
