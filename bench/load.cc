@@ -1,7 +1,8 @@
-// leasehold-bench: the lease cycle (acquire → renew → release) against a
-// real etcd, leasehold next to a plain-libcurl baseline that sends the same
-// HTTP requests, measured in the same run so the ratios hold on a noisy
-// machine. See bench/README.md.
+// leasehold-bench: leasehold against a real etcd. The lease cycle (acquire
+// → renew → release) runs next to a plain-libcurl baseline that sends the
+// same HTTP requests, in the same run so the ratios hold on a noisy machine;
+// then renew scale (one Keeper, N leases), failover (after release, after
+// silence) and lock handoff. See bench/README.md.
 //
 //   leasehold-bench                      # own etcd on tmpfs, full run
 //   leasehold-bench --smoke              # a few seconds (CI)
@@ -18,7 +19,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -38,6 +38,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "curl/curl.h"
