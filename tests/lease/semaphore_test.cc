@@ -85,8 +85,10 @@ TEST_F(SemaphoreTest, ThirtyContendersNeverExceedThreeHolders) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(done, kContenders);
+  // That N holders really are in at once is shown deterministically by
+  // FirstNHoldTheRestWait; how many overlap here is
+  // up to the scheduler (under TSan it can be one at a time).
   EXPECT_LE(most, 3);
-  EXPECT_GE(most, 2);  // the slots were actually shared
   EXPECT_THAT(KeysUnder(&keys_, kDir), IsEmpty());
 }
 
