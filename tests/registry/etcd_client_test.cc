@@ -149,7 +149,9 @@ TEST(EtcdClientTest, WatchIsCancelledPromptly) {
   const absl::Time returned_at = RealClock()->Now();
   canceller.join();
   EXPECT_THAT(r, StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_LT(returned_at - cancelled_at, absl::Milliseconds(100));
+  // Well under curl's 1 s progress tick and the watch's own deadline, with
+  // room for a sanitizer build on a loaded machine.
+  EXPECT_LT(returned_at - cancelled_at, absl::Milliseconds(500));
 }
 
 TEST(EtcdClientTest, WatchEndsAtItsDeadline) {
@@ -223,7 +225,7 @@ TEST(EtcdClientTest, MemberSyncKeepsWorkingAndStopsPromptly) {
   // The destructor stops the sync thread promptly, even mid-request.
   const absl::Time before = RealClock()->Now();
   keys.reset();
-  EXPECT_LT(RealClock()->Now() - before, absl::Milliseconds(500));
+  EXPECT_LT(RealClock()->Now() - before, absl::Seconds(2));  // not 5 s timeout
 }
 
 }  // namespace

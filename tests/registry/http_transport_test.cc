@@ -202,7 +202,9 @@ TEST(HttpTransportTest, LongPollIsCancelledPromptly) {
   const absl::Time returned_at = RealClock()->Now();
   canceller.join();
   EXPECT_THAT(r.status, StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_LT(returned_at - cancelled_at, absl::Milliseconds(100));
+  // Well under curl's 1 s progress tick and the watch's own deadline, with
+  // room for a sanitizer build on a loaded machine.
+  EXPECT_LT(returned_at - cancelled_at, absl::Milliseconds(500));
 }
 
 // The etcd client's request logic, on canned answers.
