@@ -26,15 +26,19 @@ struct TopCommand {
 };
 
 const TopCommand kTopCommands[] = {
-    {"lease", "get, list, acquire, renew, steal, release and watch fleet-style leases",
+    {"lease",
+     "get, list, acquire, renew, steal, release and watch fleet-style leases",
      RunLease},
-    {"lock", "wait for a lock, run a command while holding it, pass its status on",
+    {"lock",
+     "wait for a lock, run a command while holding it, pass its status on",
      RunLock},
     {"elect", "campaign for leadership, run a command while leader", RunElect},
     {"leader", "print the current leader of an election", RunLeader},
     {"observe", "print each new leader of an election until interrupted",
      RunObserve},
-    {"sim", "the scheduler simulation, on mem: unless --registry; ends with a safety verdict",
+    {"sim",
+     "the scheduler simulation, on mem: unless --registry; ends with a safety "
+     "verdict",
      RunSim},
 };
 

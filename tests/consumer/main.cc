@@ -12,9 +12,11 @@ int main() {
   auto set = (*keys)->Set("/consumer/hello", "world", {.prev_exist = false});
   auto get = (*keys)->Get("/consumer/hello", {});
   if (!set.ok() || !get.ok() || get->node.value != "world") {
-    std::cerr << "round trip failed: " << set.status() << " " << get.status() << "\n";
+    std::cerr << "round trip failed: " << set.status() << " " << get.status()
+              << "\n";
     return 1;
   }
-  std::cout << "consumer ok: " << get->node.key << " = " << get->node.value << "\n";
+  std::cout << "consumer ok: " << get->node.key << " = " << get->node.value
+            << "\n";
   return 0;
 }

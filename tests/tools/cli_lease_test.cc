@@ -38,7 +38,8 @@ class CliLeaseTest : public ::testing::Test {
 
   // The value of `field` in a text record "a=1 b=2".
   static std::string Field(const std::string& line, const std::string& field) {
-    for (absl::string_view pair : absl::StrSplit(line, absl::ByAnyChar(" \n"))) {
+    for (absl::string_view pair :
+         absl::StrSplit(line, absl::ByAnyChar(" \n"))) {
       if (absl::StartsWith(pair, field + "="))
         return std::string(pair.substr(field.size() + 1));
     }
