@@ -80,7 +80,7 @@ int FaultyKeysApi::blocked() const {
 template <typename Forward>
 absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op, Forward forward) {
   Rule applied{op, Fault::kNone, 0, absl::OkStatus()};
-  absl::Duration delay;
+  absl::Time wake = absl::InfinitePast();
   {
     std::unique_lock<std::mutex> lock(mu_);
     ++calls_[op];
@@ -91,12 +91,18 @@ absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op, Forward forward) {
       if (it->remaining > 0 && --it->remaining == 0) rules_.erase(it);
       break;
     }
-    delay = delays_[op];
     ++blocked_;
     unblocked_cv_.wait(lock, [&] { return (blocked_ops_ & op) == 0; });
     --blocked_;
+    // The wake-up time is fixed under the lock that made this call visible
+    // as in flight, so a test that advances the clock once it sees the call
+    // never advances it too early.
+    if (const absl::Duration delay = delays_[op];
+        delay > absl::ZeroDuration()) {
+      wake = clock_->Now() + delay;
+    }
   }
-  if (delay > absl::ZeroDuration()) clock_->SleepFor(delay);
+  if (wake != absl::InfinitePast()) clock_->SleepUntil(wake);
   absl::StatusOr<registry::Response> result;
   switch (applied.fault) {
     case Fault::kNone:
