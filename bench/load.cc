@@ -13,6 +13,7 @@
 // Client CPU is getrusage(RUSAGE_SELF): this process only, never the etcd
 // child.
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -41,11 +43,15 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/curl_easy.h"
+#include "bench/etcd_counters.h"
+#include "bench/naive_lock.h"
 #include "curl/curl.h"
 #include "lease/keeper.h"
 #include "lease/lease_manager.h"
 #include "lease/mutex.h"
 #include "lease/session.h"
+#include "registry/json_object.h"
 #include "registry/keys_api.h"
 #include "registry/open.h"
 #include "tests/testing/etcd_server.h"
@@ -102,19 +108,7 @@ class CurlClient : public CycleClient {
       : url_(absl::StrCat(endpoint, "/v2/keys", key)),
         value_(absl::StrCat("value=%7B%22MachineID%22%3A%22bench-machine%22%2C",
                             "%22Version%22%3A1%2C%22Token%22%3A%22",
-                            "0123456789abcdef-1%22%7D")),
-        easy_(curl_easy_init()),
-        headers_(curl_slist_append(nullptr, "Expect:")) {
-    curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &OnBody);
-    curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &body_);
-  }
-  ~CurlClient() override {
-    curl_easy_cleanup(easy_);
-    curl_slist_free_all(headers_);
-  }
+                            "0123456789abcdef-1%22%7D")) {}
 
   absl::Status Acquire() override {
     return Send("PUT", url_,
@@ -131,43 +125,25 @@ class CurlClient : public CycleClient {
   }
 
  private:
-  static size_t OnBody(char* data, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(data, size * n);
-    return size * n;
-  }
-
   absl::Status Send(const char* method, const std::string& url,
                     const std::string& form) {
-    body_.clear();
-    curl_easy_setopt(easy_, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy_, CURLOPT_HTTPGET, 1L);  // clears the last body
-    curl_easy_setopt(easy_, CURLOPT_CUSTOMREQUEST, method);
-    if (!form.empty()) {
-      curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE,
-                       static_cast<long>(form.size()));  // NOLINT
-      curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, form.c_str());
-    }
-    CURLcode rc = curl_easy_perform(easy_);
-    if (rc != CURLE_OK) return absl::UnavailableError(curl_easy_strerror(rc));
-    long code = 0;  // NOLINT: curl's type
-    curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &code);
-    if (code != 200 && code != 201) {
-      return absl::AbortedError(absl::StrCat(method, " ", url, ": ", body_));
+    absl::StatusOr<int> code = curl_.Perform(method, url, form);
+    if (!code.ok()) return code.status();
+    const std::string& body = curl_.body();
+    if (*code != 200 && *code != 201) {
+      return absl::AbortedError(absl::StrCat(method, " ", url, ": ", body));
     }
     // The node comes first in etcd's answer, before any prevNode.
     static constexpr char kField[] = "\"modifiedIndex\":";
-    size_t at = body_.find(kField);
-    if (at == std::string::npos) return absl::DataLossError(body_);
-    index_ =
-        std::strtoull(body_.c_str() + at + sizeof(kField) - 1, nullptr, 10);
+    size_t at = body.find(kField);
+    if (at == std::string::npos) return absl::DataLossError(body);
+    index_ = std::strtoull(body.c_str() + at + sizeof(kField) - 1, nullptr, 10);
     return absl::OkStatus();
   }
 
   const std::string url_;
   const std::string value_;
-  CURL* const easy_;
-  curl_slist* const headers_;
-  std::string body_;
+  CurlEasy curl_;
   uint64_t index_ = 0;
 };
 
@@ -310,6 +286,7 @@ class CountingKeys : public registry::KeysApi {
   int64_t requests() const { return requests_.load(); }
   int64_t renews() const { return renews_.load(); }    // refresh writes
   int64_t creates() const { return creates_.load(); }  // in-order creates
+  int64_t watches() const { return watches_.load(); }
 
   absl::StatusOr<registry::Response> Get(
       const std::string& key, const registry::GetOptions& options) override {
@@ -340,6 +317,7 @@ class CountingKeys : public registry::KeysApi {
   absl::StatusOr<registry::Response> Watch(
       const std::string& key, const registry::WatchOptions& options) override {
     ++requests_;
+    ++watches_;
     return keys_->Watch(key, options);
   }
 
@@ -348,6 +326,7 @@ class CountingKeys : public registry::KeysApi {
   std::atomic<int64_t> requests_{0};
   std::atomic<int64_t> renews_{0};
   std::atomic<int64_t> creates_{0};
+  std::atomic<int64_t> watches_{0};
 };
 
 int64_t RssBytes() {
@@ -363,25 +342,38 @@ struct RenewScaleResult {
   absl::Duration acquire_time;  // all N, 16 threads
   double renews_per_second = 0;
   double expected_renews_per_second = 0;  // leases / (ttl × renew fraction)
+  // Writes etcd's store counted while holding, per second; nullopt
+  // without its counters.
+  std::optional<double> etcd_writes_per_second;
   int lost = 0;
   double cpu_percent = 0;  // of one core, while holding
   double rss_bytes_per_lease = 0;
 };
 
-// Acquires `leases` leases with TTL `ttl`, has one Keeper (default options)
-// hold them for `hold`, then releases them.
+// Acquires `leases` leases with TTL `ttl`, each kept by one Keeper (default
+// options) from the moment it is granted, as an agent that takes on work
+// would; once all are held, the Keeper holds them for `hold`; then they
+// are released. `etcd` (may be null) reads etcd's own write count.
 absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
+                                               EtcdCounterReader* etcd,
                                                int leases, absl::Duration ttl,
                                                absl::Duration hold) {
+  // Names never repeat: a run that failed leaves its keys until their TTL.
+  static std::atomic<int> runs{0};
   CountingKeys counting(keys);
-  lease::LeaseManager manager(&counting, {.prefix = "/bench-renew/"});
+  lease::LeaseManager manager(
+      &counting, {.prefix = absl::StrCat("/bench-renew/", runs++, "/")});
   RenewScaleResult result;
   result.leases = leases;
   result.ttl = ttl;
+  // Hands memory freed by earlier runs back, so the RSS growth is this
+  // run's.
+  malloc_trim(0);
   const int64_t rss_start = RssBytes();
 
   constexpr int kAcquirers = 16;
-  std::vector<std::unique_ptr<lease::Lease>> held(leases);
+  lease::Keeper keeper;
+  std::vector<std::shared_ptr<lease::KeptLease>> kept(leases);
   std::vector<absl::Status> errors(kAcquirers);
   const absl::Time acquire_start = absl::Now();
   std::vector<std::thread> threads;
@@ -396,29 +388,39 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
                                  : lease.status();
           return;
         }
-        held[i] = std::move(*lease);
+        kept[i] = keeper.Add(std::move(*lease));
       }
     });
   }
   for (std::thread& t : threads) t.join();
   result.acquire_time = absl::Now() - acquire_start;
   for (const absl::Status& error : errors) {
-    if (!error.ok()) return error;
+    if (!error.ok()) {
+      keeper.Stop(/*release=*/true);
+      return error;
+    }
   }
-
-  lease::Keeper keeper;
-  std::vector<std::shared_ptr<lease::KeptLease>> kept;
-  kept.reserve(leases);
-  for (auto& lease : held) kept.push_back(keeper.Add(std::move(lease)));
   result.rss_bytes_per_lease =
       static_cast<double>(RssBytes() - rss_start) / leases;
 
+  std::optional<EtcdCounters> etcd_start;
+  if (etcd != nullptr) {
+    absl::StatusOr<EtcdCounters> read = etcd->Read();
+    if (!read.ok()) return read.status();
+    etcd_start = *read;
+  }
   const int64_t renews_start = counting.renews();
   const absl::Duration cpu_start = CpuTime();
   absl::SleepFor(hold);
   result.cpu_percent = 100 * absl::FDivDuration(CpuTime() - cpu_start, hold);
   result.renews_per_second =
       (counting.renews() - renews_start) / absl::ToDoubleSeconds(hold);
+  if (etcd_start.has_value()) {
+    absl::StatusOr<EtcdCounters> end = etcd->Read();
+    if (!end.ok()) return end.status();
+    result.etcd_writes_per_second =
+        Delta(*etcd_start, *end).writes / absl::ToDoubleSeconds(hold);
+  }
   result.expected_renews_per_second =
       leases /
       (absl::ToDoubleSeconds(ttl) * lease::KeeperOptions{}.renew_fraction);
@@ -427,6 +429,58 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
   }
   keeper.Stop(/*release=*/true);
   return result;
+}
+
+// The largest number of leases one Keeper held for a TTL with zero losses,
+// and the probes that found it.
+struct SearchResult {
+  absl::Duration ttl;
+  int largest_held = 0;              // 0: not even the first probe
+  std::optional<int> smallest_lost;  // nullopt: the cap was held
+  std::vector<std::pair<int, absl::StatusOr<RenewScaleResult>>> probes;
+};
+
+// What a search reports after each probe (they take minutes).
+using ProbeCallback =
+    std::function<void(int leases, const absl::StatusOr<RenewScaleResult>&)>;
+
+// Doubles N from `start` until a probe loses a lease (or fails) or `cap`
+// is held, then halves the gap between the largest N held and the
+// smallest lost until it is within 10% of the held one.
+SearchResult SearchLargestHeld(registry::KeysApi* keys, EtcdCounterReader* etcd,
+                               absl::Duration ttl, absl::Duration hold,
+                               int start, int cap,
+                               const ProbeCallback& on_probe) {
+  SearchResult search;
+  search.ttl = ttl;
+  auto held = [&](int leases) {
+    absl::StatusOr<RenewScaleResult> r =
+        RunRenewScale(keys, etcd, leases, ttl, hold);
+    on_probe(leases, r);
+    const bool ok = r.ok() && r->lost == 0;
+    search.probes.emplace_back(leases, std::move(r));
+    return ok;
+  };
+  for (int leases = std::min(start, cap);; leases = std::min(2 * leases, cap)) {
+    if (!held(leases)) {
+      search.smallest_lost = leases;
+      break;
+    }
+    search.largest_held = leases;
+    if (leases == cap) break;
+  }
+  while (search.smallest_lost.has_value() &&
+         *search.smallest_lost - search.largest_held >
+             std::max(search.largest_held / 10, 1)) {
+    const int leases =
+        search.largest_held + (*search.smallest_lost - search.largest_held) / 2;
+    if (held(leases)) {
+      search.largest_held = leases;
+    } else {
+      search.smallest_lost = leases;
+    }
+  }
+  return search;
 }
 
 // How the holder goes away in a failover round.
@@ -494,80 +548,183 @@ absl::StatusOr<FailoverResult> RunFailover(registry::KeysApi* keys, int rounds,
   return FailoverResult{rounds, Summarize(std::move(latencies))};
 }
 
+// One contender of a lock handoff run.
+class Contender {
+ public:
+  virtual ~Contender() = default;
+  virtual absl::Status Lock(absl::Time deadline) = 0;
+  virtual absl::Status Unlock() = 0;
+};
+
+// leasehold's Mutex on a Session of its own.
+class MutexContender : public Contender {
+ public:
+  explicit MutexContender(std::unique_ptr<lease::Session> session)
+      : session_(std::move(session)), mutex_(session_.get(), "handoff") {}
+  absl::Status Lock(absl::Time deadline) override {
+    return mutex_.Lock(deadline);
+  }
+  absl::Status Unlock() override { return mutex_.Unlock(); }
+
+ private:
+  const std::unique_ptr<lease::Session> session_;
+  lease::Mutex mutex_;
+};
+
+class NaiveContender : public Contender {
+ public:
+  explicit NaiveContender(registry::KeysApi* keys)
+      : lock_(keys, "/bench-naive/handoff", lease::SessionOptions{}.ttl) {}
+  absl::Status Lock(absl::Time deadline) override {
+    return lock_.Lock(deadline);
+  }
+  absl::Status Unlock() override { return lock_.Unlock(); }
+
+ private:
+  NaiveLock lock_;
+};
+
+enum class LockKind { kMutex, kNaive };
+
 struct HandoffResult {
   int contenders = 0;
   absl::Duration total;  // first unlock → last contender unlocked
   Percentiles handoff;   // Unlock called → the next Lock returns
+  // Per handoff: every KeysApi call of this process, and of those the
+  // session keep-alive writes.
   double requests_per_handoff = 0;
+  double refreshes_per_handoff = 0;
+  // What etcd counted during the handoffs (totals); nullopt when its
+  // counters were not read.
+  std::optional<EtcdCounters> etcd;
 };
 
-// `contenders` Mutex contenders on one lock, each on its own Session (one
-// shared Keeper), queue behind a gate holder; then the lock passes down the
-// queue. Requests count every KeysApi call in the process while it does.
+// `contenders` contenders on one lock (Mutex: each on its own Session, one
+// shared Keeper; naive: no session, a TTL on the lock key) wait behind a
+// gate holder; then the lock passes from one to the next. Requests count
+// every KeysApi call in the process while it does, and every request etcd
+// received meanwhile (`etcd`, when it is not null).
 absl::StatusOr<HandoffResult> RunLockHandoff(registry::KeysApi* keys,
-                                             int contenders) {
+                                             EtcdCounterReader* etcd,
+                                             int contenders, LockKind kind) {
   CountingKeys counting(keys);
   lease::Keeper keeper;
   lease::SessionOptions options;
   options.prefix = "/bench-lock/";
   options.keeper = &keeper;
-  std::vector<std::unique_ptr<lease::Session>> sessions;
+  std::vector<std::unique_ptr<Contender>> locks;
   for (int i = 0; i <= contenders; ++i) {
+    if (kind == LockKind::kNaive) {
+      locks.push_back(std::make_unique<NaiveContender>(&counting));
+      continue;
+    }
     absl::StatusOr<std::unique_ptr<lease::Session>> session =
         lease::Session::Create(&counting, options);
     if (!session.ok()) return session.status();
-    sessions.push_back(std::move(*session));
+    locks.push_back(std::make_unique<MutexContender>(std::move(*session)));
   }
-  lease::Mutex gate(sessions[0].get(), "handoff");
+  // A contender starts waiting with one call: Mutex queues a key (sessions'
+  // keys are in-order keys too, but they exist already), the naive lock
+  // watches after its create failed.
+  auto waits = [&] {
+    return kind == LockKind::kMutex ? counting.creates() : counting.watches();
+  };
+  Contender& gate = *locks[0];
   if (absl::Status s = gate.Lock(absl::Now() + absl::Seconds(5)); !s.ok())
     return s;
 
-  const int64_t queued_before = counting.creates();
+  const int64_t waits_before = waits();
   std::mutex mu;
   absl::Time unlocked;  // guarded by mu: when the last holder called Unlock
   std::vector<absl::Duration> handoffs(contenders);
   std::vector<absl::Status> errors(contenders);
-  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  // The naive lock at 1,000 contenders takes minutes.
+  const absl::Time deadline = absl::Now() + absl::Minutes(20);
   std::vector<std::thread> threads;
   for (int i = 0; i < contenders; ++i) {
     threads.emplace_back([&, i] {
-      lease::Mutex mutex(sessions[i + 1].get(), "handoff");
-      errors[i] = mutex.Lock(deadline);
+      Contender& lock = *locks[i + 1];
+      errors[i] = lock.Lock(deadline);
       if (!errors[i].ok()) return;
       {
-        std::lock_guard<std::mutex> lock(mu);
+        std::lock_guard<std::mutex> guard(mu);
         handoffs[i] = absl::Now() - unlocked;
         unlocked = absl::Now();
       }
-      errors[i] = mutex.Unlock();
+      errors[i] = lock.Unlock();
     });
   }
-  // Every contender queued (sessions and the gate's key were created
-  // before), so each handoff is to a waiter.
-  while (counting.creates() < queued_before + contenders &&
-         absl::Now() < deadline) {
+  // Every contender waits, so each handoff is to a waiter.
+  while (waits() < waits_before + contenders && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   absl::SleepFor(absl::Milliseconds(100));
+  std::optional<EtcdCounters> etcd_start;
+  if (etcd != nullptr) {
+    absl::StatusOr<EtcdCounters> read = etcd->Read();
+    if (!read.ok()) return read.status();
+    etcd_start = *read;
+  }
   const int64_t requests_start = counting.requests();
+  const int64_t refreshes_start = counting.renews();
   const absl::Time start = absl::Now();
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> guard(mu);
     unlocked = absl::Now();
   }
   absl::Status gate_unlock = gate.Unlock();
   for (std::thread& t : threads) t.join();
+  HandoffResult result;
+  result.total = absl::Now() - start;
   if (!gate_unlock.ok()) return gate_unlock;
   for (const absl::Status& error : errors) {
     if (!error.ok()) return error;
   }
-  HandoffResult result;
   result.contenders = contenders;
-  result.total = absl::Now() - start;
   result.handoff = Summarize(std::move(handoffs));
   result.requests_per_handoff =
       static_cast<double>(counting.requests() - requests_start) / contenders;
+  result.refreshes_per_handoff =
+      static_cast<double>(counting.renews() - refreshes_start) / contenders;
+  if (etcd_start.has_value()) {
+    absl::StatusOr<EtcdCounters> end = etcd->Read();
+    if (!end.ok()) return end.status();
+    result.etcd = Delta(*etcd_start, *end);
+  }
   return result;
+}
+
+// Renew-scale figures: the table's header, one row, one JSON object.
+std::string RenewHeader() {
+  return absl::StrFormat("%-7s %10s %10s %10s %10s %6s %8s %11s\n", "leases",
+                         "acquire s", "renews/s", "expected/s", "etcd w/s",
+                         "lost", "cpu %", "RSS B/lease");
+}
+
+std::string RenewRow(const RenewScaleResult& r) {
+  return absl::StrFormat(
+      "%-7d %10.2f %10.0f %10.0f %10s %6d %8.1f %11.0f\n", r.leases,
+      absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
+      r.expected_renews_per_second,
+      r.etcd_writes_per_second.has_value()
+          ? absl::StrFormat("%.0f", *r.etcd_writes_per_second)
+          : "-",
+      r.lost, r.cpu_percent, r.rss_bytes_per_lease);
+}
+
+std::string RenewJson(const RenewScaleResult& r) {
+  return absl::StrFormat(
+      "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,"
+      "\"renews_per_s\":%.1f,\"expected_renews_per_s\":%.1f,"
+      "\"etcd_writes_per_s\":%s,\"lost\":%d,\"cpu_percent\":%.1f,"
+      "\"rss_bytes_per_lease\":%.0f}",
+      r.leases, absl::ToInt64Seconds(r.ttl),
+      absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
+      r.expected_renews_per_second,
+      r.etcd_writes_per_second.has_value()
+          ? absl::StrFormat("%.1f", *r.etcd_writes_per_second)
+          : "null",
+      r.lost, r.cpu_percent, r.rss_bytes_per_lease);
 }
 
 struct Flags {
@@ -576,8 +733,10 @@ struct Flags {
   bool smoke = false;
   bool on_disk = false;
   absl::Duration seconds = absl::Seconds(3);
-  std::vector<int> renew_leases = {1000, 10000};
+  std::vector<int> renew_leases = {1000, 10000, 50000};
   absl::Duration renew_ttl = absl::Seconds(10);
+  bool renew_search = false;
+  int renew_search_max = 200000;
   int failover_rounds = 100;
   int silent_rounds = 10;
   int lock_contenders = 1000;
@@ -586,6 +745,7 @@ struct Flags {
 constexpr char kUsage[] =
     "usage: leasehold-bench [--registry etcd://HOST:PORT] [--seconds DUR]\n"
     "                       [--renew-leases N,N...] [--renew-ttl DUR]\n"
+    "                       [--renew-search] [--renew-search-max N]\n"
     "                       [--failover-rounds N] [--silent-rounds N]\n"
     "                       [--lock-contenders N]\n"
     "                       [--on-disk] [--smoke] [--json]\n";
@@ -594,12 +754,13 @@ constexpr char kUsage[] =
 std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
   Flags flags;
   bool seconds_set = false, renew_set = false, rounds_set = false,
-       silent_set = false, contenders_set = false;
+       silent_set = false, contenders_set = false, search_max_set = false;
   // Count flags: where the value goes, and where to note it was given.
   const std::map<std::string, std::pair<int*, bool*>> counts = {
       {"--failover-rounds", {&flags.failover_rounds, &rounds_set}},
       {"--silent-rounds", {&flags.silent_rounds, &silent_set}},
-      {"--lock-contenders", {&flags.lock_contenders, &contenders_set}}};
+      {"--lock-contenders", {&flags.lock_contenders, &contenders_set}},
+      {"--renew-search-max", {&flags.renew_search_max, &search_max_set}}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -615,10 +776,11 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
       value = argv[++i];
       return true;
     };
-    bool* switch_flag = arg == "--json"      ? &flags.json
-                        : arg == "--smoke"   ? &flags.smoke
-                        : arg == "--on-disk" ? &flags.on_disk
-                                             : nullptr;
+    bool* switch_flag = arg == "--json"           ? &flags.json
+                        : arg == "--smoke"        ? &flags.smoke
+                        : arg == "--on-disk"      ? &flags.on_disk
+                        : arg == "--renew-search" ? &flags.renew_search
+                                                  : nullptr;
     if (switch_flag != nullptr) {
       if (has_value) return absl::StrCat("flag ", arg, " takes no value");
       *switch_flag = true;
@@ -666,7 +828,7 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
     }
   }
   if (flags.smoke) {
-    if (!seconds_set) flags.seconds = absl::Milliseconds(300);
+    if (!seconds_set) flags.seconds = absl::Milliseconds(200);
     if (!renew_set) {
       flags.renew_leases = {50};
       flags.renew_ttl = absl::Seconds(1);
@@ -674,6 +836,7 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
     if (!rounds_set) flags.failover_rounds = 5;
     if (!silent_set) flags.silent_rounds = 1;
     if (!contenders_set) flags.lock_contenders = 5;
+    if (!search_max_set) flags.renew_search_max = 50;
   }
   if (flags.on_disk && !flags.registry.empty())
     return "flag --on-disk applies only to the etcd leasehold-bench starts";
@@ -723,6 +886,15 @@ int Main(int argc, char** argv) {
     return 2;
   }
   const std::string endpoint = etcd_options->endpoints.front();
+  // etcd's own request counters; without them the figures that need them
+  // are left out, not guessed.
+  auto etcd_counters = std::make_unique<EtcdCounterReader>(endpoint);
+  if (absl::StatusOr<EtcdCounters> probe = etcd_counters->Read(); !probe.ok()) {
+    std::cerr << "leasehold-bench: etcd's counters are not readable, so "
+                 "requests as etcd counted them are left out: "
+              << probe.status() << "\n";
+    etcd_counters = nullptr;
+  }
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys = registry::Open(uri);
   if (!keys.ok()) {
     std::cerr << "leasehold-bench: " << keys.status() << "\n";
@@ -811,48 +983,107 @@ int Main(int argc, char** argv) {
 
   // Smoke runs hold for one TTL; full runs for two, so every lease renews
   // several times and a slow renew round shows as a loss.
-  const absl::Duration hold = flags.renew_ttl * (flags.smoke ? 1 : 2);
+  const int hold_ttls = flags.smoke ? 1 : 2;
   if (!flags.json) {
     std::cout << absl::StrFormat(
         "\nrenew scale (one Keeper, default options; TTL %s, held %s; etcd "
-        "wrote up to %.0f/s above)\n"
-        "%-7s %10s %10s %10s %6s %8s %11s\n",
-        absl::FormatDuration(flags.renew_ttl), absl::FormatDuration(hold),
-        etcd_write_rate, "leases", "acquire s", "renews/s", "expected/s",
-        "lost", "cpu %", "RSS B/lease");
+        "wrote up to %.0f/s above)\n%s",
+        absl::FormatDuration(flags.renew_ttl),
+        absl::FormatDuration(flags.renew_ttl * hold_ttls), etcd_write_rate,
+        RenewHeader());
   }
   absl::StrAppend(
       &json, ",\"etcd_write_rate\":", absl::StrFormat("%.1f", etcd_write_rate),
       ",\"renew_scale\":[");
-  for (int leases : flags.renew_leases) {
+  for (size_t i = 0; i < flags.renew_leases.size(); ++i) {
+    const int leases = flags.renew_leases[i];
     absl::StatusOr<RenewScaleResult> r =
-        RunRenewScale(keys->get(), leases, flags.renew_ttl, hold);
+        RunRenewScale(keys->get(), etcd_counters.get(), leases, flags.renew_ttl,
+                      flags.renew_ttl * hold_ttls);
     if (!r.ok()) {
       std::cerr << "leasehold-bench: renew scale with " << leases
                 << " leases: " << r.status() << "\n";
       return 1;
     }
     if (flags.json) {
-      if (leases != flags.renew_leases.front()) json += ",";
-      absl::StrAppend(
-          &json,
-          absl::StrFormat(
-              "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,"
-              "\"renews_per_s\":%.1f,\"expected_renews_per_s\":%.1f,"
-              "\"lost\":%d,\"cpu_percent\":%.1f,\"rss_bytes_per_lease\":%.0f}",
-              r->leases, absl::ToInt64Seconds(r->ttl),
-              absl::ToDoubleSeconds(r->acquire_time), r->renews_per_second,
-              r->expected_renews_per_second, r->lost, r->cpu_percent,
-              r->rss_bytes_per_lease));
+      absl::StrAppend(&json, i > 0 ? "," : "", RenewJson(*r));
     } else {
-      std::cout << absl::StrFormat(
-          "%-7d %10.2f %10.0f %10.0f %6d %8.1f %11.0f\n", r->leases,
-          absl::ToDoubleSeconds(r->acquire_time), r->renews_per_second,
-          r->expected_renews_per_second, r->lost, r->cpu_percent,
-          r->rss_bytes_per_lease);
+      std::cout << RenewRow(*r);
     }
   }
   json += "]";
+
+  if (flags.renew_search) {
+    // Smoke: one short TTL and (by default) one probe, so the code runs.
+    const std::vector<absl::Duration> ttls =
+        flags.smoke
+            ? std::vector<absl::Duration>{absl::Seconds(1)}
+            : std::vector<absl::Duration>{absl::Seconds(10), absl::Seconds(30)};
+    const int start = flags.smoke ? 50 : 10000;
+    if (!flags.json) {
+      std::cout << absl::StrFormat(
+          "\nlargest N one Keeper held %d TTL%s with zero losses (doubling "
+          "from %d, then bisecting to 10%%; cap %d; etcd wrote up to %.0f/s "
+          "above)\n%-5s %s",
+          hold_ttls, hold_ttls > 1 ? "s" : "", start, flags.renew_search_max,
+          etcd_write_rate, "ttl", RenewHeader());
+    }
+    json += ",\"renew_search\":[";
+    int held_before = 0;  // a longer TTL starts where the shorter one got
+    for (size_t i = 0; i < ttls.size(); ++i) {
+      const absl::Duration ttl = ttls[i];
+      const std::string ttl_text = absl::FormatDuration(ttl);
+      SearchResult search = SearchLargestHeld(
+          keys->get(), etcd_counters.get(), ttl, ttl * hold_ttls,
+          std::max(start, held_before), flags.renew_search_max,
+          [&](int leases, const absl::StatusOr<RenewScaleResult>& r) {
+            if (flags.json) return;
+            std::cout << absl::StrFormat("%-5s ", ttl_text)
+                      << (r.ok() ? RenewRow(*r)
+                                 : absl::StrFormat("%-7d failed: %s\n", leases,
+                                                   r.status().ToString()))
+                      << std::flush;
+          });
+      held_before = search.largest_held;
+      // What holding the largest N asks of etcd: N renews per renew period.
+      const double needed =
+          search.largest_held /
+          (absl::ToDoubleSeconds(ttl) * lease::KeeperOptions{}.renew_fraction);
+      const std::string lost = search.smallest_lost.has_value()
+                                   ? absl::StrCat(*search.smallest_lost)
+                                   : "null";
+      if (flags.json) {
+        absl::StrAppend(
+            &json, i > 0 ? "," : "",
+            absl::StrFormat("{\"ttl_s\":%d,\"largest_held\":%d,"
+                            "\"smallest_lost\":%s,\"renews_per_s_needed\":"
+                            "%.1f,\"probes\":[",
+                            absl::ToInt64Seconds(ttl), search.largest_held,
+                            lost, needed));
+        for (size_t p = 0; p < search.probes.size(); ++p) {
+          const auto& [leases, r] = search.probes[p];
+          registry::JsonObject failed;
+          if (!r.ok()) {
+            failed.Set("leases", leases);
+            failed.Set("error", r.status().ToString());
+          }
+          absl::StrAppend(&json, p > 0 ? "," : "",
+                          r.ok() ? RenewJson(*r) : failed.Encode());
+        }
+        json += "]}";
+      } else {
+        std::cout << absl::StrFormat(
+            "TTL %s: largest held %d (%s), %.0f renews/s; etcd wrote up to "
+            "%.0f/s above\n",
+            ttl_text, search.largest_held,
+            search.smallest_lost.has_value()
+                ? absl::StrCat("lost leases at ", lost)
+                : std::string("the cap"),
+            needed, etcd_write_rate);
+      }
+    }
+    json += "]";
+  }
 
   struct FailoverRun {
     const char* json_name;
@@ -891,33 +1122,76 @@ int Main(int argc, char** argv) {
     }
   }
 
-  absl::StatusOr<HandoffResult> handoff =
-      RunLockHandoff(keys->get(), flags.lock_contenders);
-  if (!handoff.ok()) {
-    std::cerr << "leasehold-bench: lock handoff: " << handoff.status() << "\n";
-    return 1;
-  }
-  if (flags.json) {
-    absl::StrAppend(
-        &json, ",\"lock_handoff\":",
-        absl::StrFormat("{\"contenders\":%d,\"total_ms\":%s,\"p50_ms\":%s,"
-                        "\"p99_ms\":%s,\"max_ms\":%s,"
-                        "\"requests_per_handoff\":%.2f}}",
-                        handoff->contenders, Ms(handoff->total),
-                        Ms(handoff->handoff.p50), Ms(handoff->handoff.p99),
-                        Ms(handoff->handoff.max),
-                        handoff->requests_per_handoff));
-    std::cout << json << "\n";
-  } else {
+  if (!flags.json) {
     std::cout << absl::StrFormat(
-        "\nlock handoff (%d contenders, one Mutex, a Session each; Unlock → "
-        "next Lock returns)\ntotal %s ms   p50 %s ms   p99 %s ms   max %s ms"
-        "   requests/handoff %.2f\n",
-        handoff->contenders, Ms(handoff->total), Ms(handoff->handoff.p50),
-        Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
-        handoff->requests_per_handoff);
+        "\nlock handoff (%d contenders on one lock; Unlock → next Lock "
+        "returns; per handoff: requests this process sent, of them session "
+        "refreshes, requests etcd counted, of them watches, writes etcd's "
+        "store counted)\n"
+        "%-6s %10s %9s %9s %10s %8s %9s %8s %8s %8s\n",
+        flags.lock_contenders, "lock", "total ms", "p50 ms", "p99 ms", "max ms",
+        "req/h", "refresh/h", "etcd r/h", "watch/h", "write/h");
   }
-  return 0;
+  absl::StrAppend(&json,
+                  ",\"lock_handoff\":{\"contenders\":", flags.lock_contenders);
+  int exit_code = 0;
+  const std::pair<const char*, LockKind> locks[] = {
+      {"mutex", LockKind::kMutex}, {"naive", LockKind::kNaive}};
+  for (const auto& [name, kind] : locks) {
+    absl::StatusOr<HandoffResult> handoff = RunLockHandoff(
+        keys->get(), etcd_counters.get(), flags.lock_contenders, kind);
+    // One lock failing (a stall past the deadline, say) still leaves the
+    // other's figures worth having.
+    if (!handoff.ok()) {
+      std::cerr << "leasehold-bench: lock handoff (" << name
+                << "): " << handoff.status() << "\n";
+      exit_code = 1;
+      if (flags.json) {
+        registry::JsonObject error;
+        error.Set("error", handoff.status().ToString());
+        absl::StrAppend(&json, ",\"", name, "\":", error.Encode());
+      } else {
+        std::cout << absl::StrFormat("%-6s failed: %s\n", name,
+                                     handoff.status().ToString());
+      }
+      continue;
+    }
+    const double n = handoff->contenders;
+    // Per handoff as etcd counted, or JSON null / "-" without its counters.
+    auto etcd_per_handoff = [&](int64_t EtcdCounters::*field,
+                                const char* missing) {
+      return handoff->etcd.has_value()
+                 ? absl::StrFormat("%.2f", (*handoff->etcd).*field / n)
+                 : std::string(missing);
+    };
+    if (flags.json) {
+      absl::StrAppend(
+          &json, ",\"", name, "\":",
+          absl::StrFormat(
+              "{\"total_ms\":%s,\"p50_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s,"
+              "\"requests_per_handoff\":%.2f,\"refreshes_per_handoff\":%.2f,"
+              "\"etcd_requests_per_handoff\":%s,"
+              "\"etcd_watches_per_handoff\":%s,"
+              "\"etcd_writes_per_handoff\":%s}",
+              Ms(handoff->total), Ms(handoff->handoff.p50),
+              Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
+              handoff->requests_per_handoff, handoff->refreshes_per_handoff,
+              etcd_per_handoff(&EtcdCounters::requests, "null"),
+              etcd_per_handoff(&EtcdCounters::watches, "null"),
+              etcd_per_handoff(&EtcdCounters::writes, "null")));
+    } else {
+      std::cout << absl::StrFormat(
+          "%-6s %10s %9s %9s %10s %8.2f %9.2f %8s %8s %8s\n", name,
+          Ms(handoff->total), Ms(handoff->handoff.p50),
+          Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
+          handoff->requests_per_handoff, handoff->refreshes_per_handoff,
+          etcd_per_handoff(&EtcdCounters::requests, "-"),
+          etcd_per_handoff(&EtcdCounters::watches, "-"),
+          etcd_per_handoff(&EtcdCounters::writes, "-"));
+    }
+  }
+  if (flags.json) std::cout << json << "}}\n";
+  return exit_code;
 }
 
 }  // namespace

@@ -1,0 +1,59 @@
+// EtcdCounters: what etcd itself counted, read from its own endpoints, so
+// that a benchmark reports the requests etcd served rather than only the
+// calls the client believes it made (a watch that etcd ends early and the
+// client re-opens, say, is invisible to a KeysApi wrapper).
+//
+//   EtcdCounterReader etcd("http://127.0.0.1:2379");
+//   absl::StatusOr<EtcdCounters> before = etcd.Read();
+//   ...
+//   absl::StatusOr<EtcdCounters> after = etcd.Read();
+//   int64_t served = after->requests - before->requests;
+//
+// Thread-safety: a reader is used by one thread at a time.
+#ifndef LEASEHOLD_BENCH_ETCD_COUNTERS_H_
+#define LEASEHOLD_BENCH_ETCD_COUNTERS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "bench/curl_easy.h"
+
+namespace leasehold::bench {
+
+struct EtcdCounters {
+  // v2 keys API requests etcd received. etcd 3.4 counts every request but
+  // a watch in etcd_http_received_total (one series per method) and every
+  // watch in etcd_debugging_store_watch_requests_total (/metrics); this is
+  // their sum. Not /v2/stats/store's gets: etcd's per-request auth check
+  // reads a store key, so getsFail grows by one for every keys request.
+  int64_t requests = 0;
+  int64_t watches = 0;  // of which watches
+  // Writes the v2 store applied or refused (/v2/stats/store: sets, creates,
+  // updates, compareAndSwaps, compareAndDeletes, deletes; success + fail).
+  int64_t writes = 0;
+  // Watchers waiting right now (/v2/stats/store; a gauge).
+  int64_t watchers = 0;
+};
+
+// Counters in `after` minus those in `before` (the gauge: `after`'s).
+EtcdCounters Delta(const EtcdCounters& before, const EtcdCounters& after);
+
+class EtcdCounterReader {
+ public:
+  // `endpoint`: "http://host:port", a member's client URL.
+  explicit EtcdCounterReader(std::string endpoint)
+      : endpoint_(std::move(endpoint)) {}
+
+  // kUnavailable when etcd does not answer; kDataLoss when an answer lacks
+  // a counter (an etcd that is not 3.4-like, a proxy in between).
+  absl::StatusOr<EtcdCounters> Read();
+
+ private:
+  const std::string endpoint_;
+  CurlEasy curl_;
+};
+
+}  // namespace leasehold::bench
+
+#endif  // LEASEHOLD_BENCH_ETCD_COUNTERS_H_
