@@ -701,29 +701,30 @@ std::string RenewHeader() {
                          "lost", "cpu %", "RSS B/lease");
 }
 
+// A figure that may be missing (etcd's counters were not readable): with
+// `decimals` decimals, or `missing` ("-" in a table, null in JSON).
+std::string Figure(std::optional<double> value, int decimals,
+                   const char* missing) {
+  return value.has_value() ? absl::StrFormat("%.*f", decimals, *value)
+                           : std::string(missing);
+}
+
 std::string RenewRow(const RenewScaleResult& r) {
-  return absl::StrFormat(
-      "%-7d %10.2f %10.0f %10.0f %10s %6d %8.1f %11.0f\n", r.leases,
-      absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
-      r.expected_renews_per_second,
-      r.etcd_writes_per_second.has_value()
-          ? absl::StrFormat("%.0f", *r.etcd_writes_per_second)
-          : "-",
-      r.lost, r.cpu_percent, r.rss_bytes_per_lease);
+  return absl::StrFormat("%-7d %10.2f %10.0f %10.0f %10s %6d %8.1f %11.0f\n",
+                         r.leases, absl::ToDoubleSeconds(r.acquire_time),
+                         r.renews_per_second, r.expected_renews_per_second,
+                         Figure(r.etcd_writes_per_second, 0, "-"), r.lost,
+                         r.cpu_percent, r.rss_bytes_per_lease);
 }
 
 std::string RenewJson(const RenewScaleResult& r) {
   return absl::StrFormat(
-      "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,"
-      "\"renews_per_s\":%.1f,\"expected_renews_per_s\":%.1f,"
-      "\"etcd_writes_per_s\":%s,\"lost\":%d,\"cpu_percent\":%.1f,"
-      "\"rss_bytes_per_lease\":%.0f}",
+      "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,\"renews_per_s\":%.1f,"
+      "\"expected_renews_per_s\":%.1f,\"etcd_writes_per_s\":%s,\"lost\":%d,"
+      "\"cpu_percent\":%.1f,\"rss_bytes_per_lease\":%.0f}",
       r.leases, absl::ToInt64Seconds(r.ttl),
       absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
-      r.expected_renews_per_second,
-      r.etcd_writes_per_second.has_value()
-          ? absl::StrFormat("%.1f", *r.etcd_writes_per_second)
-          : "null",
+      r.expected_renews_per_second, Figure(r.etcd_writes_per_second, 1, "null"),
       r.lost, r.cpu_percent, r.rss_bytes_per_lease);
 }
 
@@ -1157,12 +1158,13 @@ int Main(int argc, char** argv) {
       continue;
     }
     const double n = handoff->contenders;
-    // Per handoff as etcd counted, or JSON null / "-" without its counters.
+    // Per handoff as etcd counted.
     auto etcd_per_handoff = [&](int64_t EtcdCounters::*field,
                                 const char* missing) {
-      return handoff->etcd.has_value()
-                 ? absl::StrFormat("%.2f", (*handoff->etcd).*field / n)
-                 : std::string(missing);
+      return Figure(handoff->etcd.has_value()
+                        ? std::optional<double>((*handoff->etcd).*field / n)
+                        : std::nullopt,
+                    2, missing);
     };
     if (flags.json) {
       absl::StrAppend(
