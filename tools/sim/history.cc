@@ -24,23 +24,33 @@ std::map<std::string, std::vector<Hold>> ByLease(std::vector<Hold> holds) {
 
 size_t History::Begin(const std::string& lease, const std::string& machine,
                       uint64_t fence, absl::Time start, bool by_steal) {
-  std::lock_guard<std::mutex> lock(mu_);
   Hold hold;
   hold.lease = lease;
   hold.machine = machine;
   hold.fence = fence;
   hold.start = start;
   hold.by_steal = by_steal;
-  holds_.push_back(std::move(hold));
-  return holds_.size() - 1;
+  size_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    holds_.push_back(hold);
+    id = holds_.size() - 1;
+  }
+  if (on_change_ != nullptr) on_change_(hold);
+  return id;
 }
 
 void History::End(size_t id, absl::Time end, const std::string& how) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Hold& hold = holds_.at(id);
-  if (hold.end != absl::InfiniteFuture()) return;
-  hold.end = std::max(end, hold.start);
-  hold.how_ended = how;
+  Hold ended;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Hold& hold = holds_.at(id);
+    if (hold.end != absl::InfiniteFuture()) return;
+    hold.end = std::max(end, hold.start);
+    hold.how_ended = how;
+    ended = hold;
+  }
+  if (on_change_ != nullptr) on_change_(ended);
 }
 
 void History::Orphan(size_t id, absl::Time at) {
@@ -68,20 +78,31 @@ std::vector<Hold> History::holds() const {
 Verdict History::Check() const {
   Verdict verdict;
   for (const auto& [lease, group] : ByLease(holds())) {
+    // Of the holds before the predecessor, the one believed longest.
+    const Hold* longest_earlier = nullptr;
     for (size_t i = 1; i < group.size(); ++i) {
       const Hold& before = group[i - 1];
       const Hold& after = group[i];
-      if (after.start < before.end && !after.by_steal) {
+      // A steal deposes only its predecessor; nobody else may still believe.
+      const Hold* rival = after.by_steal ? longest_earlier : &before;
+      if (!after.by_steal && longest_earlier != nullptr &&
+          longest_earlier->end > before.end) {
+        rival = longest_earlier;
+      }
+      if (rival != nullptr && after.start < rival->end) {
         verdict.violations.push_back(absl::StrCat(
             lease, ": ", after.machine, " believed it owned it from ",
-            absl::FormatTime(after.start), " while ", before.machine,
-            " still did until ", absl::FormatTime(before.end), " (",
-            before.how_ended, ")"));
+            absl::FormatTime(after.start), " while ", rival->machine,
+            " still did until ", absl::FormatTime(rival->end), " (",
+            rival->how_ended, ")"));
       }
       if (after.fence <= before.fence) {
         verdict.violations.push_back(absl::StrCat(
             lease, ": fence went from ", before.fence, " (", before.machine,
             ") to ", after.fence, " (", after.machine, ")"));
+      }
+      if (longest_earlier == nullptr || before.end > longest_earlier->end) {
+        longest_earlier = &before;
       }
     }
   }

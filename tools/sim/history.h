@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +51,11 @@ struct Verdict {
 
 class History {
  public:
+  // `on_change`, when set, gets a copy of each hold as it begins and as it
+  // ends (called outside History's lock, from the thread that changed it).
+  explicit History(std::function<void(const Hold&)> on_change = nullptr)
+      : on_change_(std::move(on_change)) {}
+
   // Returns the hold's id.
   size_t Begin(const std::string& lease, const std::string& machine,
                uint64_t fence, absl::Time start, bool by_steal = false);
@@ -73,6 +79,7 @@ class History {
       const std::function<
           std::optional<absl::Duration>(const Hold&, const Hold&)>& gap) const;
 
+  const std::function<void(const Hold&)> on_change_;
   mutable std::mutex mu_;
   std::vector<Hold> holds_ ABSL_GUARDED_BY(mu_);
 };
