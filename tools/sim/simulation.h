@@ -8,13 +8,12 @@
 //   blocks for `duration` Report report = sim.Finish();                    //
 //   verdict, figures
 //
-// Each agent has its own LeaseManager and Keeper on a link to the shared
-// registry. A crash destroys the agent's Keeper without releasing anything;
-// a pause freezes the link (every registry call of that agent hangs, as in a
-// long GC pause or a partition), so its Keeper must find out from its own
-// clock that its leases ran out; a restart is a new incarnation. An agent
-// restarted after the halfway mark runs a newer version and steals the
-// engine leadership at the index it read, as fleet's engine upgrade does.
+// Each machine is an Agent (tools/sim/agent.h) with its own LeaseManager and
+// Keeper on a link to the shared registry. A crash destroys the agent's
+// Keeper without releasing anything; a pause freezes its link; a restart is
+// a new incarnation. An agent restarted after the halfway mark runs a newer
+// version and steals the engine leadership at the index it read, as fleet's
+// engine upgrade does.
 //
 // Thread-safety: Run and Finish from one thread; the snapshot callback runs
 // on that thread.
@@ -25,6 +24,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "registry/clock.h"
 #include "registry/keys_api.h"
+#include "tools/sim/agent.h"
 #include "tools/sim/history.h"
 
 namespace leasehold::sim {
@@ -95,9 +96,6 @@ class Simulation {
   Report Finish();
 
  private:
-  class Agent;
-  class Link;
-
   void MaybeInjectFault(absl::Time now);
   Snapshot TakeSnapshot(absl::Time now);
   void Event(const std::string& text);
@@ -116,7 +114,6 @@ class Simulation {
   absl::Time next_crash_;
   absl::Time next_pause_;
   bool upgraded_ = false;
-  int steals_ = 0;
   bool all_owned_at_end_ = false;
 };
 
