@@ -40,6 +40,9 @@ const TopCommand kTopCommands[] = {
      "the scheduler simulation, on mem: unless --registry; ends with a safety "
      "verdict",
      RunSim},
+    {"agent",
+     "one scheduler agent of the simulation, for a run across processes",
+     RunAgent},
 };
 
 constexpr char kGlobalUsage[] =

@@ -82,6 +82,7 @@ std::string Usage(const CommandSpec& spec);
 // Commands, each `int Run…(Context&, const std::vector<std::string>& words)`.
 int RunLease(Context& ctx, const std::vector<std::string>& words);
 int RunSim(Context& ctx, const std::vector<std::string>& words);
+int RunAgent(Context& ctx, const std::vector<std::string>& words);
 int RunLock(Context& ctx, const std::vector<std::string>& words);
 int RunElect(Context& ctx, const std::vector<std::string>& words);
 int RunLeader(Context& ctx, const std::vector<std::string>& words);

@@ -1,0 +1,202 @@
+// `leasehold agent`: the simulation across real processes on a real etcd.
+// Agents crash (SIGKILL), pause (SIGSTOP … SIGCONT) and get upgraded while
+// units fail over; the holds they print are judged by the simulation's own
+// safety check.
+#include <signal.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lease/lease_manager.h"
+#include "registry/keys_api.h"
+#include "registry/open.h"
+#include "tests/testing/etcd_server.h"
+#include "tests/testing/run_process.h"
+#include "tools/sim/history.h"
+
+namespace leasehold::cli {
+namespace {
+
+using ::leasehold::testing::ProcessResult;
+using ::leasehold::testing::RunProcess;
+using ::leasehold::testing::SharedEtcd;
+using ::leasehold::testing::Subprocess;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr int kUnits = 6;
+
+// Polls `done` every 20 ms until it holds or a generous deadline passes.
+template <typename Predicate>
+bool Eventually(Predicate done, absl::Duration within = absl::Seconds(30)) {
+  const absl::Time deadline = absl::Now() + within;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+class CliAgentTest : public ::testing::Test {
+ protected:
+  CliAgentTest()
+      : prefix_(absl::StrCat("/agents-", std::random_device{}(), "/")),
+        keys_(*registry::Open(SharedEtcd().uri())),
+        manager_(keys_.get(), {.prefix = prefix_}) {}
+
+  std::unique_ptr<Subprocess> StartAgent(const std::string& machine,
+                                         int version = 1) {
+    return std::make_unique<Subprocess>(std::vector<std::string>{
+        LEASEHOLD_BINARY, "--registry", SharedEtcd().uri(), "--prefix", prefix_,
+        "-o", "json", "agent", "--machine", machine, "--units",
+        std::to_string(kUnits), "--ttl", "1s", "--version",
+        std::to_string(version)});
+  }
+
+  // Units held per machine, as etcd has them now.
+  std::map<std::string, int> UnitsByMachine() {
+    std::map<std::string, int> by_machine;
+    auto leases = manager_.ListLeases();
+    if (!leases.ok()) return by_machine;
+    for (const auto& lease : *leases) {
+      if (lease->name().rfind("unit-", 0) == 0)
+        ++by_machine[lease->machine_id()];
+    }
+    return by_machine;
+  }
+  bool Spread(const std::map<std::string, int>& want) {
+    return UnitsByMachine() == want;
+  }
+
+  // Records the holds an agent printed; holds it never closed (it was
+  // killed) end at `killed_by`, a moment it was surely dead.
+  void Judge(const std::string& output,
+             absl::Time killed_by = absl::InfiniteFuture()) {
+    static const std::regex kHold(
+        R"re(\{"time_ns":(\d+),"event":"(\w+)","lease":"([^"]+)","machine":"([^"]+)","fence":(\d+)\})re");
+    std::map<std::string, size_t> open;  // lease/fence → hold id
+    std::istringstream lines(output);
+    for (std::string line; std::getline(lines, line);) {
+      std::smatch m;
+      if (!std::regex_match(line, m, kHold)) continue;
+      int64_t ns = 0;
+      uint64_t fence = 0;
+      ASSERT_TRUE(absl::SimpleAtoi(m[1].str(), &ns)) << line;
+      ASSERT_TRUE(absl::SimpleAtoi(m[5].str(), &fence)) << line;
+      const absl::Time at = absl::FromUnixNanos(ns);
+      const std::string id = absl::StrCat(m[3].str(), "/", fence);
+      const std::string event = m[2].str();
+      if (event == "acquired" || event == "stole") {
+        open[id] = history_.Begin(m[3].str(), m[4].str(), fence, at,
+                                  /*by_steal=*/event == "stole");
+      } else {
+        ASSERT_EQ(open.count(id), 1u) << "an end without a begin: " << line;
+        history_.End(open[id], at, event);
+        open.erase(id);
+      }
+    }
+    if (killed_by == absl::InfiniteFuture()) {
+      EXPECT_THAT(open, IsEmpty()) << "holds a clean exit left open";
+    }
+    for (const auto& [id, hold] : open) history_.End(hold, killed_by, "killed");
+  }
+
+  const std::string prefix_;
+  std::unique_ptr<registry::KeysApi> keys_;
+  lease::LeaseManager manager_;
+  sim::History history_;
+};
+
+TEST_F(CliAgentTest, UnitsFailOverAcrossProcessesAndNoUnitHasTwoOwners) {
+  auto m1 = StartAgent("m1");
+  auto m2 = StartAgent("m2");
+  auto m3 = StartAgent("m3");
+  ASSERT_TRUE(Eventually([&] {
+    return Spread({{"m1", 2}, {"m2", 2}, {"m3", 2}});
+  })) << "fair shares never settled";
+
+  // Crash: m1 dies holding its units; they run out and the others take them.
+  m1->Signal(SIGKILL);
+  ProcessResult r1 = m1->Wait(absl::Now() + absl::Seconds(30));
+  const absl::Time m1_dead_by = absl::Now();
+  EXPECT_EQ(r1.exit_code, 128 + SIGKILL);
+  ASSERT_TRUE(Eventually([&] {
+    return Spread({{"m2", 3}, {"m3", 3}});
+  })) << "m1's units did not fail over";
+
+  // Pause: m2 is frozen past its TTL; m3 ends up with every unit, and m2,
+  // when it wakes, finds out from its own clock that it lost its units.
+  m2->Signal(SIGSTOP);
+  ASSERT_TRUE(Eventually([&] {
+    return Spread({{"m3", kUnits}});
+  })) << "m2's units did not fail over while it was paused";
+  m2->Signal(SIGCONT);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  EXPECT_TRUE(m2->WaitForOutput(R"("event":"lost","lease":"unit-)", deadline));
+  ASSERT_TRUE(Eventually([&] {
+    return Spread({{"m2", 3}, {"m3", 3}});
+  })) << "m2 did not get its share back";
+
+  // Upgrade: a version-2 agent steals the engine leadership by index.
+  auto m4 = StartAgent("m4", /*version=*/2);
+  EXPECT_TRUE(m4->WaitForOutput(
+      R"("event":"stole","lease":"engine-leader","machine":"m4")", deadline));
+  ASSERT_TRUE(Eventually([&] {
+    return Spread({{"m2", 2}, {"m3", 2}, {"m4", 2}});
+  }));
+
+  // Clean shutdown releases everything at once.
+  for (auto* agent : {m2.get(), m3.get(), m4.get()}) agent->Signal(SIGTERM);
+  for (auto* agent : {m2.get(), m3.get(), m4.get()}) {
+    ProcessResult r = agent->Wait(deadline);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr(R"("event":"stopped")"));
+    Judge(r.out);
+  }
+  Judge(r1.out, m1_dead_by);
+  EXPECT_THAT(*manager_.ListLeases(), IsEmpty());
+
+  const sim::Verdict verdict = history_.Check();
+  EXPECT_TRUE(verdict.safe) << ::testing::PrintToString(verdict.violations);
+  EXPECT_GE(history_.holds().size(), 2u * kUnits);
+}
+
+TEST(CliAgentFlagsTest, BadInputExitsTwoNamingIt) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"--units", "1"},  // no --machine
+           {"--machine", "a/b"},
+           {"--machine", "m", "--units", "0"},
+           {"--machine", "m", "--ttl", "soon"},
+           {"--machine", "m", "--version", "0"},
+           {"--machine", "m", "--bogus"}}) {
+    std::vector<std::string> argv = {LEASEHOLD_BINARY, "--registry",
+                                     "mem:", "agent"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ProcessResult r = RunProcess(argv);
+    EXPECT_EQ(r.exit_code, 2) << args.back() << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("leasehold agent:")) << args.back();
+  }
+}
+
+TEST(CliAgentFlagsTest, UnreachableRegistryExitsThree) {
+  ProcessResult r = RunProcess({LEASEHOLD_BINARY, "--registry",
+                                "etcd://127.0.0.1:1?request-timeout=1s",
+                                "agent", "--machine", "m1"});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("leasehold agent:"));
+}
+
+}  // namespace
+}  // namespace leasehold::cli
