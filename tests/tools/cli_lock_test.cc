@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -157,6 +158,60 @@ TEST_F(CliLockTest, LosingTheLockKillsTheCommand) {
   EXPECT_THAT(r.err, HasSubstr("lock \"doomed\" lost"));
   EXPECT_THAT(r.err, HasSubstr("sent SIGTERM to \"sh\""));
   EXPECT_THAT(r.err, HasSubstr("sent SIGKILL"));
+}
+
+// True once `pid` has exited (gone, or a zombie nobody reaped yet).
+bool Exited(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string content((std::istreambuf_iterator<char>(stat)),
+                      std::istreambuf_iterator<char>());
+  const size_t state = content.rfind(") ");
+  return content.empty() ||
+         (state != std::string::npos && content[state + 2] == 'Z');
+}
+
+TEST_F(CliLockTest, LosingTheLockKillsWhatTheCommandStartedToo) {
+  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  // sh dies of the SIGTERM; the worker it started in the background ignores
+  // SIGTERM and would go on writing for a holder that lost the lock.
+  Subprocess lock({LEASEHOLD_BINARY, "--registry",
+                   absl::StrCat((*etcd)->uri(), "?request-timeout=1s"), "lock",
+                   "doomed", "--ttl", "1s", "--grace", "30s", "--", "sh", "-c",
+                   "(trap '' TERM; exec sleep 60) & echo worker=$!; wait"});
+  ASSERT_TRUE(lock.WaitForOutput("worker=", deadline)) << lock.out();
+  ASSERT_TRUE(lock.WaitForOutput("\n", deadline)) << lock.out();
+  pid_t worker = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(Field(lock.out(), "worker"), &worker))
+      << lock.out();
+  ASSERT_FALSE(Exited(worker));
+  ASSERT_TRUE((*etcd)->Kill().ok());
+  ProcessResult r = lock.Wait(deadline);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("lock \"doomed\" lost"));
+  EXPECT_THAT(r.err, Not(HasSubstr("sent SIGKILL")));  // sh ended on SIGTERM
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (!Exited(worker) && absl::Now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(Exited(worker)) << "the background worker outlived the loss";
+}
+
+TEST_F(CliLockTest, OnATerminalTheCommandGetsTheTerminal) {
+  // script(1) runs leasehold in the foreground of a fresh pseudo-terminal.
+  // CMD is in its own process group; unless leasehold handed it the
+  // terminal, its read would stop it (SIGTTIN) and this would time out.
+  const std::string leasehold = absl::StrJoin(
+      Argv({"lock", "tty", "--", "sh", "-c", "'read line; echo got=\\$line'"}),
+      " ");
+  ProcessResult r =
+      RunProcess({"/bin/sh", "-c",
+                  absl::StrCat("printf 'hello\\n' | script -qec \"", leasehold,
+                               "\" /dev/null")},
+                 {}, absl::Seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("got=hello"));
 }
 
 TEST_F(CliLockTest, ElectLeaderAndObserve) {

@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -68,8 +69,11 @@ int Spawn(const HeldCommand& held, pid_t* pid) {
   posix_spawnattr_init(&attr);
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // Its own process group, so that a loss stops everything it started.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETPGROUP);
   // Registry connections and watches are ours, not the command's.
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -80,6 +84,42 @@ int Spawn(const HeldCommand& held, pid_t* pid) {
   posix_spawnattr_destroy(&attr);
   return error;
 }
+
+// While CMD runs in its own process group, the terminal leasehold was started
+// in the foreground of belongs to CMD's group: it reads the terminal and gets
+// Ctrl-C as it would have without leasehold. Without a terminal, nothing.
+class TerminalHandover {
+ public:
+  explicit TerminalHandover(pid_t group) {
+    if (isatty(STDIN_FILENO) != 1 || tcgetpgrp(STDIN_FILENO) != getpgrp()) {
+      return;
+    }
+    owner_ = getpgrp();
+    Give(group);
+    // CMD may have touched the terminal before it was its: it stopped on
+    // SIGTTIN/SIGTTOU, and continues now.
+    kill(-group, SIGCONT);
+  }
+  ~TerminalHandover() {
+    if (owner_ != -1) Give(owner_);
+  }
+  TerminalHandover(const TerminalHandover&) = delete;
+  TerminalHandover& operator=(const TerminalHandover&) = delete;
+
+ private:
+  // tcsetpgrp from a background group raises SIGTTOU unless it is blocked.
+  static void Give(pid_t group) {
+    sigset_t ttou;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &ttou, &old);
+    tcsetpgrp(STDIN_FILENO, group);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  pid_t owner_ = -1;
+};
 
 }  // namespace
 
@@ -95,14 +135,16 @@ int RunWhileHeld(Context& ctx, absl::string_view command,
   std::mutex mu;
   std::condition_variable cv;
   bool exited = false;  // guarded by mu
-  int wait_status = 0;  // guarded by mu
+  // CMD's group, CMD included: the pid stays reserved for the group until
+  // CMD is reaped, which happens only after the last signal below.
+  const pid_t group = -pid;
+  TerminalHandover terminal(pid);
   std::thread reaper([&] {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    siginfo_t info{};
+    while (waitid(P_PID, pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
     }
     std::lock_guard<std::mutex> lock(mu);
     exited = true;
-    wait_status = status;
     cv.notify_all();
   });
   auto wake = [&mu, &cv] {
@@ -135,20 +177,20 @@ int RunWhileHeld(Context& ctx, absl::string_view command,
       }
       if (exited) break;
     }
-    // The child is not reaped yet, so `pid` is still its.
+    // CMD is not reaped yet, so its pid still names its group.
     if (lost.cancelled() && !terminated) {
       terminated = true;
-      kill(pid, SIGTERM);
+      kill(group, SIGTERM);
       kill_at = absl::Now() + held.grace;
       ctx.err() << "leasehold " << command << ": " << held.what << " lost ("
                 << held.lost->cause().message() << "); sent SIGTERM to \""
                 << held.argv[0] << "\" (pid " << pid << ")" << std::endl;
     } else if (interrupted.cancelled() && !forwarded) {
       forwarded = true;
-      kill(pid, ctx.interrupt_signal());
+      kill(group, ctx.interrupt_signal());
     } else if (!killed && absl::Now() >= kill_at) {
       killed = true;
-      kill(pid, SIGKILL);
+      kill(group, SIGKILL);
       ctx.err() << "leasehold " << command << ": \"" << held.argv[0]
                 << "\" still running " << absl::FormatDuration(held.grace)
                 << " after SIGTERM; sent SIGKILL" << std::endl;
@@ -157,6 +199,11 @@ int RunWhileHeld(Context& ctx, absl::string_view command,
   reaper.join();
   on_lost.Reset();
   on_interrupt.Reset();
+  // Whatever CMD started and left running must not act for a lost holder.
+  if (lost.cancelled()) kill(group, SIGKILL);
+  int wait_status = 0;
+  while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+  }
 
   if (lost.cancelled()) {
     if (!terminated) {

@@ -32,11 +32,15 @@ struct HeldCommand {
   absl::Duration grace;  // after a loss, from SIGTERM to SIGKILL
 };
 
-// Runs `held.argv` (no shell) with our environment plus `held.env`, our
-// stdin/stdout/stderr and no other descriptor, and waits for it. A
-// SIGINT/SIGTERM to leasehold (ctx.interrupted()) is forwarded to it once.
-// When `held.lost` fires, it gets SIGTERM, then SIGKILL after `held.grace`,
-// and the loss is reported on stderr.
+// Runs `held.argv` (no shell) in a process group of its own, with our
+// environment plus `held.env`, our stdin/stdout/stderr and no other
+// descriptor, and waits for it. Signals go to the whole group, so they
+// reach what CMD started too: a SIGINT/SIGTERM to leasehold
+// (ctx.interrupted()) is forwarded once; when `held.lost` fires, the group
+// gets SIGTERM, then SIGKILL after `held.grace` if CMD still runs, and
+// SIGKILL once CMD has exited (nothing it left behind may act for a lost
+// holder); the loss is reported on stderr. If leasehold runs in the
+// foreground of a terminal, CMD's group has the terminal while it runs.
 //
 // Returns the exit code for leasehold: CMD's exit status (128+N when signal
 // N ended it); kExitNotHeld when `held.lost` fired before CMD ended, whatever
