@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -142,18 +143,31 @@ TEST_F(CliLockTest, TimeoutOnAHeldLockAndSignalForwarding) {
   EXPECT_EQ(next.exit_code, 0) << next.err;
 }
 
-TEST_F(CliLockTest, LosingTheLockKillsTheCommand) {
+// Runs `lock doomed --ttl 1s --grace GRACE -- sh -c SCRIPT` on an etcd of
+// its own; once SCRIPT printed its first line, hands the output so far to
+// `before_loss`, kills that etcd and returns how leasehold ended.
+ProcessResult LoseTheLock(
+    absl::Duration grace, const std::string& script,
+    const std::function<void(const std::string&)>& before_loss) {
   absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
-  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  EXPECT_TRUE(etcd.ok()) << etcd.status();
+  if (!etcd.ok()) return {};
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  // The command ignores SIGTERM, so only the SIGKILL after --grace ends it.
   Subprocess lock({LEASEHOLD_BINARY, "--registry",
                    absl::StrCat((*etcd)->uri(), "?request-timeout=1s"), "lock",
-                   "doomed", "--ttl", "1s", "--grace", "1s", "--", "sh", "-c",
-                   "trap '' TERM; echo started; exec sleep 60"});
-  ASSERT_TRUE(lock.WaitForOutput("started", deadline)) << lock.out();
-  ASSERT_TRUE((*etcd)->Kill().ok());
-  ProcessResult r = lock.Wait(deadline);
+                   "doomed", "--ttl", "1s", "--grace",
+                   absl::FormatDuration(grace), "--", "sh", "-c", script});
+  EXPECT_TRUE(lock.WaitForOutput("\n", deadline)) << lock.out();
+  before_loss(lock.out());
+  EXPECT_TRUE((*etcd)->Kill().ok());
+  return lock.Wait(deadline);
+}
+
+TEST_F(CliLockTest, LosingTheLockKillsTheCommand) {
+  // The command ignores SIGTERM, so only the SIGKILL after --grace ends it.
+  ProcessResult r =
+      LoseTheLock(absl::Seconds(1), "trap '' TERM; echo started; exec sleep 60",
+                  [](const std::string&) {});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("lock \"doomed\" lost"));
   EXPECT_THAT(r.err, HasSubstr("sent SIGTERM to \"sh\""));
@@ -171,26 +185,19 @@ bool Exited(pid_t pid) {
 }
 
 TEST_F(CliLockTest, LosingTheLockKillsWhatTheCommandStartedToo) {
-  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
-  ASSERT_TRUE(etcd.ok()) << etcd.status();
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
   // sh dies of the SIGTERM; the worker it started in the background ignores
   // SIGTERM and would go on writing for a holder that lost the lock.
-  Subprocess lock({LEASEHOLD_BINARY, "--registry",
-                   absl::StrCat((*etcd)->uri(), "?request-timeout=1s"), "lock",
-                   "doomed", "--ttl", "1s", "--grace", "30s", "--", "sh", "-c",
-                   "(trap '' TERM; exec sleep 60) & echo worker=$!; wait"});
-  ASSERT_TRUE(lock.WaitForOutput("worker=", deadline)) << lock.out();
-  ASSERT_TRUE(lock.WaitForOutput("\n", deadline)) << lock.out();
   pid_t worker = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(Field(lock.out(), "worker"), &worker))
-      << lock.out();
-  ASSERT_FALSE(Exited(worker));
-  ASSERT_TRUE((*etcd)->Kill().ok());
-  ProcessResult r = lock.Wait(deadline);
+  ProcessResult r = LoseTheLock(
+      absl::Seconds(30), "(trap '' TERM; exec sleep 60) & echo worker=$!; wait",
+      [&](const std::string& out) {
+        ASSERT_TRUE(absl::SimpleAtoi(Field(out, "worker"), &worker)) << out;
+        ASSERT_FALSE(Exited(worker));
+      });
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("lock \"doomed\" lost"));
   EXPECT_THAT(r.err, Not(HasSubstr("sent SIGKILL")));  // sh ended on SIGTERM
+  ASSERT_GT(worker, 0);
   const absl::Time until = absl::Now() + absl::Seconds(10);
   while (!Exited(worker) && absl::Now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
