@@ -30,10 +30,10 @@
 namespace leasehold::registry {
 namespace {
 
+using etcd_internal::AppendPercentEncoded;
 using etcd_internal::HttpRequest;
 using etcd_internal::HttpResponse;
 using etcd_internal::HttpResult;
-using etcd_internal::PercentEncode;
 
 // A watch whose connection failed waits this long before reconnecting,
 // doubling up to the maximum, so a member restart costs at most about a
@@ -51,12 +51,13 @@ absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
   return out;
 }
 
-// "name=value&…" with every name and value percent-encoded.
+// "name=value&…" with every value percent-encoded. Names are etcd's
+// parameter names, which need no encoding.
 class Params {
  public:
   void Add(absl::string_view name, absl::string_view value) {
-    absl::StrAppend(&text_, text_.empty() ? "" : "&", PercentEncode(name), "=",
-                    PercentEncode(value));
+    absl::StrAppend(&text_, text_.empty() ? "" : "&", name, "=");
+    AppendPercentEncoded(value, &text_);
   }
   void AddTrue(absl::string_view name, bool flag) {
     if (flag) Add(name, "true");
@@ -78,7 +79,8 @@ absl::StatusOr<std::string> KeyPath(absl::string_view key) {
       return absl::InvalidArgumentError(absl::StrCat(
           "key \"", absl::CHexEscape(key), "\": '.' and '..' are not allowed"));
     }
-    absl::StrAppend(&path, "/", PercentEncode(segment));
+    path.push_back('/');
+    AppendPercentEncoded(segment, &path);
   }
   if (path == "/v2/keys") path.push_back('/');
   return path;
@@ -89,9 +91,20 @@ std::string WithQuery(std::string path, const Params& params) {
   return path;
 }
 
-std::string Quoted(absl::string_view op, absl::string_view key) {
-  return absl::StrCat(op, " \"", absl::CHexEscape(key), "\"");
-}
+// What a request is about, for error messages (`set "/a"`). Built into
+// text only when a message needs it: escaping the key on every request
+// would cost more than a successful request's own bookkeeping.
+class Context {
+ public:
+  Context(const char* op, const std::string& key) : op_(op), key_(key) {}
+  std::string text() const {
+    return absl::StrCat(op_, " \"", absl::CHexEscape(key_), "\"");
+  }
+
+ private:
+  const char* const op_;
+  const std::string& key_;
+};
 
 uint64_t EtcdIndexHeader(const HttpResponse& response) {
   uint64_t index = 0;
@@ -221,9 +234,9 @@ class EtcdClient final : public KeysApi {
 
   absl::StatusOr<Response> Get(const std::string& key,
                                const GetOptions& options) override {
-    const std::string context = Quoted("get", key);
+    const Context context("get", key);
     absl::StatusOr<std::string> path = KeyPath(key);
-    if (!path.ok()) return Prefixed(context, path.status());
+    if (!path.ok()) return Prefixed(context.text(), path.status());
     Params query;
     query.AddTrue("recursive", options.recursive);
     query.AddTrue("sorted", options.sorted);
@@ -233,14 +246,14 @@ class EtcdClient final : public KeysApi {
 
   absl::StatusOr<Response> Set(const std::string& key, const std::string& value,
                                const SetOptions& options) override {
-    const std::string context = Quoted("set", key);
+    const Context context("set", key);
     absl::StatusOr<std::string> path = KeyPath(key);
-    if (!path.ok()) return Prefixed(context, path.status());
+    if (!path.ok()) return Prefixed(context.text(), path.status());
     Params form;
     // etcd refuses a value with refresh (210), and a directory has none.
     if (!options.refresh && !options.dir) form.Add("value", value);
     if (absl::Status ttl = AddTtl(options.ttl, form); !ttl.ok()) {
-      return Prefixed(context, ttl);
+      return Prefixed(context.text(), ttl);
     }
     if (options.prev_exist.has_value()) {
       form.Add("prevExist", *options.prev_exist ? "true" : "false");
@@ -259,22 +272,22 @@ class EtcdClient final : public KeysApi {
   absl::StatusOr<Response> CreateInOrder(
       const std::string& dir, const std::string& value,
       const CreateInOrderOptions& options) override {
-    const std::string context = Quoted("create in order under", dir);
+    const Context context("create in order under", dir);
     absl::StatusOr<std::string> path = KeyPath(dir);
-    if (!path.ok()) return Prefixed(context, path.status());
+    if (!path.ok()) return Prefixed(context.text(), path.status());
     Params form;
     form.Add("value", value);
     if (absl::Status ttl = AddTtl(options.ttl, form); !ttl.ok()) {
-      return Prefixed(context, ttl);
+      return Prefixed(context.text(), ttl);
     }
     return RoundTrip(context, {"POST", *path, form.text(), false});
   }
 
   absl::StatusOr<Response> Delete(const std::string& key,
                                   const DeleteOptions& options) override {
-    const std::string context = Quoted("delete", key);
+    const Context context("delete", key);
     absl::StatusOr<std::string> path = KeyPath(key);
-    if (!path.ok()) return Prefixed(context, path.status());
+    if (!path.ok()) return Prefixed(context.text(), path.status());
     Params query;
     if (options.prev_index.has_value()) {
       query.Add("prevIndex", absl::StrCat(*options.prev_index));
@@ -302,13 +315,13 @@ class EtcdClient final : public KeysApi {
 
   // Sends a request to the preferred endpoint, moving on to the others
   // while it certainly was not applied (reads: whenever it failed).
-  absl::StatusOr<Response> RoundTrip(const std::string& context,
+  absl::StatusOr<Response> RoundTrip(const Context& context,
                                      const HttpRequest& request);
   // An HTTP answer that is not server trouble → the caller's result.
   absl::StatusOr<Response> Decode(const HttpResponse& response,
-                                  const std::string& context);
+                                  const Context& context);
   absl::Status AuthError(int http_status, const std::optional<EtcdError>& error,
-                         const std::string& context) const;
+                         const Context& context) const;
 
   std::pair<std::vector<std::string>, size_t> Endpoints() const
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -353,7 +366,7 @@ void EtcdClient::MoveOff(const std::string& endpoint) {
   }
 }
 
-absl::StatusOr<Response> EtcdClient::RoundTrip(const std::string& context,
+absl::StatusOr<Response> EtcdClient::RoundTrip(const Context& context,
                                                const HttpRequest& request) {
   const auto [endpoints, start] = Endpoints();
   absl::Status last;
@@ -363,12 +376,12 @@ absl::StatusOr<Response> EtcdClient::RoundTrip(const std::string& context,
     if (!result.status.ok()) {
       // A bad URL or TLS file fails the same way everywhere.
       if (absl::IsInvalidArgument(result.status)) {
-        return Prefixed(context, result.status);
+        return Prefixed(context.text(), result.status);
       }
       MoveOff(endpoint);
       if (result.maybe_sent && !request.idempotent) {
         return OutcomeUnknownError(
-            absl::StrCat(context, ": ", result.status.message()));
+            absl::StrCat(context.text(), ": ", result.status.message()));
       }
       last = result.status;
       continue;
@@ -380,8 +393,9 @@ absl::StatusOr<Response> EtcdClient::RoundTrip(const std::string& context,
     }
     if (IsServerTrouble(response.status, error)) {
       MoveOff(endpoint);
-      absl::Status mapped = MapEtcdError(
-          response.status, error, absl::StrCat(context, " at ", endpoint));
+      absl::Status mapped =
+          MapEtcdError(response.status, error,
+                       absl::StrCat(context.text(), " at ", endpoint));
       // A server that failed while handling a write (a raft timeout, say)
       // may still apply it.
       if (!request.idempotent) return OutcomeUnknownError(mapped.message());
@@ -393,19 +407,19 @@ absl::StatusOr<Response> EtcdClient::RoundTrip(const std::string& context,
   }
   return absl::Status(
       last.code(),
-      absl::StrCat(context, ": no endpoint answered (", endpoints.size(),
+      absl::StrCat(context.text(), ": no endpoint answered (", endpoints.size(),
                    " tried); last: ", last.message()));
 }
 
 absl::StatusOr<Response> EtcdClient::Decode(const HttpResponse& response,
-                                            const std::string& context) {
+                                            const Context& context) {
   if (response.status >= 200 && response.status < 300) {
     if (!options_.username.empty()) {
       credentials_worked_.store(true, std::memory_order_relaxed);
     }
     absl::StatusOr<Response> parsed =
         etcd_internal::ParseKeysResponse(response.body);
-    if (!parsed.ok()) return Prefixed(context, parsed.status());
+    if (!parsed.ok()) return Prefixed(context.text(), parsed.status());
     parsed->etcd_index = EtcdIndexHeader(response);
     return parsed;
   }
@@ -414,7 +428,7 @@ absl::StatusOr<Response> EtcdClient::Decode(const HttpResponse& response,
       (!error.has_value() || error->code == kEtcdUnauthorized)) {
     return AuthError(response.status, error, context);
   }
-  return MapEtcdError(response.status, error, context);
+  return MapEtcdError(response.status, error, context.text());
 }
 
 // etcd 3.4's v2 auth answers 401 {"errorCode":110, "cause":"Insufficient
@@ -428,24 +442,24 @@ absl::StatusOr<Response> EtcdClient::Decode(const HttpResponse& response,
 // etcd cannot tell this apart from a missing permission.
 absl::Status EtcdClient::AuthError(int http_status,
                                    const std::optional<EtcdError>& error,
-                                   const std::string& context) const {
+                                   const Context& context) const {
   if (options_.username.empty()) {
     return MapEtcdError(
         http_status, error,
-        absl::StrCat(context,
+        absl::StrCat(context.text(),
                      ": etcd requires authentication and no username is set"),
         /*bad_credentials=*/true);
   }
   const std::string user = absl::StrCat("user \"", options_.username, "\"");
   if (credentials_worked_.load(std::memory_order_relaxed)) {
-    return MapEtcdError(
-        http_status, error,
-        absl::StrCat(context, ": ", user, " lacks permission for this key"),
-        /*bad_credentials=*/false);
+    return MapEtcdError(http_status, error,
+                        absl::StrCat(context.text(), ": ", user,
+                                     " lacks permission for this key"),
+                        /*bad_credentials=*/false);
   }
   return MapEtcdError(
       http_status, error,
-      absl::StrCat(context, ": ", user,
+      absl::StrCat(context.text(), ": ", user,
                    " was not accepted: wrong username or password (etcd v2 "
                    "answers the same for a missing permission, and these "
                    "credentials have not worked from this client yet)"),
@@ -454,18 +468,18 @@ absl::Status EtcdClient::AuthError(int http_status,
 
 absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
                                            const WatchOptions& options) {
-  const std::string context = Quoted("watch", key);
+  const Context context("watch", key);
   absl::StatusOr<std::string> path = KeyPath(key);
-  if (!path.ok()) return Prefixed(context, path.status());
+  if (!path.ok()) return Prefixed(context.text(), path.status());
   uint64_t wait_index = options.wait_index;
   absl::Duration retry_pause = kWatchRetryFirst;
   while (true) {
     if (options.cancel != nullptr && options.cancel->cancelled()) {
-      return absl::CancelledError(absl::StrCat(context, ": cancelled"));
+      return absl::CancelledError(absl::StrCat(context.text(), ": cancelled"));
     }
     if (clock_->Now() >= options.deadline) {
       return absl::DeadlineExceededError(
-          absl::StrCat(context, ": deadline passed"));
+          absl::StrCat(context.text(), ": deadline passed"));
     }
     Params query;
     query.Add("wait", "true");
@@ -490,7 +504,7 @@ absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
       if (absl::IsCancelled(result.status) ||
           absl::IsDeadlineExceeded(result.status) ||
           absl::IsInvalidArgument(result.status)) {
-        return Prefixed(context, result.status);
+        return Prefixed(context.text(), result.status);
       }
       MoveOff(endpoint);
     } else if (result.response.status >= 200 && result.response.status < 300 &&

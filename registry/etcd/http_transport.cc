@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace leasehold::registry::etcd_internal {
 namespace {
@@ -63,11 +64,9 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   absl::string_view line(data, size * count);
   if (absl::StartsWith(line, "HTTP/")) {
     // A new response begins (after "100 Continue", say): forget the last.
-    response->headers.clear();
-  } else if (const size_t colon = line.find(':');
-             colon != absl::string_view::npos) {
-    response->headers[absl::AsciiStrToLower(line.substr(0, colon))] =
-        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    response->header_lines.clear();
+  } else {
+    response->header_lines.append(line.data(), line.size());
   }
   return size * count;
 }
@@ -116,20 +115,24 @@ std::string HttpTransport::MissingClientCertHint(absl::string_view url,
 }
 
 std::string PercentEncode(absl::string_view raw) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
-  out.reserve(raw.size());
+  AppendPercentEncoded(raw, &out);
+  return out;
+}
+
+void AppendPercentEncoded(absl::string_view raw, std::string* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out->reserve(out->size() + raw.size());
   for (const char ch : raw) {
     const auto c = static_cast<unsigned char>(ch);
     if (IsUnreserved(c)) {
-      out.push_back(ch);
+      out->push_back(ch);
     } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
+      out->push_back('%');
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 0xF]);
     }
   }
-  return out;
 }
 
 std::optional<std::string> PercentDecode(absl::string_view encoded) {
@@ -152,21 +155,54 @@ std::optional<std::string> PercentDecode(absl::string_view encoded) {
   return out;
 }
 
-std::optional<std::string> HttpResponse::Header(const std::string& name) const {
-  auto it = headers.find(name);
-  if (it == headers.end()) return std::nullopt;
-  return it->second;
+std::optional<std::string> HttpResponse::Header(absl::string_view name) const {
+  std::optional<absl::string_view> value;
+  for (absl::string_view line : absl::StrSplit(header_lines, '\n')) {
+    const size_t colon = line.find(':');
+    if (colon != absl::string_view::npos &&
+        absl::EqualsIgnoreCase(line.substr(0, colon), name)) {
+      value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+    }
+  }
+  if (!value.has_value()) return std::nullopt;
+  return std::string(*value);
 }
 
 // A libcurl easy handle inside its own multi handle. The multi handle owns
 // the connection cache, so keeping the pair keeps its connections alive, and
-// it is what a cancel wakes (curl_multi_wakeup) from another thread.
+// it is what a cancel wakes (curl_multi_wakeup) from another thread. The
+// options that are the same for every transfer of a transport are set once
+// here; Perform sets the rest for each transfer. (A curl_easy_reset and
+// every option again cost as much per request as all of leasehold's own
+// request building.)
 class HttpTransport::Handle {
  public:
-  Handle() : easy_(curl_easy_init()), multi_(curl_multi_init()) {
+  explicit Handle(const HttpTransportOptions& options)
+      : easy_(curl_easy_init()), multi_(curl_multi_init()) {
     // Go's net/http answers "Expect: 100-continue" fine, but waiting for the
     // interim answer costs a round trip on every large write.
     headers_ = curl_slist_append(nullptr, "Expect:");
+    if (easy_ == nullptr) return;
+    curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
+    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &OnBody);
+    curl_easy_setopt(easy_, CURLOPT_HEADERFUNCTION, &OnHeader);
+    curl_easy_setopt(easy_, CURLOPT_PREREQFUNCTION, &OnBeforeSend);
+    curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS,
+                     ToCurlMillis(options.dial_timeout));
+    if (!options.username.empty()) {
+      curl_easy_setopt(easy_, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+      curl_easy_setopt(easy_, CURLOPT_USERNAME, options.username.c_str());
+      curl_easy_setopt(easy_, CURLOPT_PASSWORD, options.password.c_str());
+    }
+    if (!options.ca_file.empty()) {
+      curl_easy_setopt(easy_, CURLOPT_CAINFO, options.ca_file.c_str());
+    }
+    if (!options.cert_file.empty()) {
+      curl_easy_setopt(easy_, CURLOPT_SSLCERT, options.cert_file.c_str());
+      curl_easy_setopt(easy_, CURLOPT_SSLKEY, options.key_file.c_str());
+    }
   }
   ~Handle() {
     curl_slist_free_all(headers_);
@@ -179,7 +215,6 @@ class HttpTransport::Handle {
   bool valid() const { return easy_ != nullptr && multi_ != nullptr; }
   CURL* easy() const { return easy_; }
   CURLM* multi() const { return multi_; }
-  curl_slist* headers() const { return headers_; }
 
  private:
   CURL* const easy_;
@@ -218,7 +253,7 @@ std::unique_ptr<HttpTransport::Handle> HttpTransport::Borrow(
       return handle;
     }
   }
-  return std::make_unique<Handle>();
+  return std::make_unique<Handle>(options_);
 }
 
 void HttpTransport::Return(const std::string& base_url,
@@ -236,59 +271,38 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
                                   Clock& clock, const CancelToken* cancel) {
   const std::string endpoint(base_url);
   const std::string url = absl::StrCat(endpoint, request.target);
-  const std::string what = absl::StrCat(request.method, " ", url);
+  // "PUT http://…/v2/keys/a", for error messages only.
+  auto what = [&] { return absl::StrCat(request.method, " ", url); };
   HttpResult result;
   std::unique_ptr<Handle> handle = Borrow(endpoint);
   if (!handle->valid()) {
     result.status = absl::ResourceExhaustedError(
-        absl::StrCat(what, ": cannot create a libcurl handle"));
+        absl::StrCat(what(), ": cannot create a libcurl handle"));
     return result;
   }
 
   CURL* easy = handle->easy();
-  // Options are set afresh for every transfer; a reset keeps the
-  // connections, which belong to the multi handle.
-  curl_easy_reset(easy);
   Transfer transfer{&result.response, request.idempotent};
   char error_text[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_text);
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, handle->headers());
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer);
-  curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &OnBeforeSend);
   curl_easy_setopt(easy, CURLOPT_PREREQDATA, &transfer);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                   ToCurlMillis(options_.dial_timeout));
-  if (!deadline.has_value()) {
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                     ToCurlMillis(options_.request_timeout));
-  }
-  if (request.method == "GET") {
-    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-    if (!request.body.empty() || request.method != "DELETE") {
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
-                       static_cast<long>(request.body.size()));  // NOLINT
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
-    }
-  }
-  if (!options_.username.empty()) {
-    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(easy, CURLOPT_USERNAME, options_.username.c_str());
-    curl_easy_setopt(easy, CURLOPT_PASSWORD, options_.password.c_str());
-  }
-  if (!options_.ca_file.empty()) {
-    curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
-  }
-  if (!options_.cert_file.empty()) {
-    curl_easy_setopt(easy, CURLOPT_SSLCERT, options_.cert_file.c_str());
-    curl_easy_setopt(easy, CURLOPT_SSLKEY, options_.key_file.c_str());
+  // 0: none (a long poll waits for its deadline instead).
+  curl_easy_setopt(
+      easy, CURLOPT_TIMEOUT_MS,
+      deadline.has_value() ? 0L : ToCurlMillis(options_.request_timeout));
+  // The handle keeps the last transfer's method and body: back to a plain
+  // GET first, then this request's method.
+  curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  const bool get = request.method == "GET";
+  curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
+                   get ? nullptr : request.method.c_str());
+  if (!get && (!request.body.empty() || request.method != "DELETE")) {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
+                     static_cast<long>(request.body.size()));  // NOLINT
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
   }
 
   CURLM* multi = handle->multi();
@@ -334,22 +348,22 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
   result.maybe_sent = transfer.attempts > 0;
 
   if (cancelled) {
-    result.status = absl::CancelledError(absl::StrCat(what, ": cancelled"));
+    result.status = absl::CancelledError(absl::StrCat(what(), ": cancelled"));
   } else if (expired) {
     result.status =
-        absl::DeadlineExceededError(absl::StrCat(what, ": deadline passed"));
+        absl::DeadlineExceededError(absl::StrCat(what(), ": deadline passed"));
   } else if (*done == CURLE_OK) {
     long code = 0;  // NOLINT(runtime/int): curl's type
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
     result.response.status = static_cast<int>(code);
   } else if (*done == CURLE_ABORTED_BY_CALLBACK) {
     result.status = absl::UnavailableError(absl::StrCat(
-        what, ": connection lost after the request was sent; not re-sent"));
+        what(), ": connection lost after the request was sent; not re-sent"));
   } else {
     result.status = absl::Status(
         CodeForCurlError(*done),
         absl::StrCat(
-            what, ": ",
+            what(), ": ",
             error_text[0] != '\0' ? error_text : curl_easy_strerror(*done),
             MissingClientCertHint(url, *done)));
   }

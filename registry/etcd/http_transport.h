@@ -47,6 +47,8 @@ namespace leasehold::registry::etcd_internal {
 // (A-Z a-z 0-9 - . _ ~). Safe for a path segment, a query value and a
 // form value alike.
 std::string PercentEncode(absl::string_view raw);
+// The same, appended to *out (no temporary string).
+void AppendPercentEncoded(absl::string_view raw, std::string* out);
 // The inverse; also reads '+' as a space, as form decoding does. nullopt for
 // a '%' not followed by two hex digits.
 std::optional<std::string> PercentDecode(absl::string_view encoded);
@@ -65,12 +67,15 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 0;  // HTTP status code
-  // Header names lower-cased; a repeated header keeps its last value.
-  std::map<std::string, std::string> headers;
+  // The final answer's header lines as received ("Name: value\r\n" each),
+  // kept raw: a request reads one or two of them, so splitting every line
+  // into a map would cost more than the lookups.
+  std::string header_lines;
   std::string body;
 
-  // The named header (lower-case name), if present.
-  std::optional<std::string> Header(const std::string& name) const;
+  // The named header (names compare without case), if present, its value
+  // without surrounding whitespace; a repeated header gives its last value.
+  std::optional<std::string> Header(absl::string_view name) const;
 };
 
 struct HttpResult {

@@ -85,6 +85,19 @@ TEST(HttpTransportTest, ReturnsStatusHeadersAndBodyOfAnyAnswer) {
   EXPECT_EQ(r.response.body, R"({"errorCode":100})");
 }
 
+TEST(HttpTransportTest, HeaderNamesIgnoreCaseAndTheLastRepeatWins) {
+  auto server = Serve([](absl::string_view) {
+    return HttpAnswer(200, kSetBody,
+                      {"X-Etcd-Index: 41", "x-etcd-index:  42 "});
+  });
+  HttpTransport transport({});
+  HttpResult r =
+      transport.Send(server->endpoint(), {"GET", "/v2/keys/x", "", true});
+  ASSERT_THAT(r.status, IsOk());
+  EXPECT_EQ(r.response.Header("X-ETCD-INDEX"), "42");
+  EXPECT_EQ(r.response.Header("x-etcd-cluster"), std::nullopt);
+}
+
 TEST(HttpTransportTest, ReusesOneConnectionForSequentialRequests) {
   auto server = Serve([](absl::string_view) { return Ok(); });
   HttpTransport transport({});

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -66,6 +67,41 @@ TEST(JsonCodecTest, ExpirationWithAnOffsetIsTheSameInstant) {
   EXPECT_EQ(utc, offset);
   EXPECT_THAT(ParseRfc3339("yesterday"),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("yesterday")));
+}
+
+// etcd's own expirations take a fast path; it must read them exactly as
+// absl::ParseTime does, and leave every other shape to it.
+TEST(JsonCodecTest, ExpirationsReadAsTheGeneralParserReadsThem) {
+  for (const char* text :
+       {"2024-05-01T10:00:00Z", "2024-05-01T10:00:00.1Z",
+        "2024-05-01T10:00:00.123456789Z", "2024-02-29T23:59:59.000000001Z",
+        "1970-01-01T00:00:00Z", "2026-11-23T13:32:52.62104512Z",
+        // Not etcd's shape: the general parser's verdict either way.
+        "2023-02-29T10:00:00Z", "2024-04-31T10:00:00Z", "2024-05-01T10:00:60Z",
+        "2024-05-01T24:00:00Z", "2024-05-01T10:00:00.Z",
+        "2024-05-01T10:00:00.1234567891Z", "2024-05-01t10:00:00z",
+        "2024-13-01T10:00:00Z", "2024-05-01T10:00:00+00:00",
+        "+2024-05-01T10:00:00Z"}) {
+    absl::Time expected;
+    std::string error;
+    const bool valid =
+        absl::ParseTime(absl::RFC3339_full, text, &expected, &error);
+    absl::StatusOr<absl::Time> parsed = ParseRfc3339(text);
+    ASSERT_EQ(parsed.ok(), valid) << text << ": " << parsed.status();
+    if (valid) EXPECT_EQ(*parsed, expected) << text;
+  }
+}
+
+// Such bodies keep the parse they always had: a NUL ends the text for
+// rapidjson's sized parse (what follows it is not read), and a UTF-8
+// byte-order mark is skipped.
+TEST(JsonCodecTest, BodiesWithANulOrAByteOrderMarkParseAsBefore) {
+  const std::string body = R"({"action":"get","node":{"key":"/k"}})";
+  ASSERT_OK_AND_ASSIGN(Response nul,
+                       ParseKeysResponse(body + std::string(1, '\0') + "]"));
+  EXPECT_EQ(nul.node.key, "/k");
+  ASSERT_OK_AND_ASSIGN(Response bom, ParseKeysResponse("\xEF\xBB\xBF" + body));
+  EXPECT_EQ(bom.node.key, "/k");
 }
 
 struct BadBody {
