@@ -66,15 +66,16 @@ uint64_t RandomSeed() {
 // ---------------------------------------------------------------- Lease
 
 Lease::Lease(registry::KeysApi* keys, Clock* clock, std::string name,
-             std::string key, std::string value, uint64_t index, uint64_t fence,
-             absl::Duration period, absl::Time expiry)
+             std::string key, std::string value, LeaseValue holder,
+             uint64_t index, uint64_t fence, absl::Duration period,
+             absl::Time expiry)
     : keys_(keys),
       clock_(clock),
       name_(std::move(name)),
       key_(std::move(key)),
       value_(std::move(value)),
-      machine_id_(DecodeLeaseValue(value_).machine_id),
-      version_(DecodeLeaseValue(value_).version),
+      machine_id_(std::move(holder.machine_id)),
+      version_(holder.version),
       fence_(fence),
       index_(index),
       period_(period),
@@ -230,9 +231,9 @@ std::unique_ptr<Lease> LeaseManager::FromRead(const std::string& name,
   const absl::Duration ttl = absl::Seconds(node.ttl);
   const absl::Time expiry =
       node.ttl > 0 ? read_at + ttl - absl::Seconds(1) : absl::InfiniteFuture();
-  return std::unique_ptr<Lease>(new Lease(keys_, clock_, name, node.key,
-                                          node.value, node.modified_index,
-                                          node.modified_index, ttl, expiry));
+  return std::unique_ptr<Lease>(new Lease(
+      keys_, clock_, name, node.key, node.value, DecodeLeaseValue(node.value),
+      node.modified_index, node.modified_index, ttl, expiry));
 }
 
 absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::GetLease(
@@ -272,7 +273,8 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::Grant(
     return registry::WithContext(ttl.status(), LeaseContext(name, op));
 
   const std::string key = KeyFor(name);
-  const std::string value = EncodeLeaseValue({machine_id, version, NewToken()});
+  const LeaseValue holder{machine_id, version, NewToken()};
+  const std::string value = EncodeLeaseValue(holder);
   registry::SetOptions set;
   set.ttl = *ttl;
   if (steal_index) {
@@ -282,7 +284,7 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::Grant(
   }
   auto granted = [&](const registry::Node& node, absl::Time sent) {
     return std::unique_ptr<Lease>(
-        new Lease(keys_, clock_, name, key, value, node.modified_index,
+        new Lease(keys_, clock_, name, key, value, holder, node.modified_index,
                   node.modified_index, *ttl, sent + *ttl));
   };
 
@@ -383,9 +385,10 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::WaitForChange(
 std::unique_ptr<Lease> LeaseManager::AdoptKey(const registry::Node& node,
                                               absl::Duration ttl,
                                               absl::Time expiry) {
-  return std::unique_ptr<Lease>(new Lease(keys_, clock_, node.key, node.key,
-                                          node.value, node.modified_index,
-                                          node.created_index, ttl, expiry));
+  return std::unique_ptr<Lease>(
+      new Lease(keys_, clock_, node.key, node.key, node.value,
+                DecodeLeaseValue(node.value), node.modified_index,
+                node.created_index, ttl, expiry));
 }
 
 }  // namespace leasehold::lease

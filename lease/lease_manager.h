@@ -42,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lease/lease_value.h"
 #include "registry/cancel.h"
 #include "registry/clock.h"
 #include "registry/keys_api.h"
@@ -104,9 +105,12 @@ class Lease {
 
  private:
   friend class LeaseManager;
+  // `holder` is `value` decoded (DecodeLeaseValue), or for a value the
+  // manager just encoded, what it encoded: decoding costs more than the
+  // rest of building a Lease.
   Lease(registry::KeysApi* keys, Clock* clock, std::string name,
-        std::string key, std::string value, uint64_t index, uint64_t fence,
-        absl::Duration period, absl::Time expiry);
+        std::string key, std::string value, LeaseValue holder, uint64_t index,
+        uint64_t fence, absl::Duration period, absl::Time expiry);
 
   // Records a grant (index, TTL, expiry).
   void Granted(uint64_t index, absl::Duration period, absl::Time expiry);
