@@ -153,8 +153,12 @@ size_t Keeper::size() const {
 uint64_t Keeper::Push(absl::Time at, std::shared_ptr<KeptLease> kept,
                       bool expiry_check) {
   const uint64_t seq = next_seq_++;
+  // The scheduler sleeps until the earliest entry: only a new earliest one
+  // changes when it must wake. (Waking it for every renew's two entries, a
+  // third of a TTL and a TTL away, cost two context switches per renew.)
+  const bool earliest = heap_.empty() || at < heap_.top().at;
   heap_.push(Due{at, seq, std::move(kept), expiry_check});
-  wake_cv_.notify_one();  // only the leader waits on it
+  if (earliest) wake_cv_.notify_one();  // only the scheduler waits on it
   return seq;
 }
 
@@ -191,7 +195,7 @@ void Keeper::SetState(const std::shared_ptr<KeptLease>& kept,
 
 void Keeper::ScheduleNext(const std::shared_ptr<KeptLease>& kept) {
   ScheduleRenew(kept, NextRenew(*kept->lease_));
-  Push(kept->lease_->expiry(), kept, /*expiry_check=*/true);
+  kept->expiry_seq_ = Push(kept->lease_->expiry(), kept, /*expiry_check=*/true);
 }
 
 void Keeper::SchedulerLoop() {
@@ -217,26 +221,46 @@ std::optional<Keeper::Due> Keeper::WaitForDue(
       wake_cv_.wait(lock);
       continue;
     }
-    const absl::Time at = heap_.top().at;
-    if (clock_->Now() >= at) {
-      Due due = heap_.top();
+    // Dropped when they come first rather than when due, so the scheduler
+    // sleeps until the next entry that does something (every renew leaves
+    // its lease's previous expiry check behind).
+    if (Stale(heap_.top())) {
+      heap_.pop();
+      continue;
+    }
+    // It sleeps until the first entry's own time, and once awake takes the
+    // renews that come due within their slack too: spread by jitter, renews
+    // would otherwise cost a wake-up each.
+    const Due& top = heap_.top();
+    if (clock_->Now() >= top.at - Slack(top)) {
+      Due due = top;
       heap_.pop();
       return due;
     }
-    clock_->WaitUntil(wake_cv_, lock, at);
+    clock_->WaitUntil(wake_cv_, lock, top.at);
   }
   return std::nullopt;
 }
 
+absl::Duration Keeper::Slack(const Due& due) const {
+  if (due.expiry_check) return absl::ZeroDuration();
+  return due.kept->lease_->period() *
+         (options_.renew_fraction * options_.jitter / 10);
+}
+
+bool Keeper::Stale(const Due& due) const {
+  const KeptLease& kept = *due.kept;
+  return !kept.kept_ ||
+         due.seq != (due.expiry_check ? kept.expiry_seq_ : kept.renew_seq_);
+}
+
 void Keeper::Dispatch(const Due& due) {
   const std::shared_ptr<KeptLease>& kept = due.kept;
-  if (!kept->kept_) return;
   if (due.expiry_check) {
-    // Stale checks (the lease was renewed since) find it unexpired.
+    // A renew that is in flight may have moved the expiry already.
     if (kept->lease_->expired()) SetState(kept, LeaseState::kLost);
     return;
   }
-  if (due.seq != kept->renew_seq_) return;
   if (kept->lease_->expired()) {
     SetState(kept, LeaseState::kLost);
     return;

@@ -65,8 +65,11 @@ struct KeeperOptions {
   // (sent). Default 1/3: two more tries fit in the TTL. REQUIRES: in (0, 1).
   double renew_fraction = 1.0 / 3;
   // Each renew moves by a random amount up to ±jitter × the renew interval,
-  // so leases acquired together do not renew together. Default 0.1.
-  // REQUIRES: in [0, 1).
+  // so leases acquired together do not renew together. A renew that falls
+  // due within a tenth of that (jitter / 10 × its interval) after one that
+  // is due now is sent with it, early: one wake-up of the Keeper's threads
+  // then serves many renews (with jitter 0, every renew is exactly on
+  // time). Default 0.1. REQUIRES: in [0, 1).
   double jitter = 0.1;
   // Delay before retrying a failed renew; doubles up to max_backoff, never
   // past the lease's expiry.
@@ -111,9 +114,10 @@ class KeptLease {
   LeaseState state_ ABSL_GUARDED_BY(mu_) = LeaseState::kHeld;
 
   // Scheduling, guarded by the Keeper's mu_.
-  bool kept_ = true;        // false once lost or removed
-  bool removed_ = false;    // Remove() or Stop() took it back
-  uint64_t renew_seq_ = 0;  // the heap entry that is its next renew
+  bool kept_ = true;         // false once lost or removed
+  bool removed_ = false;     // Remove() or Stop() took it back
+  uint64_t renew_seq_ = 0;   // the heap entry that is its next renew
+  uint64_t expiry_seq_ = 0;  // the heap entry that checks its expiry
   absl::Duration backoff_ = absl::ZeroDuration();
 };
 
@@ -167,9 +171,17 @@ class Keeper {
   void WorkerLoop();
   void NotifierLoop();
   void ReleaseAll(const std::vector<std::shared_ptr<KeptLease>>& leases);
-  // Pops the first due entry; nullopt when stopping.
+  // Pops the first due entry that still matters (a renew may come up to its
+  // Slack() early); nullopt when stopping.
   std::optional<Due> WaitForDue(std::unique_lock<std::mutex>& lock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An entry that would do nothing when due: its lease is no longer kept,
+  // or a later entry of the same kind replaced it (a renewed lease's old
+  // expiry check, a rescheduled renew).
+  bool Stale(const Due& due) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How early `due` may run along with an earlier entry: zero for an expiry
+  // check, jitter / 10 × the renew interval for a renew.
+  absl::Duration Slack(const Due& due) const;
   // On the scheduler: an expiry check, or a renew handed to the workers.
   void Dispatch(const Due& due) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // On a worker: one renew and what follows from its answer.
