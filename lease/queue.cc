@@ -17,6 +17,20 @@ bool IsRemoval(const std::string& action) {
          action == "expire";
 }
 
+// The events that can let `my_key` in: removals, after `after_index`, of a
+// key from `first` up to `my_key` (in-order names are zero-padded indexes,
+// so "ahead" is "sorts before"), or of a parent of the queue's directory.
+WatchHub::Filter RemovalsAhead(std::string my_key, std::string first,
+                               uint64_t after_index) {
+  return [my_key = std::move(my_key), first = std::move(first),
+          after_index](const registry::Response& event) {
+    const std::string& key = event.node.key;
+    return IsRemoval(event.action) && event.node.modified_index > after_index &&
+           ((first <= key && key <= my_key) ||
+            (absl::StartsWith(my_key, key) && my_key[key.size()] == '/'));
+  };
+}
+
 }  // namespace
 
 absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
@@ -63,32 +77,27 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
     if (position < slots) return absl::OkStatus();
     if (events == nullptr) {
       // Subscribe, then read again: the read is no older than the first
-      // event we will be handed, so nothing falls in between.
+      // event we will be handed, so nothing falls in between. Until a read
+      // shows which departures matter, any may.
       absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> subscribed =
-          WatchHub::Subscribe(keys, clock, root, absl::StrCat(dir, "/"));
+          WatchHub::Subscribe(keys, clock, root, absl::StrCat(dir, "/"),
+                              RemovalsAhead(my_key, "", 0));
       if (!subscribed.ok()) return subscribed.status();
       events = std::move(*subscribed);
       continue;
     }
-    // With one slot only our predecessor's departure lets us in (watching
-    // more would wake every waiter at each unlock). With several, any key
-    // ahead of ours can. In-order names are zero-padded indexes, so "ahead"
-    // is "sorts before"; our own key and the directory's parents matter too.
-    const std::string predecessor = (mine - 1)->key;
-    auto lets_us_in = [&](const registry::Response& event) {
-      if (!IsRemoval(event.action)) return false;
-      const std::string& key = event.node.key;
-      if (slots > 1) return key <= my_key;
-      return key == predecessor || key == my_key ||
-             absl::StartsWith(my_key, absl::StrCat(key, "/"));
-    };
-    while (true) {
-      absl::StatusOr<registry::Response> event = events->Next(deadline, cancel);
-      if (absl::IsOutOfRange(event.status())) break;  // history gap: re-read
-      if (!event.ok()) return event.status();
-      if (event->node.modified_index <= queue->etcd_index) continue;
-      if (lets_us_in(*event)) break;
+    // With one slot only our predecessor's departure lets us in (waking on
+    // more would wake every waiter at each unlock); no key is created
+    // between it and us. With several, any key ahead of ours can.
+    events->SetFilter(RemovalsAhead(my_key, slots == 1 ? (mine - 1)->key : "",
+                                    queue->etcd_index));
+    absl::StatusOr<registry::Response> event = events->Next(deadline, cancel);
+    // A removal that lets us in, or a history gap: re-read.
+    if (!event.ok() && !absl::IsOutOfRange(event.status())) {
+      return event.status();
     }
+    // Until the read shows which departures still matter, any may.
+    events->SetFilter(RemovalsAhead(my_key, "", 0));
   }
 }
 

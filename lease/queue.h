@@ -10,7 +10,9 @@
 //
 // Waiters do not watch on their own: every waiter of the process shares the
 // one recursive watch of its session prefix's WatchHub (lease/watch_hub.h),
-// so waiting costs no connection per waiter.
+// so waiting costs no connection per waiter, and the hub wakes a waiter
+// only for a departure that can let it in, so an event costs no wake-up
+// per waiter.
 //
 // Thread-safety: WaitForTurn is a free function; QueueHold's methods are
 // safe from any thread, but one Acquire at a time per QueueHold.

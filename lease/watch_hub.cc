@@ -17,12 +17,11 @@
 namespace leasehold::lease::internal {
 namespace {
 
-class Hub;
-
 struct Subscriber {
   std::string dir;
   std::condition_variable cv;  // waits with the hub's mu
   // Guarded by the hub's mu.
+  WatchHub::Filter wanted;
   std::deque<absl::StatusOr<registry::Response>> events;
 };
 
@@ -31,6 +30,11 @@ struct Subscriber {
 bool IsUnderOrAbove(const std::string& key, const std::string& dir) {
   return absl::StartsWith(key, dir) ||
          absl::StartsWith(dir, absl::StrCat(key, "/"));
+}
+
+// REQUIRES: the hub's mu held.
+bool Wants(const Subscriber& sub, const registry::Response& event) {
+  return IsUnderOrAbove(event.node.key, sub.dir) && sub.wanted(event);
 }
 
 // The store's index as a read of `key` reports it (also for a missing key).
@@ -72,6 +76,17 @@ class Hub : public std::enable_shared_from_this<Hub> {
     if (thread_.joinable()) thread_.join();
   }
 
+  void SetFilter(Subscriber& sub, WatchHub::Filter wanted) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sub.wanted = std::move(wanted);
+    sub.events.erase(
+        std::remove_if(sub.events.begin(), sub.events.end(),
+                       [&](const absl::StatusOr<registry::Response>& event) {
+                         return event.ok() && !Wants(sub, *event);
+                       }),
+        sub.events.end());
+  }
+
   void Add(Subscriber* sub) {
     std::lock_guard<std::mutex> lock(mu_);
     subs_.push_back(sub);
@@ -110,7 +125,7 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void Deliver(const absl::StatusOr<registry::Response>& event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (Subscriber* sub : subs_) {
-      if (event.ok() && !IsUnderOrAbove(event->node.key, sub->dir)) continue;
+      if (event.ok() && !Wants(*sub, *event)) continue;
       sub->events.push_back(event);
       sub->cv.notify_all();
     }
@@ -176,9 +191,11 @@ Hubs() {
 class HubSubscription final : public WatchHub::Subscription {
  public:
   HubSubscription(registry::KeysApi* keys, std::string root,
-                  std::shared_ptr<Hub> hub, std::string dir)
+                  std::shared_ptr<Hub> hub, std::string dir,
+                  WatchHub::Filter wanted)
       : keys_(keys), root_(std::move(root)), hub_(std::move(hub)) {
     sub_.dir = std::move(dir);
+    sub_.wanted = std::move(wanted);
     hub_->Add(&sub_);
   }
 
@@ -200,6 +217,10 @@ class HubSubscription final : public WatchHub::Subscription {
     return hub_->Next(sub_, deadline, cancel);
   }
 
+  void SetFilter(WatchHub::Filter wanted) override {
+    hub_->SetFilter(sub_, std::move(wanted));
+  }
+
  private:
   registry::KeysApi* const keys_;
   const std::string root_;
@@ -211,7 +232,7 @@ class HubSubscription final : public WatchHub::Subscription {
 
 absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> WatchHub::Subscribe(
     registry::KeysApi* keys, Clock* clock, const std::string& root,
-    const std::string& dir) {
+    const std::string& dir, Filter wanted) {
   std::lock_guard<std::mutex> lock(hubs_mu);
   std::shared_ptr<Hub>& hub = Hubs()[{keys, root}];
   if (hub == nullptr) {
@@ -223,8 +244,8 @@ absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> WatchHub::Subscribe(
     }
     hub = std::move(fresh);
   }
-  return std::unique_ptr<Subscription>(
-      std::make_unique<HubSubscription>(keys, root, hub, dir));
+  return std::unique_ptr<Subscription>(std::make_unique<HubSubscription>(
+      keys, root, hub, dir, std::move(wanted)));
 }
 
 }  // namespace leasehold::lease::internal

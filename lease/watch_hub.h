@@ -5,13 +5,22 @@
 // call of its own, and the etcd client holds one HTTP connection per watch
 // in flight. Instead, waiters subscribe to the hub of their session's
 // prefix: one thread per (registry, prefix) watches the prefix and hands
-// each event to the subscribers whose directory it falls under, so a
-// process with 500 waiters holds one watch connection, not 500.
+// each event to the subscribers whose directory it falls under and whose
+// filter wants it, so a process with 500 waiters holds one watch
+// connection, not 500.
+//
+// The filter runs on the hub's thread: a subscriber is woken only by the
+// events it waits for. Waking every waiter of a queue for every event
+// under its directory (and letting each one ignore what is not its
+// predecessor's departure) costs a thread wake-up per waiter per event;
+// with 1000 waiters the hub then falls seconds behind the registry, and
+// an unlock reaches the next waiter only after that backlog.
 //
 //   auto sub = WatchHub::Subscribe(keys, clock, "/leasehold/",
-//                                  "/leasehold/lock/job/");
+//                                  "/leasehold/lock/job/", wanted);
 //   if (!sub.ok()) return sub.status();
 //   Queue queue = ...;            // read AFTER subscribing: nothing missed
+//   (*sub)->SetFilter(narrower);  // from what the read showed
 //   absl::StatusOr<registry::Response> event =
 //       (*sub)->Next(deadline, cancel);
 //
@@ -26,6 +35,7 @@
 #ifndef LEASEHOLD_LEASE_WATCH_HUB_H_
 #define LEASEHOLD_LEASE_WATCH_HUB_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,23 +49,35 @@ namespace leasehold::lease::internal {
 
 class WatchHub {
  public:
+  // Which events under its directory a subscription is handed: those for
+  // which it returns true. It runs on the hub's thread with the hub's lock
+  // held, for every event under the directory: it must be quick, must not
+  // block and must not call the hub.
+  using Filter = std::function<bool(const registry::Response& event)>;
+
   class Subscription {
    public:
     virtual ~Subscription() = default;
-    // The next event under the subscribed directory, in index order.
-    // kOutOfRange: events were missed; re-read. kDeadlineExceeded past
-    // `deadline` (on the hub's clock), kCancelled when `cancel` fires;
-    // another error when the hub's watch failed.
+    // The next event under the subscribed directory that the filter
+    // wanted, in index order. kOutOfRange: events were missed; re-read.
+    // kDeadlineExceeded past `deadline` (on the hub's clock), kCancelled
+    // when `cancel` fires; another error when the hub's watch failed.
     virtual absl::StatusOr<registry::Response> Next(
         absl::Time deadline, const CancelToken* cancel) = 0;
+    // Replaces the filter, for the events not yet taken by Next as well
+    // (errors are always handed). An event the hub handed out before this
+    // call had to pass the old filter: to narrow the filter after a read
+    // without missing an event, keep one in place during the read that
+    // accepts at least what the narrower one will.
+    virtual void SetFilter(Filter wanted) = 0;
   };
 
-  // Subscribes to events under `dir` (which must start with `root`),
-  // starting (and reading `root` through) the hub of (keys, root) if it is
-  // not running. Errors: the hub's start read failed.
+  // Subscribes to the events under `dir` (which must start with `root`)
+  // that `wanted` accepts, starting (and reading `root` through) the hub of
+  // (keys, root) if it is not running. Errors: the hub's start read failed.
   static absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       registry::KeysApi* keys, Clock* clock, const std::string& root,
-      const std::string& dir);
+      const std::string& dir, Filter wanted);
 };
 
 }  // namespace leasehold::lease::internal

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lease/watch_hub.h"
 #include "registry/cancel.h"
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
@@ -297,6 +298,79 @@ TEST_F(MutexTest, ThousandContendersCountToThousandInFifoOrder) {
     ASSERT_LT(result.fences[i - 1], result.fences[i]) << i;
   }
   EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/lock/counter"), IsEmpty());
+}
+
+// The hub that the waiting Mutexes of a process share (lease/watch_hub.h).
+class WatchHubTest : public testing::LockFixture {
+ protected:
+  using Filter = internal::WatchHub::Filter;
+  using Subscription = internal::WatchHub::Subscription;
+
+  std::unique_ptr<Subscription> Subscribe(Filter wanted) {
+    absl::StatusOr<std::unique_ptr<Subscription>> sub =
+        internal::WatchHub::Subscribe(memory_.get(), &clock_, "/leasehold/",
+                                      absl::StrCat(kDir, "/"),
+                                      std::move(wanted));
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    return sub.ok() ? std::move(*sub) : nullptr;
+  }
+
+  std::string Enqueue() {
+    absl::StatusOr<registry::Response> r =
+        memory_->CreateInOrder(kDir, "waiter", {});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->node.key : "";
+  }
+
+  absl::Status Remove(const std::string& key) {
+    return memory_->Delete(key, {}).status();
+  }
+
+  static Filter RemovalOf(const std::string& key) {
+    return [key](const registry::Response& event) {
+      return event.action == "delete" && event.node.key == key;
+    };
+  }
+  static Filter AnyRemoval() {
+    return [](const registry::Response& event) {
+      return event.action == "delete";
+    };
+  }
+};
+
+// The stall this guards against: the hub handed every event under a queue
+// to every waiter, each woke to find it was not its predecessor's removal,
+// and with 1000 waiters the hub fell seconds behind an unlock.
+TEST_F(WatchHubTest, ASubscriberIsHandedOnlyTheEventsItsFilterWants) {
+  const std::string mine = Enqueue();
+  std::unique_ptr<Subscription> sub = Subscribe(RemovalOf(mine));
+  // What the queue's other waiters wait for: keys come and go.
+  for (int i = 0; i < 300; ++i) ASSERT_OK(Remove(Enqueue()));
+  ASSERT_OK(Remove(mine));
+  ASSERT_OK_AND_ASSIGN(registry::Response event,
+                       sub->Next(absl::InfiniteFuture(), nullptr));
+  EXPECT_EQ(event.action, "delete");
+  EXPECT_EQ(event.node.key, mine);
+  // It was handed nothing else.
+  EXPECT_THAT(sub->Next(clock_.Now(), nullptr),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(WatchHubTest, NarrowingTheFilterDropsQueuedEventsItNoLongerWants) {
+  const std::string a = Enqueue();
+  const std::string b = Enqueue();
+  std::unique_ptr<Subscription> sub = Subscribe(AnyRemoval());
+  std::unique_ptr<Subscription> witness = Subscribe(RemovalOf(b));
+  ASSERT_OK(Remove(a));
+  ASSERT_OK(Remove(b));
+  // The hub hands an event to every subscriber at once: `sub` holds both.
+  ASSERT_OK(witness->Next(absl::InfiniteFuture(), nullptr).status());
+  sub->SetFilter(RemovalOf(b));
+  ASSERT_OK_AND_ASSIGN(registry::Response event,
+                       sub->Next(absl::InfiniteFuture(), nullptr));
+  EXPECT_EQ(event.node.key, b);
+  EXPECT_THAT(sub->Next(clock_.Now(), nullptr),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
 }
 
 }  // namespace
