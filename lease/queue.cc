@@ -75,24 +75,23 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
     }
     const size_t position = mine - queue->keys.begin();
     if (position < slots) return absl::OkStatus();
-    if (events == nullptr) {
-      // Subscribe, then read again: the read is no older than the first
-      // event we will be handed, so nothing falls in between. Until a read
-      // shows which departures matter, any may.
-      absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> subscribed =
-          WatchHub::Subscribe(keys, clock, root, absl::StrCat(dir, "/"),
-                              RemovalsAhead(my_key, "", 0));
-      if (!subscribed.ok()) return subscribed.status();
-      events = std::move(*subscribed);
-      continue;
-    }
     // With one slot only our predecessor's departure lets us in (waking on
     // more would wake every waiter at each unlock); no key is created
     // between it and us. With several, any key ahead of ours can.
-    events->SetFilter(RemovalsAhead(my_key, slots == 1 ? (mine - 1)->key : "",
-                                    queue->etcd_index));
+    WatchHub::Filter lets_us_in = RemovalsAhead(
+        my_key, slots == 1 ? (mine - 1)->key : "", queue->etcd_index);
+    if (events == nullptr) {
+      // From just after our read: nothing falls in between.
+      absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> subscribed =
+          WatchHub::Subscribe(keys, clock, root, absl::StrCat(dir, "/"),
+                              queue->etcd_index + 1, std::move(lets_us_in));
+      if (!subscribed.ok()) return subscribed.status();
+      events = std::move(*subscribed);
+    } else {
+      events->SetFilter(std::move(lets_us_in));
+    }
     absl::StatusOr<registry::Response> event = events->Next(deadline, cancel);
-    // A removal that lets us in, or a history gap: re-read.
+    // A removal that lets us in, or events missed: re-read.
     if (!event.ok() && !absl::IsOutOfRange(event.status())) {
       return event.status();
     }

@@ -17,6 +17,10 @@
 namespace leasehold::lease::internal {
 namespace {
 
+// Events a hub keeps for subscribers that read before they subscribed (as
+// many as etcd keeps).
+constexpr size_t kHistorySize = 1000;
+
 struct Subscriber {
   std::string dir;
   std::condition_variable cv;  // waits with the hub's mu
@@ -61,7 +65,11 @@ class Hub : public std::enable_shared_from_this<Hub> {
   absl::Status Start() {
     absl::StatusOr<uint64_t> index = CurrentIndex(keys_, root_);
     if (!index.ok()) return index.status();
-    next_index_ = *index + 1;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      next_index_ = *index + 1;
+      history_start_ = next_index_;
+    }
     thread_ = std::thread([this] { Run(); });
     return absl::OkStatus();
   }
@@ -87,8 +95,22 @@ class Hub : public std::enable_shared_from_this<Hub> {
         sub.events.end());
   }
 
-  void Add(Subscriber* sub) {
+  // Hands `sub` the events from `from_index` on that it wants: first those
+  // handed out already, from the history; kOutOfRange first when the
+  // history does not reach back that far.
+  void Add(Subscriber* sub, uint64_t from_index) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (from_index < history_start_) {
+      sub->events.push_back(absl::OutOfRangeError(
+          absl::StrCat("watch ", root_, ": events from index ", from_index,
+                       " are gone (kept from ", history_start_, ")")));
+    } else {
+      for (const registry::Response& event : history_) {
+        if (event.node.modified_index >= from_index && Wants(*sub, event)) {
+          sub->events.push_back(event);
+        }
+      }
+    }
     subs_.push_back(sub);
   }
   // Returns true when it was the last subscriber.
@@ -134,7 +156,10 @@ class Hub : public std::enable_shared_from_this<Hub> {
   void Run() {
     while (!stop_.cancelled()) {
       registry::WatchOptions watch;
-      watch.wait_index = next_index_;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        watch.wait_index = next_index_;
+      }
       watch.recursive = true;
       watch.cancel = &stop_;
       absl::StatusOr<registry::Response> event = keys_->Watch(root_, watch);
@@ -144,6 +169,11 @@ class Hub : public std::enable_shared_from_this<Hub> {
         std::lock_guard<std::mutex> lock(mu_);
         next_index_ = event->node.modified_index + 1;
         Deliver(event);
+        history_.push_back(*std::move(event));
+        if (history_.size() > kHistorySize) {
+          history_start_ = history_.front().node.modified_index + 1;
+          history_.pop_front();
+        }
         continue;
       }
       if (absl::IsOutOfRange(event.status())) {
@@ -153,6 +183,8 @@ class Hub : public std::enable_shared_from_this<Hub> {
         if (index.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
           next_index_ = *index + 1;
+          history_.clear();
+          history_start_ = next_index_;
           Deliver(event.status());
           continue;
         }
@@ -175,7 +207,12 @@ class Hub : public std::enable_shared_from_this<Hub> {
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable retry_cv_;
-  uint64_t next_index_ = 0;  // the Run thread's; set before it starts
+  // Every event handed out so far is older, every one to come is not.
+  uint64_t next_index_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last events handed out, oldest first: every one from
+  // history_start_ on.
+  std::deque<registry::Response> history_ ABSL_GUARDED_BY(mu_);
+  uint64_t history_start_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Subscriber*> subs_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -192,11 +229,11 @@ class HubSubscription final : public WatchHub::Subscription {
  public:
   HubSubscription(registry::KeysApi* keys, std::string root,
                   std::shared_ptr<Hub> hub, std::string dir,
-                  WatchHub::Filter wanted)
+                  uint64_t from_index, WatchHub::Filter wanted)
       : keys_(keys), root_(std::move(root)), hub_(std::move(hub)) {
     sub_.dir = std::move(dir);
     sub_.wanted = std::move(wanted);
-    hub_->Add(&sub_);
+    hub_->Add(&sub_, from_index);
   }
 
   ~HubSubscription() override {
@@ -232,7 +269,7 @@ class HubSubscription final : public WatchHub::Subscription {
 
 absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> WatchHub::Subscribe(
     registry::KeysApi* keys, Clock* clock, const std::string& root,
-    const std::string& dir, Filter wanted) {
+    const std::string& dir, uint64_t from_index, Filter wanted) {
   std::lock_guard<std::mutex> lock(hubs_mu);
   std::shared_ptr<Hub>& hub = Hubs()[{keys, root}];
   if (hub == nullptr) {
@@ -245,7 +282,7 @@ absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> WatchHub::Subscribe(
     hub = std::move(fresh);
   }
   return std::unique_ptr<Subscription>(std::make_unique<HubSubscription>(
-      keys, root, hub, dir, std::move(wanted)));
+      keys, root, hub, dir, from_index, std::move(wanted)));
 }
 
 }  // namespace leasehold::lease::internal

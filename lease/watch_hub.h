@@ -16,25 +16,28 @@
 // with 1000 waiters the hub then falls seconds behind the registry, and
 // an unlock reaches the next waiter only after that backlog.
 //
+//   Queue queue = ...;  // a read at queue.etcd_index
 //   auto sub = WatchHub::Subscribe(keys, clock, "/leasehold/",
-//                                  "/leasehold/lock/job/", wanted);
+//                                  "/leasehold/lock/job/",
+//                                  queue.etcd_index + 1, wanted);
 //   if (!sub.ok()) return sub.status();
-//   Queue queue = ...;            // read AFTER subscribing: nothing missed
-//   (*sub)->SetFilter(narrower);  // from what the read showed
 //   absl::StatusOr<registry::Response> event =
-//       (*sub)->Next(deadline, cancel);
+//       (*sub)->Next(deadline, cancel);  // kOutOfRange: read again
 //
-// The hub reads the prefix once when it starts and watches from there, so
-// a subscriber sees every event after its Subscribe returned. When the hub
-// falls behind the registry's event history it re-reads the prefix and
-// then tells each subscriber kOutOfRange (re-read, then go on). The hub
-// stops when its last subscriber leaves.
+// The hub reads the prefix once when it starts and watches from there. A
+// subscriber is handed every event from the index it asks for: those the
+// hub handed out before it subscribed from the hub's own history of the
+// last 1000, or, when that does not reach back far enough, kOutOfRange
+// first (re-read, then go on). When the hub falls behind the registry's
+// event history it re-reads the prefix and then tells each subscriber
+// kOutOfRange. The hub stops when its last subscriber leaves.
 //
 // Thread-safety: Subscribe is safe from any thread; a Subscription is used
 // by one thread at a time.
 #ifndef LEASEHOLD_LEASE_WATCH_HUB_H_
 #define LEASEHOLD_LEASE_WATCH_HUB_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -73,11 +76,15 @@ class WatchHub {
   };
 
   // Subscribes to the events under `dir` (which must start with `root`)
-  // that `wanted` accepts, starting (and reading `root` through) the hub of
-  // (keys, root) if it is not running. Errors: the hub's start read failed.
+  // that `wanted` accepts, from `from_index` on (the index of the caller's
+  // last read + 1), starting (and reading `root` through) the hub of
+  // (keys, root) if it is not running. The subscription starts with
+  // kOutOfRange when the hub cannot hand out every event from `from_index`
+  // (it started later, or its history no longer reaches back). Errors: the
+  // hub's start read failed.
   static absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       registry::KeysApi* keys, Clock* clock, const std::string& root,
-      const std::string& dir, Filter wanted);
+      const std::string& dir, uint64_t from_index, Filter wanted);
 };
 
 }  // namespace leasehold::lease::internal

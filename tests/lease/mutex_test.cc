@@ -104,16 +104,15 @@ TEST_F(MutexTest, WaitersShareOneWatchAndOnlyTheNextWakesOnUnlock) {
     threads.emplace_back([&, waiter] {
       if (waiter->Lock().ok()) ++acquired;
     });
-    ASSERT_TRUE(Eventually(
-        [&] { return KeysUnder(memory_.get(), kDir).size() == i + 2u; }));
+    // Each waiter reads the queue once and subscribes from just after its
+    // read (the first also starts the process's watch with one read); then
+    // only that one shared watch is in flight.
+    ASSERT_TRUE(Eventually([&] {
+      return KeysUnder(memory_.get(), kDir).size() == i + 2u &&
+             keys_.calls(FaultyKeysApi::kGet) == gets_before + i + 2 &&
+             keys_.in_flight() == 1;
+    }));
   }
-  // Each waiter read the queue, subscribed and read it again (the first
-  // also started the process's watch with one read); now only that one
-  // shared watch is in flight.
-  ASSERT_TRUE(Eventually([&] {
-    return keys_.calls(FaultyKeysApi::kGet) == gets_before + 2 * kWaiters + 1 &&
-           keys_.in_flight() == 1;
-  }));
   const int gets = keys_.calls(FaultyKeysApi::kGet);
   ASSERT_OK(holder.Unlock());
   ASSERT_TRUE(Eventually([&] { return acquired == 1; }));
@@ -306,13 +305,20 @@ class WatchHubTest : public testing::LockFixture {
   using Filter = internal::WatchHub::Filter;
   using Subscription = internal::WatchHub::Subscription;
 
-  std::unique_ptr<Subscription> Subscribe(Filter wanted) {
+  std::unique_ptr<Subscription> Subscribe(uint64_t from_index, Filter wanted) {
     absl::StatusOr<std::unique_ptr<Subscription>> sub =
         internal::WatchHub::Subscribe(memory_.get(), &clock_, "/leasehold/",
-                                      absl::StrCat(kDir, "/"),
+                                      absl::StrCat(kDir, "/"), from_index,
                                       std::move(wanted));
     EXPECT_TRUE(sub.ok()) << sub.status();
     return sub.ok() ? std::move(*sub) : nullptr;
+  }
+
+  // The index a read made now reports.
+  uint64_t ReadIndex() {
+    absl::StatusOr<registry::Response> r = memory_->Get("/", {});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->etcd_index : 0;
   }
 
   std::string Enqueue() {
@@ -343,7 +349,8 @@ class WatchHubTest : public testing::LockFixture {
 // and with 1000 waiters the hub fell seconds behind an unlock.
 TEST_F(WatchHubTest, ASubscriberIsHandedOnlyTheEventsItsFilterWants) {
   const std::string mine = Enqueue();
-  std::unique_ptr<Subscription> sub = Subscribe(RemovalOf(mine));
+  std::unique_ptr<Subscription> sub =
+      Subscribe(ReadIndex() + 1, RemovalOf(mine));
   // What the queue's other waiters wait for: keys come and go.
   for (int i = 0; i < 300; ++i) ASSERT_OK(Remove(Enqueue()));
   ASSERT_OK(Remove(mine));
@@ -359,8 +366,9 @@ TEST_F(WatchHubTest, ASubscriberIsHandedOnlyTheEventsItsFilterWants) {
 TEST_F(WatchHubTest, NarrowingTheFilterDropsQueuedEventsItNoLongerWants) {
   const std::string a = Enqueue();
   const std::string b = Enqueue();
-  std::unique_ptr<Subscription> sub = Subscribe(AnyRemoval());
-  std::unique_ptr<Subscription> witness = Subscribe(RemovalOf(b));
+  const uint64_t read = ReadIndex();
+  std::unique_ptr<Subscription> sub = Subscribe(read + 1, AnyRemoval());
+  std::unique_ptr<Subscription> witness = Subscribe(read + 1, RemovalOf(b));
   ASSERT_OK(Remove(a));
   ASSERT_OK(Remove(b));
   // The hub hands an event to every subscriber at once: `sub` holds both.
@@ -371,6 +379,40 @@ TEST_F(WatchHubTest, NarrowingTheFilterDropsQueuedEventsItNoLongerWants) {
   EXPECT_EQ(event.node.key, b);
   EXPECT_THAT(sub->Next(clock_.Now(), nullptr),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+// A waiter reads the queue, then subscribes from just after its read: what
+// the hub handed out in between comes from the hub's history, so the
+// waiter need not read again.
+TEST_F(WatchHubTest, ALateSubscriberIsHandedWhatItMissedFromTheHistory) {
+  const std::string a = Enqueue();
+  const uint64_t read = ReadIndex();
+  std::unique_ptr<Subscription> early = Subscribe(read + 1, AnyRemoval());
+  ASSERT_OK(Remove(a));
+  ASSERT_OK(early->Next(absl::InfiniteFuture(), nullptr).status());
+
+  std::unique_ptr<Subscription> late = Subscribe(read + 1, AnyRemoval());
+  ASSERT_OK_AND_ASSIGN(registry::Response event,
+                       late->Next(absl::InfiniteFuture(), nullptr));
+  EXPECT_EQ(event.node.key, a);
+  EXPECT_EQ(event.action, "delete");
+
+  // From before the hub started, it cannot tell what it missed: re-read.
+  EXPECT_THAT(Subscribe(read, AnyRemoval())->Next(clock_.Now(), nullptr),
+              StatusIs(absl::StatusCode::kOutOfRange));
+  // Nor once more events than it keeps have passed.
+  for (int i = 0; i < 1000; ++i) Enqueue();
+  const std::string last = Enqueue();
+  ASSERT_OK(Remove(last));
+  // The hub is past them: it handed out the removal, or fell behind the
+  // registry's history and said so.
+  absl::StatusOr<registry::Response> passed =
+      early->Next(absl::InfiniteFuture(), nullptr);
+  ASSERT_TRUE(absl::IsOutOfRange(passed.status()) ||
+              (passed.ok() && passed->node.key == last))
+      << passed.status();
+  EXPECT_THAT(Subscribe(read + 1, AnyRemoval())->Next(clock_.Now(), nullptr),
+              StatusIs(absl::StatusCode::kOutOfRange));
 }
 
 }  // namespace
