@@ -1046,10 +1046,13 @@ int Main(int argc, char** argv) {
                       << std::flush;
           });
       held_before = search.largest_held;
-      // What holding the largest N asks of etcd: N renews per renew period.
-      const double needed =
+      // What holding the largest N asks of etcd: the schedule renews each
+      // lease every renew interval; a Keeper behind schedule renews later,
+      // so holding needs at least one renew per lease per TTL.
+      const double scheduled =
           search.largest_held /
           (absl::ToDoubleSeconds(ttl) * lease::KeeperOptions{}.renew_fraction);
+      const double minimum = search.largest_held / absl::ToDoubleSeconds(ttl);
       const std::string lost = search.smallest_lost.has_value()
                                    ? absl::StrCat(*search.smallest_lost)
                                    : "null";
@@ -1057,10 +1060,11 @@ int Main(int argc, char** argv) {
         absl::StrAppend(
             &json, i > 0 ? "," : "",
             absl::StrFormat("{\"ttl_s\":%d,\"largest_held\":%d,"
-                            "\"smallest_lost\":%s,\"renews_per_s_needed\":"
-                            "%.1f,\"probes\":[",
+                            "\"smallest_lost\":%s,\"renews_per_s_scheduled\":"
+                            "%.1f,\"renews_per_s_minimum\":%.1f,"
+                            "\"etcd_write_rate\":%.1f,\"probes\":[",
                             absl::ToInt64Seconds(ttl), search.largest_held,
-                            lost, needed));
+                            lost, scheduled, minimum, etcd_write_rate));
         for (size_t p = 0; p < search.probes.size(); ++p) {
           const auto& [leases, r] = search.probes[p];
           registry::JsonObject failed;
@@ -1074,13 +1078,13 @@ int Main(int argc, char** argv) {
         json += "]}";
       } else {
         std::cout << absl::StrFormat(
-            "TTL %s: largest held %d (%s), %.0f renews/s; etcd wrote up to "
-            "%.0f/s above\n",
+            "TTL %s: largest held %d (%s): the schedule asks %.0f renews/s, "
+            "holding needs at least %.0f/s; etcd wrote up to %.0f/s above\n",
             ttl_text, search.largest_held,
             search.smallest_lost.has_value()
                 ? absl::StrCat("lost leases at ", lost)
                 : std::string("the cap"),
-            needed, etcd_write_rate);
+            scheduled, minimum, etcd_write_rate);
       }
     }
     json += "]";
