@@ -1,8 +1,10 @@
 // leasehold-bench: leasehold against a real etcd. The lease cycle (acquire
 // → renew → release) runs next to a plain-libcurl baseline that sends the
 // same HTTP requests, in the same run so the ratios hold on a noisy machine;
-// then renew scale (one Keeper, N leases), failover (after release, after
-// silence) and lock handoff. See bench/README.md.
+// then renew scale (one Keeper, N leases; with --renew-search, the largest N
+// it holds), failover (after release, after silence) and lock handoff
+// (Mutex next to a naive lock, requests counted by etcd itself). See
+// bench/README.md.
 //
 //   leasehold-bench                      # own etcd on tmpfs, full run
 //   leasehold-bench --smoke              # a few seconds (CI)
