@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/run_process.h"
+#include "tests/tools/cli_test.h"
 
 namespace leasehold::cli {
 namespace {
@@ -26,30 +27,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
 
-class CliLeaseTest : public ::testing::Test {
- protected:
-  // Runs `leasehold --registry <etcd> --prefix <per-test> args…`.
-  ProcessResult Leasehold(std::vector<std::string> args) {
-    std::vector<std::string> argv = {LEASEHOLD_BINARY, "--registry",
-                                     SharedEtcd().uri(), "--prefix", prefix_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProcess(argv);
-  }
-
-  // The value of `field` in a text record "a=1 b=2".
-  static std::string Field(const std::string& line, const std::string& field) {
-    for (absl::string_view pair :
-         absl::StrSplit(line, absl::ByAnyChar(" \n"))) {
-      if (absl::StartsWith(pair, field + "="))
-        return std::string(pair.substr(field.size() + 1));
-    }
-    return "";
-  }
-
-  const std::string prefix_ = absl::StrCat(
-      "/cli-", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-      "/");
-};
+using CliLeaseTest = CliTest;
 
 TEST_F(CliLeaseTest, AcquireGetRenewStealRelease) {
   ProcessResult acquired = Leasehold({"lease", "acquire", "unit-1", "--machine",

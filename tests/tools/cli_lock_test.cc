@@ -23,6 +23,7 @@
 #include "registry/open.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/run_process.h"
+#include "tests/tools/cli_test.h"
 
 namespace leasehold::cli {
 namespace {
@@ -36,39 +37,7 @@ using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 
-class CliLockTest : public ::testing::Test {
- protected:
-  // `leasehold --registry <etcd> --prefix <per-test> args…`.
-  std::vector<std::string> Argv(const std::vector<std::string>& args) const {
-    std::vector<std::string> argv = {LEASEHOLD_BINARY, "--registry",
-                                     SharedEtcd().uri(), "--prefix", prefix_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-  ProcessResult Leasehold(const std::vector<std::string>& args) const {
-    return RunProcess(Argv(args));
-  }
-
-  static std::string Field(const std::string& line, const std::string& field) {
-    for (absl::string_view pair :
-         absl::StrSplit(line, absl::ByAnyChar(" \n"))) {
-      if (absl::StartsWith(pair, field + "="))
-        return std::string(pair.substr(field.size() + 1));
-    }
-    return "";
-  }
-
-  static std::string ReadFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
-  const std::string prefix_ = absl::StrCat(
-      "/cli-", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-      "/");
-};
+using CliLockTest = CliTest;
 
 TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   constexpr int kProcesses = 50;
