@@ -209,6 +209,13 @@ class MemoryRegistry final : public KeysApi {
                                                   absl::string_view context)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The file at `path`, when it passes the guards: 100 when missing, 102 for
+  // a directory, else what Compare says.
+  absl::StatusOr<MemNode*> FindToCompare(const std::string& path,
+                                         const std::string& prev_value,
+                                         uint64_t prev_index,
+                                         absl::string_view context)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // node.Compare: 101 with etcd's cause when a given guard does not match.
   absl::Status Compare(const MemNode& node, const std::string& prev_value,
                        uint64_t prev_index, absl::string_view context)
@@ -406,6 +413,19 @@ absl::StatusOr<std::optional<Response>> MemoryRegistry::ScanHistory(
   return std::nullopt;
 }
 
+absl::StatusOr<MemNode*> MemoryRegistry::FindToCompare(
+    const std::string& path, const std::string& prev_value, uint64_t prev_index,
+    absl::string_view context) {
+  absl::StatusOr<MemNode*> found = Find(path, context);
+  if (!found.ok()) return found.status();
+  if ((*found)->dir) return NotFile(path, context);
+  if (absl::Status s = Compare(**found, prev_value, prev_index, context);
+      !s.ok()) {
+    return s;
+  }
+  return found;
+}
+
 absl::Status MemoryRegistry::Compare(const MemNode& node,
                                      const std::string& prev_value,
                                      uint64_t prev_index,
@@ -532,12 +552,10 @@ absl::StatusOr<Response> MemoryRegistry::CompareAndSwapLocked(
     const std::string& value, std::optional<absl::Time> expiration,
     bool refresh, absl::string_view context) {
   if (path == "/") return RootReadOnly(context);
-  absl::StatusOr<MemNode*> found = Find(path, context);
+  absl::StatusOr<MemNode*> found =
+      FindToCompare(path, prev_value, prev_index, context);
   if (!found.ok()) return found.status();
   MemNode& node = **found;
-  if (node.dir) return NotFile(path, context);
-  if (absl::Status s = Compare(node, prev_value, prev_index, context); !s.ok())
-    return s;
   const absl::Time now = clock_->Now();
   ++index_;
   Response response;
@@ -571,12 +589,10 @@ Response MemoryRegistry::RemoveLocked(MemNode& node, const char* action) {
 absl::StatusOr<Response> MemoryRegistry::CompareAndDeleteLocked(
     const std::string& path, const std::string& prev_value, uint64_t prev_index,
     absl::string_view context) {
-  absl::StatusOr<MemNode*> found = Find(path, context);
+  absl::StatusOr<MemNode*> found =
+      FindToCompare(path, prev_value, prev_index, context);
   if (!found.ok()) return found.status();
   MemNode& node = **found;
-  if (node.dir) return NotFile(path, context);
-  if (absl::Status s = Compare(node, prev_value, prev_index, context); !s.ok())
-    return s;
   return RemoveLocked(node, "compareAndDelete");
 }
 
