@@ -176,5 +176,37 @@ TEST(ClearTextSyncTest, EndpointsLearnedByAutoSyncAreChecked) {
               ElementsAre(HasSubstr("GET /v2/members HTTP/1.1")));
 }
 
+// Options that would bypass or contradict the credential rules are refused
+// before anything is sent, without showing the password.
+TEST(EtcdOptionsTest, CredentialMistakesAreInvalidArgument) {
+  EtcdOptions in_url;
+  in_url.endpoints = {"http://u:S3cr3t@127.0.0.1:2379"};
+  EXPECT_THAT(NewEtcdClient(in_url),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("http://u:***@127.0.0.1:2379"),
+                             HasSubstr("user@ is not allowed"),
+                             Not(HasSubstr("S3cr3t")))));
+  EtcdOptions both;
+  both.endpoints = {"http://127.0.0.1:2379"};
+  both.username = "u";
+  both.password = "S3cr3t";
+  both.password_file = "/run/pw";
+  EXPECT_THAT(NewEtcdClient(both),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("password and password_file")));
+  EtcdOptions no_user;
+  no_user.endpoints = {"http://127.0.0.1:2379"};
+  no_user.password_file = "/run/pw";
+  EXPECT_THAT(NewEtcdClient(no_user),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("password_file: given without a username")));
+  EtcdOptions plain_named;
+  plain_named.endpoints = {"http://127.0.0.1:2379"};
+  plain_named.server_name = "etcd.test";
+  EXPECT_THAT(NewEtcdClient(plain_named),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("server_name: applies to https://")));
+}
+
 }  // namespace
 }  // namespace leasehold::registry::etcd_internal
