@@ -51,10 +51,9 @@ absl::StatusOr<std::unique_ptr<KeysApi>> Client(
 class EtcdAuthTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto etcd = EtcdServer::Start();
+    auto etcd = testing::StartEtcdWithAuth();
     ASSERT_THAT(etcd, IsOk());
     etcd_ = etcd->release();
-    ASSERT_THAT(testing::EnableEtcdAuth(etcd_->endpoint()), IsOk());
   }
   static void TearDownTestSuite() {
     delete etcd_;

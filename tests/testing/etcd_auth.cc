@@ -51,4 +51,11 @@ absl::Status EnableEtcdAuth(const std::string& endpoint) {
   return s;
 }
 
+absl::StatusOr<std::unique_ptr<EtcdServer>> StartEtcdWithAuth() {
+  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
+  if (!etcd.ok()) return etcd;
+  if (absl::Status s = EnableEtcdAuth((*etcd)->endpoint()); !s.ok()) return s;
+  return etcd;
+}
+
 }  // namespace leasehold::testing

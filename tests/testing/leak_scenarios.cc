@@ -57,12 +57,9 @@ absl::StatusOr<std::unique_ptr<LeakScenarios>> LeakScenarios::Start() {
   }
   chmod(s->password_file_.c_str(), 0600);
 
-  absl::StatusOr<std::unique_ptr<EtcdServer>> auth = EtcdServer::Start();
+  absl::StatusOr<std::unique_ptr<EtcdServer>> auth = StartEtcdWithAuth();
   if (!auth.ok()) return auth.status();
   s->auth_etcd_ = *std::move(auth);
-  if (absl::Status a = EnableEtcdAuth(s->auth_etcd_->endpoint()); !a.ok()) {
-    return a;
-  }
   EtcdServerOptions tls;
   tls.server_cert_file = server->cert_file;
   tls.server_key_file = server->key_file;

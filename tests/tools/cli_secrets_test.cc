@@ -86,10 +86,9 @@ TEST(CliSecretLeakTest, NoErrorShowsASecret) {
 class CliCredentialsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto etcd = EtcdServer::Start();
+    auto etcd = testing::StartEtcdWithAuth();
     ASSERT_THAT(etcd, IsOk());
     etcd_ = etcd->release();
-    ASSERT_THAT(testing::EnableEtcdAuth(etcd_->endpoint()), IsOk());
   }
   static void TearDownTestSuite() {
     delete etcd_;
