@@ -19,8 +19,10 @@
 // from password= or password-file= (exactly one). A URI without any of the
 // three takes LEASEHOLD_USERNAME and LEASEHOLD_PASSWORD from the environment
 // (Open only; ParseRegistryUri and NewEtcdClient never read the
-// environment), both or neither. See EtcdOptions for the clear-text warning
-// and server-name.
+// environment), both or neither. Open reads them, as libpq reads PGPASSWORD,
+// so that every service configured with a URI offers the same safe ways to
+// pass a password as the leasehold tool. See EtcdOptions for the clear-text
+// warning and server-name.
 //
 // Thread-safety: Open and ParseRegistryUri are free functions without shared
 // state; Open reads the environment, so it must not race with setenv.

@@ -3,6 +3,7 @@
 // against etcds that serve https: one requiring client certificates, one
 // whose certificate names a host instead of the address it is reached at.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <memory>
@@ -63,7 +64,7 @@ class EtcdAuthTest : public ::testing::Test {
   // A file holding `text`, with permissions `mode`.
   static std::string WriteFile(const std::string& text, mode_t mode) {
     const std::string path = absl::StrCat(
-        ::testing::TempDir(), "/password-",
+        ::testing::TempDir(), "/password-", getpid(), "-",
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     { std::ofstream(path, std::ios::trunc) << text; }
     chmod(path.c_str(), mode);

@@ -4,6 +4,7 @@
 // the password from their command, and the clear-text warning shows exactly
 // when credentials would cross the network unencrypted.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <memory>
@@ -103,7 +104,7 @@ class CliCredentialsTest : public ::testing::Test {
   }
   static std::string PasswordFile(mode_t mode) {
     const std::string path = absl::StrCat(
-        ::testing::TempDir(), "/cli-password-",
+        ::testing::TempDir(), "/cli-password-", getpid(), "-",
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     { std::ofstream(path, std::ios::trunc) << kAlicePassword << "\n"; }
     chmod(path.c_str(), mode);
