@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "registry/cancel.h"
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -20,6 +21,7 @@ using ::leasehold::testing::StatusIs;
 using testing::Eventually;
 using testing::KeysUnder;
 using ::testing::Optional;
+using testing::StaysFalse;
 
 constexpr char kDir[] = "/leasehold/election/engine";
 
@@ -176,6 +178,86 @@ TEST_F(ElectionTest, LeaderWhoseSessionDiesIsReplacedAndRevoked) {
   EXPECT_THAT(a.Proclaim("again"),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(Drain(observer, 2), ::testing::ElementsAre("a", "b"));
+}
+
+// Renewals by refresh and the leader's Proclaims move modifiedIndex while
+// candidates wait; leadership still follows createdIndex. After several
+// renew intervals and two Proclaims (the leader's key last changed), a
+// waiting candidate's Leader() and its observer name the leader with its
+// new value, a candidate that re-reads the queue still waits, and the next
+// candidate in line leads when the leader resigns.
+TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
+  auto leader_session = NewSession(absl::Seconds(3));  // renewed every 1 s
+  Election leader(leader_session.get(), "engine");
+  ASSERT_OK(leader.Campaign("a1"));
+  constexpr int kCandidates = 3;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Election>> candidates;
+  std::vector<CancelToken> cancels(kCandidates);
+  std::vector<std::atomic<int>> state(kCandidates);  // 0 waiting, 1 leader
+  std::vector<absl::Status> results(kCandidates);
+  std::vector<std::thread> threads;
+  std::vector<Renewing> renewing = {{leader.key(), 1}};
+  for (int i = 0; i < kCandidates; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
+    candidates.push_back(
+        std::make_unique<Election>(sessions.back().get(), "engine"));
+    threads.emplace_back([&, i] {
+      results[i] = candidates[i]->Campaign(absl::StrCat("c", i),
+                                           absl::InfiniteFuture(), &cancels[i]);
+      state[i] = results[i].ok() ? 1 : -1;
+    });
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(memory_.get(), kDir).size() == i + 2u; }));
+    renewing.push_back({candidates[i]->key(), 3});
+  }
+  Election& watcher = *candidates[2];  // the last in line looks on
+  std::unique_ptr<LeaderObserver> observer = watcher.Observe();
+  EXPECT_THAT(Drain(*observer, 1), ::testing::ElementsAre("a1"));
+
+  PassRenewals(renewing, absl::Milliseconds(1250), 6);
+  ASSERT_OK(leader.Proclaim("a2"));
+  PassRenewals(renewing, absl::Milliseconds(1250), 3);
+  ASSERT_OK(leader.Proclaim("a3"));
+  for (int i = 0; i < kCandidates; ++i) {
+    EXPECT_GT(ModifiedIndex(candidates[i]->key()), candidates[i]->fence());
+    EXPECT_GT(ModifiedIndex(leader.key()), ModifiedIndex(candidates[i]->key()));
+    EXPECT_EQ(state[i], 0) << i;
+    EXPECT_EQ(candidates[i]->Status(), ElectionStatus::kCandidate);
+  }
+  const LeaderInfo a3{"a3", leader.key(), leader.fence()};
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> seen, watcher.Leader());
+  EXPECT_THAT(seen, Optional(a3));
+  // Renewals are no leader change; each Proclaim is.
+  EXPECT_THAT(Drain(*observer, 2), ::testing::ElementsAre("a2", "a3"));
+  EXPECT_EQ(leader.Status(), ElectionStatus::kLeader);
+
+  // The first candidate withdraws; the second re-reads and waits on.
+  const int gets = keys_.calls(FaultyKeysApi::kGet);
+  cancels[0].Cancel();
+  ASSERT_TRUE(Eventually([&] {
+    return state[0] != 0 && keys_.calls(FaultyKeysApi::kGet) > gets &&
+           keys_.in_flight() == 1;
+  }));
+  EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_TRUE(StaysFalse([&] { return state[1] != 0 || state[2] != 0; }));
+  ASSERT_OK_AND_ASSIGN(seen, watcher.Leader());
+  EXPECT_THAT(seen, Optional(a3));
+
+  ASSERT_OK(leader.Resign());
+  ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
+  ASSERT_OK(results[1]);
+  EXPECT_EQ(candidates[1]->Status(), ElectionStatus::kLeader);
+  EXPECT_EQ(watcher.Status(), ElectionStatus::kCandidate);
+  const LeaderInfo c1{"c1", candidates[1]->key(), candidates[1]->fence()};
+  ASSERT_OK_AND_ASSIGN(seen, watcher.Leader());
+  EXPECT_THAT(seen, Optional(c1));
+  EXPECT_THAT(Drain(*observer, 1), ::testing::ElementsAre("c1"));
+  ASSERT_OK(candidates[1]->Resign());
+  ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
+  ASSERT_OK(results[2]);
+  ASSERT_OK(watcher.Resign());
+  for (std::thread& t : threads) t.join();
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 #ifndef LEASEHOLD_TESTS_LEASE_LOCK_FIXTURE_H_
 #define LEASEHOLD_TESTS_LEASE_LOCK_FIXTURE_H_
 
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -12,6 +14,7 @@
 #include "registry/clock.h"
 #include "registry/keys_api.h"
 #include "registry/memory/memory_registry.h"
+#include "tests/lease/lock_test_util.h"
 #include "tests/testing/faulty_keys_api.h"
 
 namespace leasehold::lease::testing {
@@ -36,6 +39,37 @@ class LockFixture : public ::testing::Test {
         Session::Create(keys != nullptr ? keys : &keys_, options);
     EXPECT_TRUE(session.ok()) << session.status();
     return session.ok() ? std::move(*session) : nullptr;
+  }
+
+  // A queue key and how often the Keeper renews it, in steps of the clock.
+  struct Renewing {
+    std::string key;
+    int every_steps;
+  };
+
+  // The key's modifiedIndex (0 when it is gone).
+  uint64_t ModifiedIndex(const std::string& key) {
+    absl::StatusOr<registry::Response> r = memory_->Get(key, {});
+    return r.ok() ? r->node.modified_index : 0;
+  }
+
+  // Moves the clock `steps` times by `step`; after each step, waits until
+  // the Keeper has renewed (by refresh, which moves modifiedIndex) every key
+  // that falls due then, so no key outlives its TTL for want of a renewal.
+  void PassRenewals(const std::vector<Renewing>& keys, absl::Duration step,
+                    int steps) {
+    for (int i = 1; i <= steps; ++i) {
+      std::vector<uint64_t> before;
+      for (const Renewing& r : keys) before.push_back(ModifiedIndex(r.key));
+      clock_.Advance(step);
+      for (size_t k = 0; k < keys.size(); ++k) {
+        if (i % keys[k].every_steps != 0) continue;
+        ASSERT_TRUE(Eventually([&] {
+          return ModifiedIndex(keys[k].key) > before[k];
+        })) << keys[k].key
+            << " not renewed at step " << i;
+      }
+    }
   }
 
   registry::MemoryOptions MemoryOptions() {

@@ -32,6 +32,14 @@ bool Eventually(Predicate done,
   return true;
 }
 
+// True when `happened` stays false for `window` of real time: the check
+// that a thread just woken (and seen back at rest) did not go on to act.
+template <typename Predicate>
+bool StaysFalse(Predicate happened, std::chrono::milliseconds window =
+                                        std::chrono::milliseconds(200)) {
+  return !Eventually(happened, window);
+}
+
 // The keys directly under `dir` (empty when it does not exist).
 inline std::vector<std::string> KeysUnder(registry::KeysApi* keys,
                                           const std::string& dir) {

@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "registry/cancel.h"
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -13,9 +14,12 @@
 namespace leasehold::lease {
 namespace {
 
+using ::leasehold::testing::FaultyKeysApi;
+using ::leasehold::testing::StatusIs;
 using testing::Eventually;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
+using testing::StaysFalse;
 
 constexpr char kDir[] = "/leasehold/semaphore/pool";
 
@@ -63,6 +67,77 @@ TEST_F(SemaphoreTest, ADepartureBetweenHoldersLetsTheWaiterIn) {
   EXPECT_TRUE(slots[1]->IsHolder());
   EXPECT_TRUE(slots[3]->IsHolder());
   EXPECT_TRUE(slots[4]->IsHolder());
+}
+
+// Renewals by refresh move every key's modifiedIndex while waiters wait;
+// the slots still go to the first N keys by createdIndex. With the holders'
+// keys renewed last, a waiter that re-reads the queue still waits, and
+// each freed slot goes to the next waiter in line.
+TEST_F(SemaphoreTest, RenewalsWhileWaitersWaitKeepTheSlotHolders) {
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Semaphore>> holders;
+  std::vector<Renewing> renewing;
+  for (int i = 0; i < 2; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(3)));  // renewed every 1 s
+    holders.push_back(
+        std::make_unique<Semaphore>(sessions.back().get(), "pool", 2));
+    ASSERT_OK(holders.back()->Acquire());
+    renewing.push_back({holders.back()->key(), 1});
+  }
+  constexpr int kWaiters = 3;
+  std::vector<std::unique_ptr<Semaphore>> waiters;
+  std::vector<CancelToken> cancels(kWaiters);
+  std::vector<std::atomic<int>> state(kWaiters);  // 0 waiting, 1 holder
+  std::vector<absl::Status> results(kWaiters);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWaiters; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
+    waiters.push_back(
+        std::make_unique<Semaphore>(sessions.back().get(), "pool", 2));
+    threads.emplace_back([&, i] {
+      results[i] = waiters[i]->Acquire(absl::InfiniteFuture(), &cancels[i]);
+      state[i] = results[i].ok() ? 1 : -1;
+    });
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(memory_.get(), kDir).size() == i + 3u; }));
+    renewing.push_back({waiters[i]->key(), 3});
+  }
+
+  PassRenewals(renewing, absl::Milliseconds(1250), 10);
+  for (int i = 0; i < kWaiters; ++i) {
+    EXPECT_GT(ModifiedIndex(waiters[i]->key()), waiters[i]->fence());
+    for (const auto& holder : holders) {
+      EXPECT_GT(ModifiedIndex(holder->key()), ModifiedIndex(waiters[i]->key()));
+    }
+    EXPECT_EQ(state[i], 0) << i;
+  }
+
+  // The middle waiter gives up; the last re-reads the queue and waits on.
+  const int gets = keys_.calls(FaultyKeysApi::kGet);
+  cancels[1].Cancel();
+  ASSERT_TRUE(Eventually([&] {
+    return state[1] != 0 && keys_.calls(FaultyKeysApi::kGet) > gets &&
+           keys_.in_flight() == 1;
+  }));
+  EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_TRUE(StaysFalse([&] { return state[0] != 0 || state[2] != 0; }));
+  EXPECT_TRUE(holders[0]->IsHolder());
+  EXPECT_TRUE(holders[1]->IsHolder());
+
+  // A slot frees: the first waiter takes it, the last still waits.
+  ASSERT_OK(holders[0]->Release());
+  ASSERT_TRUE(Eventually([&] { return state[0] != 0; }));
+  ASSERT_OK(results[0]);
+  EXPECT_TRUE(StaysFalse([&] { return state[2] != 0; }));
+  EXPECT_TRUE(holders[1]->IsHolder());
+  ASSERT_OK(holders[1]->Release());
+  ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
+  ASSERT_OK(results[2]);
+  EXPECT_TRUE(waiters[0]->IsHolder());
+  EXPECT_TRUE(waiters[2]->IsHolder());
+  ASSERT_OK(waiters[0]->Release());
+  ASSERT_OK(waiters[2]->Release());
+  for (std::thread& t : threads) t.join();
 }
 
 TEST_F(SemaphoreTest, ThirtyContendersNeverExceedThreeHolders) {
