@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,11 +23,18 @@ using testing::Eventually;
 using testing::KeysUnder;
 using ::testing::Optional;
 using testing::StaysFalse;
+using testing::StopWaiting;
 
 constexpr char kDir[] = "/leasehold/election/engine";
 
 class ElectionTest : public testing::LockFixture {
  protected:
+  // "value key fence", or "-" for no leader.
+  static std::string Describe(const std::optional<LeaderInfo>& leader) {
+    if (!leader.has_value()) return "-";
+    return absl::StrCat(leader->value, " ", leader->key, " ", leader->fence);
+  }
+
   // The leader values an observer reports ("-" for no leader).
   std::vector<std::string> Drain(LeaderObserver& observer, size_t count) {
     std::vector<std::string> out;
@@ -197,6 +205,7 @@ TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
   std::vector<std::atomic<int>> state(kCandidates);  // 0 waiting, 1 leader
   std::vector<absl::Status> results(kCandidates);
   std::vector<std::thread> threads;
+  absl::Cleanup stop = [&] { StopWaiting(cancels, threads); };
   std::vector<Renewing> renewing = {{leader.key(), 1}};
   for (int i = 0; i < kCandidates; ++i) {
     sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
@@ -225,9 +234,10 @@ TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
     EXPECT_EQ(state[i], 0) << i;
     EXPECT_EQ(candidates[i]->Status(), ElectionStatus::kCandidate);
   }
-  const LeaderInfo a3{"a3", leader.key(), leader.fence()};
+  const std::string a3 =
+      Describe(LeaderInfo{"a3", leader.key(), leader.fence()});
   ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> seen, watcher.Leader());
-  EXPECT_THAT(seen, Optional(a3));
+  EXPECT_EQ(Describe(seen), a3);
   // Renewals are no leader change; each Proclaim is.
   EXPECT_THAT(Drain(*observer, 2), ::testing::ElementsAre("a2", "a3"));
   EXPECT_EQ(leader.Status(), ElectionStatus::kLeader);
@@ -242,22 +252,22 @@ TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
   EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kCancelled));
   EXPECT_TRUE(StaysFalse([&] { return state[1] != 0 || state[2] != 0; }));
   ASSERT_OK_AND_ASSIGN(seen, watcher.Leader());
-  EXPECT_THAT(seen, Optional(a3));
+  EXPECT_EQ(Describe(seen), a3);
 
   ASSERT_OK(leader.Resign());
   ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
   ASSERT_OK(results[1]);
   EXPECT_EQ(candidates[1]->Status(), ElectionStatus::kLeader);
   EXPECT_EQ(watcher.Status(), ElectionStatus::kCandidate);
-  const LeaderInfo c1{"c1", candidates[1]->key(), candidates[1]->fence()};
+  const std::string c1 =
+      Describe(LeaderInfo{"c1", candidates[1]->key(), candidates[1]->fence()});
   ASSERT_OK_AND_ASSIGN(seen, watcher.Leader());
-  EXPECT_THAT(seen, Optional(c1));
+  EXPECT_EQ(Describe(seen), c1);
   EXPECT_THAT(Drain(*observer, 1), ::testing::ElementsAre("c1"));
   ASSERT_OK(candidates[1]->Resign());
   ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
   ASSERT_OK(results[2]);
   ASSERT_OK(watcher.Resign());
-  for (std::thread& t : threads) t.join();
 }
 
 }  // namespace

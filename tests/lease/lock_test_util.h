@@ -15,6 +15,7 @@
 #include "lease/keeper.h"
 #include "lease/mutex.h"
 #include "lease/session.h"
+#include "registry/cancel.h"
 #include "registry/keys_api.h"
 
 namespace leasehold::lease::testing {
@@ -38,6 +39,16 @@ template <typename Predicate>
 bool StaysFalse(Predicate happened, std::chrono::milliseconds window =
                                         std::chrono::milliseconds(200)) {
   return !Eventually(happened, window);
+}
+
+// Cancels every waiter and joins its thread: a test's way out, whether it
+// ends normally or at a failed assertion.
+inline void StopWaiting(std::vector<CancelToken>& cancels,
+                        std::vector<std::thread>& threads) {
+  for (CancelToken& cancel : cancels) cancel.Cancel();
+  for (std::thread& thread : threads) {
+    if (thread.joinable()) thread.join();
+  }
 }
 
 // The keys directly under `dir` (empty when it does not exist).

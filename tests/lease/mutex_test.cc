@@ -5,6 +5,7 @@
 #include <system_error>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,6 +28,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
 using testing::StaysFalse;
+using testing::StopWaiting;
 
 constexpr char kDir[] = "/leasehold/lock/job";
 
@@ -316,6 +318,7 @@ TEST_F(MutexTest, RenewalsWhileWaitersWaitKeepTheQueueOrder) {
   std::vector<std::atomic<int>> state(kWaiters);  // 0 waiting, 1 owner
   std::vector<absl::Status> results(kWaiters);
   std::vector<std::thread> threads;
+  absl::Cleanup stop = [&] { StopWaiting(cancels, threads); };
   std::vector<Renewing> renewing = {{holder.key(), 1}};
   for (int i = 0; i < kWaiters; ++i) {
     sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
@@ -360,7 +363,6 @@ TEST_F(MutexTest, RenewalsWhileWaitersWaitKeepTheQueueOrder) {
   ASSERT_OK(results[2]);
   EXPECT_GT(waiters[2]->fence(), waiters[1]->fence());
   ASSERT_OK(waiters[2]->Unlock());
-  for (std::thread& t : threads) t.join();
 }
 
 // The hub that the waiting Mutexes of a process share (lease/watch_hub.h).

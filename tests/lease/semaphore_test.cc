@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "registry/cancel.h"
@@ -20,6 +21,7 @@ using testing::Eventually;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
 using testing::StaysFalse;
+using testing::StopWaiting;
 
 constexpr char kDir[] = "/leasehold/semaphore/pool";
 
@@ -90,6 +92,7 @@ TEST_F(SemaphoreTest, RenewalsWhileWaitersWaitKeepTheSlotHolders) {
   std::vector<std::atomic<int>> state(kWaiters);  // 0 waiting, 1 holder
   std::vector<absl::Status> results(kWaiters);
   std::vector<std::thread> threads;
+  absl::Cleanup stop = [&] { StopWaiting(cancels, threads); };
   for (int i = 0; i < kWaiters; ++i) {
     sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
     waiters.push_back(
@@ -137,7 +140,6 @@ TEST_F(SemaphoreTest, RenewalsWhileWaitersWaitKeepTheSlotHolders) {
   EXPECT_TRUE(waiters[2]->IsHolder());
   ASSERT_OK(waiters[0]->Release());
   ASSERT_OK(waiters[2]->Release());
-  for (std::thread& t : threads) t.join();
 }
 
 TEST_F(SemaphoreTest, ThirtyContendersNeverExceedThreeHolders) {
