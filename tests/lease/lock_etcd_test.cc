@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -13,6 +14,7 @@
 #include "lease/mutex.h"
 #include "lease/semaphore.h"
 #include "lease/session.h"
+#include "registry/cancel.h"
 #include "registry/open.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/etcd_server.h"
@@ -55,10 +57,165 @@ class LockEtcdTest : public ::testing::Test {
     return session.ok() ? std::move(*session) : nullptr;
   }
 
+  // Polls until `min_time` has passed and each of `keys` has been renewed
+  // (its modifiedIndex moved) at least `min_renewals` times. False when a
+  // key vanished or the generous deadline passed.
+  bool WaitForRenewals(const std::vector<std::string>& keys, int min_renewals,
+                       absl::Duration min_time) {
+    const absl::Time start = RealClock()->Now();
+    std::vector<uint64_t> last(keys.size(), 0);
+    std::vector<int> renewals(keys.size(), -1);  // the first read is no renewal
+    return Eventually(
+        [&] {
+          bool enough = RealClock()->Now() - start >= min_time;
+          for (size_t i = 0; i < keys.size(); ++i) {
+            absl::StatusOr<registry::Response> r = keys_->Get(keys[i], {});
+            if (!r.ok()) return true;  // gone: the caller's checks say so
+            if (r->node.modified_index != last[i]) {
+              last[i] = r->node.modified_index;
+              ++renewals[i];
+            }
+            enough = enough && renewals[i] >= min_renewals;
+          }
+          return enough;
+        },
+        std::chrono::seconds(30));
+  }
+
   const std::string prefix_;
   std::unique_ptr<registry::KeysApi> keys_;
   Keeper keeper_;
 };
+
+// Sessions with a 1 s TTL: every key lives on only by renewals (about every
+// 330 ms), each of which moves its modifiedIndex. Waiters that stay queued
+// for 3 s keep their places: the holder holds, a waiter that re-reads the
+// queue waits on, and the lock passes in queue order.
+TEST_F(LockEtcdTest, OneSecondSessionsKeepTheLockQueueInOrderForThreeSeconds) {
+  FaultyKeysApi keys(keys_.get());  // counts the waiters' reads
+  auto holder_session = NewSession(absl::Seconds(1));
+  Mutex holder(holder_session.get(), "job");
+  ASSERT_OK(holder.Lock());
+  constexpr int kWaiters = 3;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Mutex>> waiters;
+  std::vector<CancelToken> cancels(kWaiters);
+  std::vector<std::atomic<int>> state(kWaiters);  // 0 waiting, 1 owner
+  std::vector<absl::Status> results(kWaiters);
+  std::vector<std::thread> threads;
+  absl::Cleanup stop = [&] { testing::StopWaiting(cancels, threads); };
+  std::vector<std::string> queue = {holder.key()};
+  const std::string dir = prefix_ + "lock/job";
+  for (int i = 0; i < kWaiters; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(1), &keys));
+    waiters.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+    threads.emplace_back([&, i] {
+      results[i] = waiters[i]->Lock(absl::InfiniteFuture(), &cancels[i]);
+      state[i] = results[i].ok() ? 1 : -1;
+    });
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(keys_.get(), dir).size() == i + 2u; }));
+    queue.push_back(waiters[i]->key());
+  }
+
+  ASSERT_TRUE(WaitForRenewals(queue, 3, absl::Seconds(3)));
+  EXPECT_THAT(KeysUnder(keys_.get(), dir),
+              ::testing::UnorderedElementsAreArray(queue));
+  EXPECT_TRUE(holder.IsOwner());
+  for (int i = 0; i < kWaiters; ++i) {
+    EXPECT_EQ(state[i], 0) << i;
+    EXPECT_FALSE(waiters[i]->lost()->fired()) << i;
+  }
+
+  // The first waiter gives up; the second re-reads the queue and waits on.
+  const int gets = keys.calls(FaultyKeysApi::kGet);
+  cancels[0].Cancel();
+  ASSERT_TRUE(Eventually(
+      [&] { return state[0] != 0 && keys.calls(FaultyKeysApi::kGet) > gets; }));
+  EXPECT_THAT(results[0],
+              ::leasehold::testing::StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_TRUE(testing::StaysFalse([&] { return state[1] != 0; },
+                                  std::chrono::milliseconds(500)));
+  EXPECT_TRUE(holder.IsOwner());
+
+  ASSERT_OK(holder.Unlock());
+  ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
+  ASSERT_OK(results[1]);
+  EXPECT_TRUE(waiters[1]->IsOwner());
+  EXPECT_EQ(state[2], 0);
+  ASSERT_OK(waiters[1]->Unlock());
+  ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
+  ASSERT_OK(results[2]);
+  EXPECT_GT(waiters[2]->fence(), waiters[1]->fence());
+  ASSERT_OK(waiters[2]->Unlock());
+}
+
+// The same for an election, where the leader also proclaims while the
+// candidates wait: a waiting candidate's Leader() and observer follow the
+// leader's value, and leadership passes in queue order.
+TEST_F(LockEtcdTest,
+       OneSecondSessionsKeepTheLeaderWhileCandidatesWaitAndItProclaims) {
+  auto leader_session = NewSession(absl::Seconds(1));
+  Election leader(leader_session.get(), "engine");
+  ASSERT_OK(leader.Campaign("a1"));
+  constexpr int kCandidates = 2;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Election>> candidates;
+  std::vector<CancelToken> cancels(kCandidates);
+  std::vector<std::atomic<int>> state(kCandidates);  // 0 waiting, 1 leader
+  std::vector<absl::Status> results(kCandidates);
+  std::vector<std::thread> threads;
+  absl::Cleanup stop = [&] { testing::StopWaiting(cancels, threads); };
+  std::vector<std::string> queue = {leader.key()};
+  const std::string dir = prefix_ + "election/engine";
+  for (int i = 0; i < kCandidates; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(1)));
+    candidates.push_back(
+        std::make_unique<Election>(sessions.back().get(), "engine"));
+    threads.emplace_back([&, i] {
+      results[i] = candidates[i]->Campaign(absl::StrCat("c", i),
+                                           absl::InfiniteFuture(), &cancels[i]);
+      state[i] = results[i].ok() ? 1 : -1;
+    });
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(keys_.get(), dir).size() == i + 2u; }));
+    queue.push_back(candidates[i]->key());
+  }
+  Election& watcher = *candidates[1];
+  std::unique_ptr<LeaderObserver> observer = watcher.Observe();
+  auto next_value = [&]() -> std::string {
+    auto next = observer->Next(RealClock()->Now() + absl::Seconds(10));
+    if (!next.ok()) return next.status().ToString();
+    return next->has_value() ? (*next)->value : "-";
+  };
+  EXPECT_EQ(next_value(), "a1");
+
+  ASSERT_TRUE(WaitForRenewals(queue, 3, absl::Milliseconds(1500)));
+  ASSERT_OK(leader.Proclaim("a2"));
+  ASSERT_TRUE(WaitForRenewals(queue, 3, absl::Milliseconds(1500)));
+  ASSERT_OK(leader.Proclaim("a3"));
+  EXPECT_EQ(next_value(), "a2");  // renewals are no change of leader
+  EXPECT_EQ(next_value(), "a3");
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> seen, watcher.Leader());
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->value, "a3");
+  EXPECT_EQ(seen->key, leader.key());
+  EXPECT_EQ(seen->fence, leader.fence());
+  EXPECT_TRUE(leader.IsLeader());
+  for (int i = 0; i < kCandidates; ++i) {
+    EXPECT_EQ(candidates[i]->Status(), ElectionStatus::kCandidate) << i;
+  }
+
+  ASSERT_OK(leader.Resign());
+  ASSERT_TRUE(Eventually([&] { return state[0] != 0; }));
+  ASSERT_OK(results[0]);
+  EXPECT_EQ(next_value(), "c0");
+  EXPECT_EQ(watcher.Status(), ElectionStatus::kCandidate);
+  ASSERT_OK(candidates[0]->Resign());
+  ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
+  ASSERT_OK(results[1]);
+  ASSERT_OK(watcher.Resign());
+}
 
 TEST_F(LockEtcdTest, ThousandContendersCountToThousandInFifoOrder) {
   // A pool keeps 32 contenders (and sessions) in flight at once.
