@@ -5,7 +5,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,7 +22,7 @@ using testing::Eventually;
 using testing::KeysUnder;
 using ::testing::Optional;
 using testing::StaysFalse;
-using testing::StopWaiting;
+using testing::Waiters;
 
 constexpr char kDir[] = "/leasehold/election/engine";
 
@@ -201,24 +200,23 @@ TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
   constexpr int kCandidates = 3;
   std::vector<std::unique_ptr<Session>> sessions;
   std::vector<std::unique_ptr<Election>> candidates;
-  std::vector<CancelToken> cancels(kCandidates);
-  std::vector<std::atomic<int>> state(kCandidates);  // 0 waiting, 1 leader
-  std::vector<absl::Status> results(kCandidates);
-  std::vector<std::thread> threads;
-  absl::Cleanup stop = [&] { StopWaiting(cancels, threads); };
+  std::vector<std::string> keys;
   std::vector<Renewing> renewing = {{leader.key(), 1}};
+  Waiters waiters(kCandidates);
   for (int i = 0; i < kCandidates; ++i) {
     sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
     candidates.push_back(
         std::make_unique<Election>(sessions.back().get(), "engine"));
-    threads.emplace_back([&, i] {
-      results[i] = candidates[i]->Campaign(absl::StrCat("c", i),
-                                           absl::InfiniteFuture(), &cancels[i]);
-      state[i] = results[i].ok() ? 1 : -1;
-    });
-    ASSERT_TRUE(Eventually(
-        [&] { return KeysUnder(memory_.get(), kDir).size() == i + 2u; }));
-    renewing.push_back({candidates[i]->key(), 3});
+    Election* candidate = candidates.back().get();
+    Enqueue(
+        waiters, i,
+        [candidate, i](const CancelToken* cancel) {
+          return candidate->Campaign(absl::StrCat("c", i),
+                                     absl::InfiniteFuture(), cancel);
+        },
+        kDir, i + 2);
+    keys.push_back(candidate->key());
+    renewing.push_back({candidate->key(), 3});
   }
   Election& watcher = *candidates[2];  // the last in line looks on
   std::unique_ptr<LeaderObserver> observer = watcher.Observe();
@@ -228,10 +226,9 @@ TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
   ASSERT_OK(leader.Proclaim("a2"));
   PassRenewals(renewing, absl::Milliseconds(1250), 3);
   ASSERT_OK(leader.Proclaim("a3"));
+  ExpectChangedLast({leader.key()}, keys);
   for (int i = 0; i < kCandidates; ++i) {
-    EXPECT_GT(ModifiedIndex(candidates[i]->key()), candidates[i]->fence());
-    EXPECT_GT(ModifiedIndex(leader.key()), ModifiedIndex(candidates[i]->key()));
-    EXPECT_EQ(state[i], 0) << i;
+    EXPECT_EQ(waiters.state(i), 0) << i;
     EXPECT_EQ(candidates[i]->Status(), ElectionStatus::kCandidate);
   }
   const std::string a3 =
@@ -243,20 +240,15 @@ TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
   EXPECT_EQ(leader.Status(), ElectionStatus::kLeader);
 
   // The first candidate withdraws; the second re-reads and waits on.
-  const int gets = keys_.calls(FaultyKeysApi::kGet);
-  cancels[0].Cancel();
-  ASSERT_TRUE(Eventually([&] {
-    return state[0] != 0 && keys_.calls(FaultyKeysApi::kGet) > gets &&
-           keys_.in_flight() == 1;
-  }));
-  EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_TRUE(StaysFalse([&] { return state[1] != 0 || state[2] != 0; }));
+  GiveUp(waiters, 0);
+  EXPECT_TRUE(StaysFalse(
+      [&] { return waiters.state(1) != 0 || waiters.state(2) != 0; }));
   ASSERT_OK_AND_ASSIGN(seen, watcher.Leader());
   EXPECT_EQ(Describe(seen), a3);
 
   ASSERT_OK(leader.Resign());
-  ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
-  ASSERT_OK(results[1]);
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
   EXPECT_EQ(candidates[1]->Status(), ElectionStatus::kLeader);
   EXPECT_EQ(watcher.Status(), ElectionStatus::kCandidate);
   const std::string c1 =
@@ -265,8 +257,8 @@ TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
   EXPECT_EQ(Describe(seen), c1);
   EXPECT_THAT(Drain(*observer, 1), ::testing::ElementsAre("c1"));
   ASSERT_OK(candidates[1]->Resign());
-  ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
-  ASSERT_OK(results[2]);
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
   ASSERT_OK(watcher.Resign());
 }
 

@@ -5,7 +5,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -98,24 +97,20 @@ TEST_F(LockEtcdTest, OneSecondSessionsKeepTheLockQueueInOrderForThreeSeconds) {
   ASSERT_OK(holder.Lock());
   constexpr int kWaiters = 3;
   std::vector<std::unique_ptr<Session>> sessions;
-  std::vector<std::unique_ptr<Mutex>> waiters;
-  std::vector<CancelToken> cancels(kWaiters);
-  std::vector<std::atomic<int>> state(kWaiters);  // 0 waiting, 1 owner
-  std::vector<absl::Status> results(kWaiters);
-  std::vector<std::thread> threads;
-  absl::Cleanup stop = [&] { testing::StopWaiting(cancels, threads); };
+  std::vector<std::unique_ptr<Mutex>> mutexes;
   std::vector<std::string> queue = {holder.key()};
   const std::string dir = prefix_ + "lock/job";
+  testing::Waiters waiters(kWaiters);
   for (int i = 0; i < kWaiters; ++i) {
     sessions.push_back(NewSession(absl::Seconds(1), &keys));
-    waiters.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
-    threads.emplace_back([&, i] {
-      results[i] = waiters[i]->Lock(absl::InfiniteFuture(), &cancels[i]);
-      state[i] = results[i].ok() ? 1 : -1;
+    mutexes.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+    Mutex* mutex = mutexes.back().get();
+    waiters.Start(i, [mutex](const CancelToken* cancel) {
+      return mutex->Lock(absl::InfiniteFuture(), cancel);
     });
     ASSERT_TRUE(Eventually(
         [&] { return KeysUnder(keys_.get(), dir).size() == i + 2u; }));
-    queue.push_back(waiters[i]->key());
+    queue.push_back(mutex->key());
   }
 
   ASSERT_TRUE(WaitForRenewals(queue, 3, absl::Seconds(3)));
@@ -123,31 +118,32 @@ TEST_F(LockEtcdTest, OneSecondSessionsKeepTheLockQueueInOrderForThreeSeconds) {
               ::testing::UnorderedElementsAreArray(queue));
   EXPECT_TRUE(holder.IsOwner());
   for (int i = 0; i < kWaiters; ++i) {
-    EXPECT_EQ(state[i], 0) << i;
-    EXPECT_FALSE(waiters[i]->lost()->fired()) << i;
+    EXPECT_EQ(waiters.state(i), 0) << i;
+    EXPECT_FALSE(mutexes[i]->lost()->fired()) << i;
   }
 
   // The first waiter gives up; the second re-reads the queue and waits on.
   const int gets = keys.calls(FaultyKeysApi::kGet);
-  cancels[0].Cancel();
-  ASSERT_TRUE(Eventually(
-      [&] { return state[0] != 0 && keys.calls(FaultyKeysApi::kGet) > gets; }));
-  EXPECT_THAT(results[0],
+  waiters.Cancel(0);
+  ASSERT_TRUE(Eventually([&] {
+    return waiters.state(0) != 0 && keys.calls(FaultyKeysApi::kGet) > gets;
+  }));
+  EXPECT_THAT(waiters.result(0),
               ::leasehold::testing::StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_TRUE(testing::StaysFalse([&] { return state[1] != 0; },
+  EXPECT_TRUE(testing::StaysFalse([&] { return waiters.state(1) != 0; },
                                   std::chrono::milliseconds(500)));
   EXPECT_TRUE(holder.IsOwner());
 
   ASSERT_OK(holder.Unlock());
-  ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
-  ASSERT_OK(results[1]);
-  EXPECT_TRUE(waiters[1]->IsOwner());
-  EXPECT_EQ(state[2], 0);
-  ASSERT_OK(waiters[1]->Unlock());
-  ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
-  ASSERT_OK(results[2]);
-  EXPECT_GT(waiters[2]->fence(), waiters[1]->fence());
-  ASSERT_OK(waiters[2]->Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
+  EXPECT_TRUE(mutexes[1]->IsOwner());
+  EXPECT_EQ(waiters.state(2), 0);
+  ASSERT_OK(mutexes[1]->Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
+  EXPECT_GT(mutexes[2]->fence(), mutexes[1]->fence());
+  ASSERT_OK(mutexes[2]->Unlock());
 }
 
 // The same for an election, where the leader also proclaims while the
@@ -161,21 +157,17 @@ TEST_F(LockEtcdTest,
   constexpr int kCandidates = 2;
   std::vector<std::unique_ptr<Session>> sessions;
   std::vector<std::unique_ptr<Election>> candidates;
-  std::vector<CancelToken> cancels(kCandidates);
-  std::vector<std::atomic<int>> state(kCandidates);  // 0 waiting, 1 leader
-  std::vector<absl::Status> results(kCandidates);
-  std::vector<std::thread> threads;
-  absl::Cleanup stop = [&] { testing::StopWaiting(cancels, threads); };
   std::vector<std::string> queue = {leader.key()};
   const std::string dir = prefix_ + "election/engine";
+  testing::Waiters waiters(kCandidates);
   for (int i = 0; i < kCandidates; ++i) {
     sessions.push_back(NewSession(absl::Seconds(1)));
     candidates.push_back(
         std::make_unique<Election>(sessions.back().get(), "engine"));
-    threads.emplace_back([&, i] {
-      results[i] = candidates[i]->Campaign(absl::StrCat("c", i),
-                                           absl::InfiniteFuture(), &cancels[i]);
-      state[i] = results[i].ok() ? 1 : -1;
+    Election* candidate = candidates.back().get();
+    waiters.Start(i, [candidate, i](const CancelToken* cancel) {
+      return candidate->Campaign(absl::StrCat("c", i), absl::InfiniteFuture(),
+                                 cancel);
     });
     ASSERT_TRUE(Eventually(
         [&] { return KeysUnder(keys_.get(), dir).size() == i + 2u; }));
@@ -207,13 +199,13 @@ TEST_F(LockEtcdTest,
   }
 
   ASSERT_OK(leader.Resign());
-  ASSERT_TRUE(Eventually([&] { return state[0] != 0; }));
-  ASSERT_OK(results[0]);
+  ASSERT_TRUE(Eventually([&] { return waiters.state(0) != 0; }));
+  ASSERT_OK(waiters.result(0));
   EXPECT_EQ(next_value(), "c0");
   EXPECT_EQ(watcher.Status(), ElectionStatus::kCandidate);
   ASSERT_OK(candidates[0]->Resign());
-  ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
-  ASSERT_OK(results[1]);
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
   ASSERT_OK(watcher.Resign());
 }
 

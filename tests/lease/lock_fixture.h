@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "lease/keeper.h"
@@ -68,6 +70,46 @@ class LockFixture : public ::testing::Test {
           return ModifiedIndex(keys[k].key) > before[k];
         })) << keys[k].key
             << " not renewed at step " << i;
+      }
+    }
+  }
+
+  // Starts waiter i of `waiters` with `wait` and returns once its key is in
+  // the queue `dir`, which then holds `queued` keys.
+  void Enqueue(Waiters& waiters, int i, Waiters::Wait wait,
+               const std::string& dir, size_t queued) {
+    waiters.Start(i, std::move(wait));
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(memory_.get(), dir).size() == queued; }));
+  }
+
+  // Waiter i gives up its place (its wait ends kCancelled). Returns once
+  // the waiters behind it have re-read the queue and are back at rest (a
+  // read, then only the shared watch in flight), so that one that believed
+  // it had its turn would now be acting on it.
+  void GiveUp(Waiters& waiters, int i) {
+    const int gets = keys_.calls(leasehold::testing::FaultyKeysApi::kGet);
+    waiters.Cancel(i);
+    ASSERT_TRUE(Eventually([&] {
+      return waiters.state(i) != 0 &&
+             keys_.calls(leasehold::testing::FaultyKeysApi::kGet) > gets &&
+             keys_.in_flight() == 1;
+    }));
+    EXPECT_TRUE(absl::IsCancelled(waiters.result(i))) << waiters.result(i);
+  }
+
+  // Each of `keys` has been renewed, and the keys of `last` changed after
+  // every other: a queue ordered by modifiedIndex would put them last.
+  void ExpectChangedLast(const std::vector<std::string>& last,
+                         const std::vector<std::string>& keys) {
+    for (const std::string& key : keys) {
+      absl::StatusOr<registry::Response> r = memory_->Get(key, {});
+      ASSERT_TRUE(r.ok()) << key << ": " << r.status();
+      EXPECT_GT(r->node.modified_index, r->node.created_index) << key;
+      for (const std::string& newer : last) {
+        if (newer != key) {
+          EXPECT_GT(ModifiedIndex(newer), ModifiedIndex(key)) << newer;
+        }
       }
     }
   }

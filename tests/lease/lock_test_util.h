@@ -5,9 +5,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -41,15 +43,39 @@ bool StaysFalse(Predicate happened, std::chrono::milliseconds window =
   return !Eventually(happened, window);
 }
 
-// Cancels every waiter and joins its thread: a test's way out, whether it
-// ends normally or at a failed assertion.
-inline void StopWaiting(std::vector<CancelToken>& cancels,
-                        std::vector<std::thread>& threads) {
-  for (CancelToken& cancel : cancels) cancel.Cancel();
-  for (std::thread& thread : threads) {
-    if (thread.joinable()) thread.join();
+// Contenders waiting in a queue, each on its own thread: Start(i, wait)
+// runs `wait` (a Lock, Acquire or Campaign) with waiter i's cancel token.
+// state(i) is 0 while it waits, then 1 (in) or -1 (error: result(i)).
+// Destruction cancels whoever still waits and joins every thread, also
+// when a test stops at a failed assertion.
+class Waiters {
+ public:
+  using Wait = std::function<absl::Status(const CancelToken* cancel)>;
+
+  explicit Waiters(int count)
+      : cancels_(count), states_(count), results_(count) {}
+  ~Waiters() {
+    for (CancelToken& cancel : cancels_) cancel.Cancel();
+    for (std::thread& thread : threads_) thread.join();
   }
-}
+
+  void Start(int i, Wait wait) {
+    threads_.emplace_back([this, i, wait = std::move(wait)] {
+      results_[i] = wait(&cancels_[i]);
+      states_[i] = results_[i].ok() ? 1 : -1;
+    });
+  }
+  void Cancel(int i) { cancels_[i].Cancel(); }
+  int state(int i) const { return states_[i]; }
+  // REQUIRES: state(i) != 0.
+  const absl::Status& result(int i) const { return results_[i]; }
+
+ private:
+  std::vector<CancelToken> cancels_;
+  std::vector<std::atomic<int>> states_;
+  std::vector<absl::Status> results_;
+  std::vector<std::thread> threads_;
+};
 
 // The keys directly under `dir` (empty when it does not exist).
 inline std::vector<std::string> KeysUnder(registry::KeysApi* keys,

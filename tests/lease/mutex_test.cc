@@ -5,7 +5,6 @@
 #include <system_error>
 #include <thread>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -28,7 +27,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
 using testing::StaysFalse;
-using testing::StopWaiting;
+using testing::Waiters;
 
 constexpr char kDir[] = "/leasehold/lock/job";
 
@@ -313,56 +312,46 @@ TEST_F(MutexTest, RenewalsWhileWaitersWaitKeepTheQueueOrder) {
   ASSERT_OK(holder.Lock());
   constexpr int kWaiters = 3;
   std::vector<std::unique_ptr<Session>> sessions;
-  std::vector<std::unique_ptr<Mutex>> waiters;
-  std::vector<CancelToken> cancels(kWaiters);
-  std::vector<std::atomic<int>> state(kWaiters);  // 0 waiting, 1 owner
-  std::vector<absl::Status> results(kWaiters);
-  std::vector<std::thread> threads;
-  absl::Cleanup stop = [&] { StopWaiting(cancels, threads); };
+  std::vector<std::unique_ptr<Mutex>> mutexes;
+  std::vector<std::string> keys;
   std::vector<Renewing> renewing = {{holder.key(), 1}};
+  Waiters waiters(kWaiters);
   for (int i = 0; i < kWaiters; ++i) {
     sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
-    waiters.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
-    threads.emplace_back([&, i] {
-      results[i] = waiters[i]->Lock(absl::InfiniteFuture(), &cancels[i]);
-      state[i] = results[i].ok() ? 1 : -1;
-    });
-    ASSERT_TRUE(Eventually(
-        [&] { return KeysUnder(memory_.get(), kDir).size() == i + 2u; }));
-    renewing.push_back({waiters[i]->key(), 3});
+    mutexes.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+    Mutex* mutex = mutexes.back().get();
+    Enqueue(
+        waiters, i,
+        [mutex](const CancelToken* cancel) {
+          return mutex->Lock(absl::InfiniteFuture(), cancel);
+        },
+        kDir, i + 2);
+    keys.push_back(mutex->key());
+    renewing.push_back({mutex->key(), 3});
   }
 
   // 12.5 s: ten renewals of the holder's key, four of each waiter's, the
   // last step renewing only the holder's.
   PassRenewals(renewing, absl::Milliseconds(1250), 10);
-  for (int i = 0; i < kWaiters; ++i) {
-    EXPECT_GT(ModifiedIndex(waiters[i]->key()), waiters[i]->fence());
-    EXPECT_GT(ModifiedIndex(holder.key()), ModifiedIndex(waiters[i]->key()));
-    EXPECT_EQ(state[i], 0) << i;
-  }
+  ExpectChangedLast({holder.key()}, keys);
+  for (int i = 0; i < kWaiters; ++i) EXPECT_EQ(waiters.state(i), 0) << i;
   EXPECT_TRUE(holder.IsOwner());
 
   // The first waiter gives up; the second re-reads the queue and waits on.
-  const int gets = keys_.calls(FaultyKeysApi::kGet);
-  cancels[0].Cancel();
-  ASSERT_TRUE(Eventually([&] {
-    return state[0] != 0 && keys_.calls(FaultyKeysApi::kGet) > gets &&
-           keys_.in_flight() == 1;
-  }));
-  EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_TRUE(StaysFalse([&] { return state[1] != 0; }));
+  GiveUp(waiters, 0);
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(1) != 0; }));
   EXPECT_TRUE(holder.IsOwner());
 
   ASSERT_OK(holder.Unlock());
-  ASSERT_TRUE(Eventually([&] { return state[1] != 0; }));
-  ASSERT_OK(results[1]);
-  EXPECT_TRUE(waiters[1]->IsOwner());
-  EXPECT_TRUE(StaysFalse([&] { return state[2] != 0; }));
-  ASSERT_OK(waiters[1]->Unlock());
-  ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
-  ASSERT_OK(results[2]);
-  EXPECT_GT(waiters[2]->fence(), waiters[1]->fence());
-  ASSERT_OK(waiters[2]->Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
+  EXPECT_TRUE(mutexes[1]->IsOwner());
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(mutexes[1]->Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
+  EXPECT_GT(mutexes[2]->fence(), mutexes[1]->fence());
+  ASSERT_OK(mutexes[2]->Unlock());
 }
 
 // The hub that the waiting Mutexes of a process share (lease/watch_hub.h).

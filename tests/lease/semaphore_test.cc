@@ -4,7 +4,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "registry/cancel.h"
@@ -15,13 +14,11 @@
 namespace leasehold::lease {
 namespace {
 
-using ::leasehold::testing::FaultyKeysApi;
-using ::leasehold::testing::StatusIs;
 using testing::Eventually;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
 using testing::StaysFalse;
-using testing::StopWaiting;
+using testing::Waiters;
 
 constexpr char kDir[] = "/leasehold/semaphore/pool";
 
@@ -78,68 +75,59 @@ TEST_F(SemaphoreTest, ADepartureBetweenHoldersLetsTheWaiterIn) {
 TEST_F(SemaphoreTest, RenewalsWhileWaitersWaitKeepTheSlotHolders) {
   std::vector<std::unique_ptr<Session>> sessions;
   std::vector<std::unique_ptr<Semaphore>> holders;
+  std::vector<std::string> holder_keys;
   std::vector<Renewing> renewing;
   for (int i = 0; i < 2; ++i) {
     sessions.push_back(NewSession(absl::Seconds(3)));  // renewed every 1 s
     holders.push_back(
         std::make_unique<Semaphore>(sessions.back().get(), "pool", 2));
     ASSERT_OK(holders.back()->Acquire());
+    holder_keys.push_back(holders.back()->key());
     renewing.push_back({holders.back()->key(), 1});
   }
   constexpr int kWaiters = 3;
-  std::vector<std::unique_ptr<Semaphore>> waiters;
-  std::vector<CancelToken> cancels(kWaiters);
-  std::vector<std::atomic<int>> state(kWaiters);  // 0 waiting, 1 holder
-  std::vector<absl::Status> results(kWaiters);
-  std::vector<std::thread> threads;
-  absl::Cleanup stop = [&] { StopWaiting(cancels, threads); };
+  std::vector<std::unique_ptr<Semaphore>> slots;
+  std::vector<std::string> keys;
+  Waiters waiters(kWaiters);
   for (int i = 0; i < kWaiters; ++i) {
     sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
-    waiters.push_back(
+    slots.push_back(
         std::make_unique<Semaphore>(sessions.back().get(), "pool", 2));
-    threads.emplace_back([&, i] {
-      results[i] = waiters[i]->Acquire(absl::InfiniteFuture(), &cancels[i]);
-      state[i] = results[i].ok() ? 1 : -1;
-    });
-    ASSERT_TRUE(Eventually(
-        [&] { return KeysUnder(memory_.get(), kDir).size() == i + 3u; }));
-    renewing.push_back({waiters[i]->key(), 3});
+    Semaphore* slot = slots.back().get();
+    Enqueue(
+        waiters, i,
+        [slot](const CancelToken* cancel) {
+          return slot->Acquire(absl::InfiniteFuture(), cancel);
+        },
+        kDir, i + 3);
+    keys.push_back(slot->key());
+    renewing.push_back({slot->key(), 3});
   }
 
   PassRenewals(renewing, absl::Milliseconds(1250), 10);
-  for (int i = 0; i < kWaiters; ++i) {
-    EXPECT_GT(ModifiedIndex(waiters[i]->key()), waiters[i]->fence());
-    for (const auto& holder : holders) {
-      EXPECT_GT(ModifiedIndex(holder->key()), ModifiedIndex(waiters[i]->key()));
-    }
-    EXPECT_EQ(state[i], 0) << i;
-  }
+  ExpectChangedLast(holder_keys, keys);
+  for (int i = 0; i < kWaiters; ++i) EXPECT_EQ(waiters.state(i), 0) << i;
 
   // The middle waiter gives up; the last re-reads the queue and waits on.
-  const int gets = keys_.calls(FaultyKeysApi::kGet);
-  cancels[1].Cancel();
-  ASSERT_TRUE(Eventually([&] {
-    return state[1] != 0 && keys_.calls(FaultyKeysApi::kGet) > gets &&
-           keys_.in_flight() == 1;
-  }));
-  EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_TRUE(StaysFalse([&] { return state[0] != 0 || state[2] != 0; }));
+  GiveUp(waiters, 1);
+  EXPECT_TRUE(StaysFalse(
+      [&] { return waiters.state(0) != 0 || waiters.state(2) != 0; }));
   EXPECT_TRUE(holders[0]->IsHolder());
   EXPECT_TRUE(holders[1]->IsHolder());
 
   // A slot frees: the first waiter takes it, the last still waits.
   ASSERT_OK(holders[0]->Release());
-  ASSERT_TRUE(Eventually([&] { return state[0] != 0; }));
-  ASSERT_OK(results[0]);
-  EXPECT_TRUE(StaysFalse([&] { return state[2] != 0; }));
+  ASSERT_TRUE(Eventually([&] { return waiters.state(0) != 0; }));
+  ASSERT_OK(waiters.result(0));
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(2) != 0; }));
   EXPECT_TRUE(holders[1]->IsHolder());
   ASSERT_OK(holders[1]->Release());
-  ASSERT_TRUE(Eventually([&] { return state[2] != 0; }));
-  ASSERT_OK(results[2]);
-  EXPECT_TRUE(waiters[0]->IsHolder());
-  EXPECT_TRUE(waiters[2]->IsHolder());
-  ASSERT_OK(waiters[0]->Release());
-  ASSERT_OK(waiters[2]->Release());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
+  EXPECT_TRUE(slots[0]->IsHolder());
+  EXPECT_TRUE(slots[2]->IsHolder());
+  ASSERT_OK(slots[0]->Release());
+  ASSERT_OK(slots[2]->Release());
 }
 
 TEST_F(SemaphoreTest, ThirtyContendersNeverExceedThreeHolders) {
