@@ -29,9 +29,9 @@ const std::vector<FlagSpec> kHoldFlags = {
     {"timeout", FlagSpec::kValue, "DUR",
      "stop waiting after DUR: exit 1 \"not acquired\" (default: wait)"},
     {"grace", FlagSpec::kValue, "DUR",
-     "CMD gets SIGTERM this long before the lock's expiry, SIGKILL at it; "
-     "less than the TTL minus the renew interval (TTL/3) (default 5s, at "
-     "most half the TTL)"},
+     "CMD gets SIGTERM when the expiry is this close, SIGKILL at the "
+     "expiry; less than the TTL minus the renew interval (a third of the "
+     "TTL, plus jitter) (default 5s, at most half the TTL)"},
 };
 
 const CommandSpec kLock = {
