@@ -2,7 +2,6 @@
 // real etcd: mutual exclusion of the commands they run, exit statuses,
 // environment, loss and signal handling, and the leader's output.
 #include <signal.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +45,8 @@ using CliLockTest = CliTest;
 
 TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   constexpr int kProcesses = 50;
-  const std::string counter = ::testing::TempDir() + "/lock_counter";
+  const std::string counter =
+      absl::StrCat(::testing::TempDir(), "/lock_counter_", getpid());
   { std::ofstream(counter) << "0\n"; }
   // A read-sleep-write race that loses increments unless the lock excludes.
   const std::string increment = absl::StrCat(
@@ -63,6 +63,7 @@ TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   for (std::thread& t : threads) t.join();
   for (const ProcessResult& r : results) EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(ReadFile(counter), "50\n");
+  std::remove(counter.c_str());
 }
 
 TEST_F(CliLockTest, PassesStatusAndEnvironmentThrough) {
@@ -156,26 +157,25 @@ TEST_F(CliLockTest, LosingTheLockKillsWhatTheCommandStartedToo) {
   EXPECT_TRUE(Exited(worker)) << "the background worker outlived the loss";
 }
 
-// signal_recorder as CMD: it and its child record the signals they get.
+// signal_recorder as CMD: it and its child record the signals they get,
+// in a directory of its own (test binaries may run side by side).
 struct Recorder {
+  Recorder() {
+    std::string pattern = ::testing::TempDir() + "/signals-XXXXXX";
+    EXPECT_NE(mkdtemp(pattern.data()), nullptr) << pattern;
+    dir = pattern;
+  }
+  ~Recorder() {
+    for (const char* file : {"/cmd", "/child"}) unlink((dir + file).c_str());
+    rmdir(dir.c_str());
+  }
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
   std::string dir;  // holds "cmd" and "child", one line per signal
   pid_t cmd = 0;
   pid_t child = 0;
 };
-
-// A fresh directory for the recorder of this test (and `name`).
-Recorder NewRecorder(const std::string& name) {
-  Recorder recorder;
-  recorder.dir = absl::StrCat(
-      ::testing::TempDir(), "/signals-",
-      ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
-      name);
-  mkdir(recorder.dir.c_str(), 0755);
-  for (const char* file : {"/cmd", "/child"}) {
-    unlink((recorder.dir + file).c_str());
-  }
-  return recorder;
-}
 
 // Waits for the recorder's "ready cmd=<pid> child=<pid>" line.
 bool WaitReady(Subprocess& leasehold, Recorder& recorder, absl::Time deadline) {
@@ -221,7 +221,7 @@ TEST_F(CliLockTest, TheCommandIsDeadByTheExpiryWhenTheRegistryStops) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   constexpr absl::Duration kTtl = absl::Seconds(2);
   constexpr absl::Duration kGrace = absl::Milliseconds(1200);  // < 1.266s
-  Recorder recorder = NewRecorder("stalled");
+  Recorder recorder;
   // CMD and its child ignore SIGTERM: only the SIGKILL ends them.
   Subprocess lock({LEASEHOLD_BINARY, "--registry",
                    absl::StrCat((*etcd)->uri(), "?request-timeout=1s"), "lock",
@@ -296,7 +296,7 @@ TEST_F(CliLockTest, TheCommandIsDeadByTheExpiryWhenTheRegistryStops) {
 
 TEST_F(CliLockTest, ALossStopsWhatTheCommandStartedAtOnce) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  Recorder recorder = NewRecorder("deleted");
+  Recorder recorder;
   // A renew comes at most 733ms after the last (a third of the TTL, plus
   // jitter), well before the expiry is a grace period away: the SIGTERM
   // is the loss's, and the SIGKILL comes a grace period later. The child
@@ -346,7 +346,7 @@ TEST_F(CliLockTest, SignalsToLeaseholdReachWhatTheCommandStarted) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.command[0]);
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    Recorder recorder = NewRecorder(c.command[0]);
+    Recorder recorder;
     std::vector<std::string> args = c.command;
     args.insert(args.end(), {"--", SIGNAL_RECORDER, recorder.dir});
     Subprocess held(Argv(args));
