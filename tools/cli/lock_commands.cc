@@ -39,10 +39,11 @@ const CommandSpec kLock = {
     "Wait for the lock NAME (first come, first served), run CMD while holding\n"
     "it and release it when CMD exits; exit with CMD's status (128+N for\n"
     "signal N). CMD's environment has LEASEHOLD_LOCK_KEY and LEASEHOLD_FENCE\n"
-    "(a number that grows with every holder). If the lock is lost, or not\n"
-    "renewed until its expiry is less than the grace period away, CMD's\n"
-    "process group gets SIGTERM, then SIGKILL at the expiry (after a loss,\n"
-    "at most the grace period later), and leasehold exits 1.\n"
+    "(a number that grows with every holder), and not LEASEHOLD_PASSWORD.\n"
+    "If the lock is lost, or not renewed until its expiry is less than the\n"
+    "grace period away, CMD's process group gets SIGTERM, then SIGKILL at\n"
+    "the expiry (after a loss, at most the grace period later), and\n"
+    "leasehold exits 1.\n"
     "SIGINT/SIGTERM to leasehold are passed on to CMD's process group.",
     kHoldFlags,
     /*runs_command=*/true};
@@ -51,10 +52,11 @@ const CommandSpec kElect = {
     "NAME VALUE [--ttl DUR] [--timeout DUR] [--grace DUR] -- CMD [ARGS...]",
     "Campaign in election NAME with VALUE, run CMD once leader and resign\n"
     "when it exits; exit with CMD's status. CMD's environment has\n"
-    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE. If leadership is lost, or\n"
-    "not renewed until its expiry is less than the grace period away, CMD's\n"
-    "process group gets SIGTERM, then SIGKILL at the expiry (after a loss,\n"
-    "at most the grace period later), and leasehold exits 1.\n"
+    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE, and not LEASEHOLD_PASSWORD.\n"
+    "If leadership is lost, or not renewed until its expiry is less than the\n"
+    "grace period away, CMD's process group gets SIGTERM, then SIGKILL at\n"
+    "the expiry (after a loss, at most the grace period later), and\n"
+    "leasehold exits 1.\n"
     "SIGINT/SIGTERM to leasehold are passed on to CMD's process group.",
     kHoldFlags,
     /*runs_command=*/true};

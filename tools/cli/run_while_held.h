@@ -57,7 +57,8 @@ struct HeldCommand {
 //     behind may act for a holder in doubt).
 // The deadlines are read on `held.clock`, and each is reported on stderr.
 // If leasehold runs in the foreground of a terminal, CMD's group has the
-// terminal while it runs.
+// terminal while it runs. CMD never gets our LEASEHOLD_PASSWORD: it is
+// leasehold's, not the job's.
 //
 // Returns the exit code for leasehold: CMD's exit status (128+N when signal
 // N ended it); kExitNotHeld when `held.lost` fired or the expiry came within
