@@ -15,15 +15,17 @@ namespace leasehold::testing {
 // The agent's loop period, as `leasehold agent` steps.
 constexpr absl::Duration kTick = absl::Milliseconds(100);
 
-AgentFleet::AgentFleet(const std::string& uri, AgentFleetOptions options)
-    : uri_(uri),
-      options_(options),
+AgentFleet::AgentFleet(const EtcdCluster& cluster, AgentFleetOptions options)
+    : options_(options),
       history_([this](const sim::Hold& hold) {
         if (hold.how_ended != "lost") return;
         std::lock_guard<std::mutex> lock(mu_);
         lost_.push_back({hold, absl::Now() - hold.end});
       }),
       live_(new std::atomic<int>[options.agents]) {
+  for (int i = 0; i < options_.agents; ++i) {
+    uris_.push_back(cluster.uri_starting_at(i % cluster.size()));
+  }
   for (int i = 0; i < options_.agents; ++i) {
     live_[i].store(0);
     threads_.emplace_back([this, i] { Run(i); });
@@ -34,7 +36,7 @@ AgentFleet::~AgentFleet() { Stop(); }
 
 void AgentFleet::Run(int i) {
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
-      registry::Open(uri_);
+      registry::Open(uris_[i]);
   if (!keys.ok()) {
     std::cerr << "agent m" << i + 1 << ": " << keys.status() << std::endl;
     return;
@@ -132,7 +134,7 @@ bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
 
 void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
                       const std::function<absl::StatusOr<int>()>& inject) {
-  AgentFleet fleet(cluster.uri(), {});
+  AgentFleet fleet(cluster, {});
   SurviveRounds(cluster, fleet, rounds, watch, inject);
   fleet.Stop();
   EXPECT_TRUE(fleet.Lost().empty()) << "holds lost:\n"
