@@ -174,7 +174,8 @@ bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
       ADD_FAILURE() << "round " << round << ": " << hit.status();
       return false;
     }
-    std::cerr << "round " << round << ": fault on member " << *hit << std::endl;
+    std::cerr << Clock(absl::Now()) << " round " << round
+              << ": fault on member " << *hit << std::endl;
     if (!NoneLost(fleet, watch)) return false;
     EtcdServer& member = cluster.member(*hit);
     absl::Status back = member.paused()    ? cluster.ResumeMember(*hit)
