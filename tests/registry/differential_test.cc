@@ -68,8 +68,10 @@ constexpr absl::Duration kPhaseTtl = absl::Seconds(3);
 // while the memory registry found an event is asked again with kPatience.
 constexpr absl::Duration kBlockedAfter = absl::Milliseconds(200);
 constexpr absl::Duration kPatience = absl::Seconds(20);
-// Shrinking a failing sequence replays it on etcd: bounded.
+// Shrinking a failing sequence replays it on etcd: bounded in replays and
+// in time.
 constexpr int kMaxShrinkReplays = 300;
+constexpr absl::Duration kShrinkBudget = absl::Minutes(3);
 
 int EnvInt(const char* name, int fallback) {
   const char* text = std::getenv(name);
@@ -585,9 +587,11 @@ std::optional<Divergence> Replay(const std::vector<Op>& ops) {
 std::vector<Op> Shrink(std::vector<Op> ops, Divergence divergence) {
   ops.resize(divergence.at + 1);
   int replays = 0;
+  const absl::Time give_up = RealClock()->Now() + kShrinkBudget;
   for (size_t chunk = std::max<size_t>(ops.size() / 2, 1); chunk >= 1;
        chunk /= 2) {
-    for (size_t begin = 0; begin < ops.size() && replays < kMaxShrinkReplays;) {
+    for (size_t begin = 0; begin < ops.size() && replays < kMaxShrinkReplays &&
+                           RealClock()->Now() < give_up;) {
       std::vector<Op> candidate(ops.begin(), ops.begin() + begin);
       candidate.insert(candidate.end(),
                        ops.begin() + std::min(begin + chunk, ops.size()),
