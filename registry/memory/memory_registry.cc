@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <list>
 #include <map>
 #include <memory>
@@ -81,6 +82,35 @@ int64_t TtlLeft(absl::Time expiration, absl::Time now) {
   constexpr int64_t kSecond = 1000000000;
   const int64_t left = absl::ToInt64Nanoseconds(expiration - now);
   return left / kSecond + (left % kSecond > 0 ? 1 : 0);
+}
+
+// The byte contract (keys_api.h), checked first, as the etcd client checks
+// it before sending anything. `values`: (field, value) pairs the request
+// carries.
+absl::Status CheckBytes(
+    absl::string_view op, const std::string& key,
+    std::initializer_list<std::pair<absl::string_view, const std::string*>>
+        values) {
+  absl::Status status = ValidateKey(key);
+  for (const auto& [field, value] : values) {
+    if (!status.ok()) break;
+    if (value != nullptr) status = ValidateValue(field, *value);
+  }
+  return status.ok() ? status : WithContext(status, op);
+}
+
+// Why a watch must stop at `now`: kCancelled once its token fired,
+// kDeadlineExceeded once its deadline passed; OK while it may go on.
+absl::Status WatchEnded(const WatchOptions& options, absl::Time now,
+                        absl::string_view context) {
+  if (options.cancel != nullptr && options.cancel->cancelled()) {
+    return absl::CancelledError(absl::StrCat(context, ": cancelled"));
+  }
+  if (now >= options.deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(context, ": deadline exceeded"));
+  }
+  return absl::OkStatus();
 }
 
 struct MemNode {
@@ -595,50 +625,6 @@ absl::StatusOr<Response> MemoryRegistry::CompareAndDeleteLocked(
   return RemoveLocked(node, "compareAndDelete");
 }
 
-namespace {
-
-// The byte contract (keys_api.h), checked first, as the etcd client checks
-// it before sending anything. `values`: (field, value) pairs the request
-// carries.
-absl::Status CheckBytes(
-    absl::string_view op, const std::string& key,
-    std::initializer_list<std::pair<absl::string_view, const std::string*>>
-        values) {
-  absl::Status status = ValidateKey(key);
-  for (const auto& [field, value] : values) {
-    if (!status.ok()) break;
-    if (value != nullptr) status = ValidateValue(field, *value);
-  }
-  return status.ok() ? status : WithContext(status, op);
-}
-
-// Why a watch must stop at `now`: kCancelled once its token fired,
-// kDeadlineExceeded once its deadline passed; OK while it may go on.
-absl::Status WatchEnded(const WatchOptions& options, absl::Time now,
-                        absl::string_view context) {
-  if (options.cancel != nullptr && options.cancel->cancelled()) {
-    return absl::CancelledError(absl::StrCat(context, ": cancelled"));
-  }
-  if (now >= options.deadline) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(context, ": deadline exceeded"));
-  }
-  return absl::OkStatus();
-}
-
-// etcd's HTTP layer refuses an empty prevValue before the store sees it.
-absl::Status CheckPrevValue(const std::optional<std::string>& prev_value,
-                            absl::string_view context) {
-  if (!prev_value.has_value() || !prev_value->empty()) return absl::OkStatus();
-  return MapEtcdError(
-      0,
-      EtcdError{kEtcdPrevValueRequired, "PrevValue is Required in POST form",
-                "\"prevValue\" cannot be empty", 0},
-      context);
-}
-
-}  // namespace
-
 absl::StatusOr<Response> MemoryRegistry::Get(const std::string& key,
                                              const GetOptions& options) {
   if (absl::Status s = CheckBytes("get", key, {}); !s.ok()) return s;
@@ -655,6 +641,21 @@ absl::StatusOr<Response> MemoryRegistry::Get(const std::string& key,
   response.etcd_index = index_;
   return response;
 }
+
+namespace {
+
+// etcd's HTTP layer refuses an empty prevValue before the store sees it.
+absl::Status CheckPrevValue(const std::optional<std::string>& prev_value,
+                            absl::string_view context) {
+  if (!prev_value.has_value() || !prev_value->empty()) return absl::OkStatus();
+  return MapEtcdError(
+      0,
+      EtcdError{kEtcdPrevValueRequired, "PrevValue is Required in POST form",
+                "\"prevValue\" cannot be empty", 0},
+      context);
+}
+
+}  // namespace
 
 absl::StatusOr<Response> MemoryRegistry::Set(const std::string& key,
                                              const std::string& value,
