@@ -97,9 +97,9 @@ testing::EtcdServer& Etcd() {
   return *server;
 }
 
-// The memory registry's clock here: real time, except that it can be frozen
-// and that a waiter makes it jump to the waiter's deadline at once (a watch
-// that would block times out without real waiting).
+// The memory registry's clock here: real time, except that it can be held
+// still and that a waiter makes it jump to the waiter's deadline at once (a
+// watch that would block times out without real waiting).
 class FollowingClock final : public Clock {
  public:
   absl::Time Now() override {
@@ -112,10 +112,17 @@ class FollowingClock final : public Clock {
     floor_ = std::max(floor_, deadline);
     return false;
   }
+  // Holds the clock still until the matching Thaw (the calls nest).
   void Freeze() {
     std::lock_guard<std::mutex> lock(mu_);
     floor_ = NowLocked();
-    frozen_ = true;
+    ++frozen_;
+  }
+  // From here on (outside any Freeze) the clock follows real time again,
+  // never going back.
+  void Thaw() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --frozen_;
   }
   // Moves a frozen clock.
   void Advance(absl::Duration d) {
@@ -125,11 +132,11 @@ class FollowingClock final : public Clock {
 
  private:
   absl::Time NowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return frozen_ ? floor_ : std::max(floor_, RealClock()->Now());
+    return frozen_ > 0 ? floor_ : std::max(floor_, RealClock()->Now());
   }
   std::mutex mu_;
   absl::Time floor_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  bool frozen_ ABSL_GUARDED_BY(mu_) = false;
+  int frozen_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // One KeysApi call. Keys are relative to the run's prefix; `in_order`
@@ -306,7 +313,8 @@ std::string Difference(const absl::StatusOr<Response>& mem,
 struct Side {
   KeysApi* keys;
   Clock* clock;
-  bool is_etcd;
+  // The memory registry's clock; null on etcd's side.
+  FollowingClock* mem_clock;
   std::string prefix;
   uint64_t start = 0;
 
@@ -320,7 +328,7 @@ struct Side {
     return path;
   }
 
-  absl::StatusOr<Response> Watch(const Op& op, absl::Duration wait) const {
+  absl::StatusOr<Response> Watch(const Op& op, absl::Duration etcd_wait) const {
     WatchOptions options;
     options.wait_index = op.wait_index == 0 ? 1 : start + op.wait_index;
     options.recursive = op.recursive;
@@ -329,10 +337,25 @@ struct Side {
       cancelled.Cancel();
       options.cancel = &cancelled;
     }
-    options.deadline = op.watch_end == Op::kPast
-                           ? clock->Now() - absl::Milliseconds(1)
-                           : clock->Now() + wait;
-    return keys->Watch(Path(op), options);
+    return WatchUntil(Path(op), options, etcd_wait, op.watch_end == Op::kPast);
+  }
+
+  // A watch with a deadline `etcd_wait` away on etcd (or already `past`).
+  // On the memory registry the clock holds still from here until the watch
+  // has looked at its history, then jumps to the deadline if it would block:
+  // the outcome never depends on how fast this thread runs.
+  absl::StatusOr<Response> WatchUntil(const std::string& path,
+                                      WatchOptions options,
+                                      absl::Duration etcd_wait,
+                                      bool past = false) const {
+    if (mem_clock != nullptr) mem_clock->Freeze();
+    const absl::Duration wait =
+        mem_clock != nullptr ? absl::Milliseconds(1) : etcd_wait;
+    options.deadline =
+        past ? clock->Now() - absl::Milliseconds(1) : clock->Now() + wait;
+    absl::StatusOr<Response> answer = keys->Watch(path, options);
+    if (mem_clock != nullptr) mem_clock->Thaw();
+    return answer;
   }
 
   absl::StatusOr<Response> Run(const Op& op) const {
@@ -361,9 +384,7 @@ struct Side {
         return keys->Delete(path, options);
       }
       case Op::kWatch:
-        // The memory registry's clock jumps to the deadline of a watch that
-        // would block, so its wait costs nothing.
-        return Watch(op, is_etcd ? kBlockedAfter : absl::Milliseconds(1));
+        return Watch(op, kBlockedAfter);
     }
     return absl::InternalError("unknown op");
   }
@@ -392,8 +413,8 @@ class Pair {
     while (index < start)
       index = mem_keys_->Set("/diff/pad", "", {})->etcd_index;
     EXPECT_EQ(index, start);
-    mem_ = Side{mem_keys_.get(), &clock_, false, prefix, start};
-    etcd_ = Side{etcd_keys_.get(), RealClock(), true, prefix, start};
+    mem_ = Side{mem_keys_.get(), &clock_, &clock_, prefix, start};
+    etcd_ = Side{etcd_keys_.get(), RealClock(), nullptr, prefix, start};
   }
   // Removes the run's keys from etcd so none of them expires later.
   ~Pair() {
@@ -791,9 +812,7 @@ TEST(DifferentialTest, ExpiryAndHistoryLimitAnswerAsEtcd) {
         WatchOptions options;
         options.recursive = true;
         options.wait_index = index;
-        options.deadline = side.clock->Now() +
-                           (side.is_etcd ? kPatience : absl::Milliseconds(1));
-        return side.keys->Watch("/", options);
+        return side.WatchUntil("/", options, kPatience);
       };
       EXPECT_EQ(watch_at(pair.mem(), mem_index - 999).status().code(),
                 watch_at(pair.etcd(), mem_index - 999).status().code());
