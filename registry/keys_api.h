@@ -24,7 +24,15 @@
 // returns kUnavailable with registry::IsOutcomeUnknown(status) == true: it may
 // or may not have been applied; read back before acting on it.
 //
-// Keys are absolute paths ("/a/b"). Keys and values may hold any bytes.
+// Keys are absolute paths ("/a/b"); empty segments are ignored ("/a//b/" is
+// "/a/b"), and "." and ".." segments are refused (etcd would answer them
+// with a redirect to another key, not the key named). Keys and values
+// (prev_value included) must be valid UTF-8: etcd's JSON encoder replaces
+// an invalid sequence with U+FFFD, so such a key or value would not read
+// back as written. Both registries refuse a request that breaks this with
+// kInvalidArgument naming the first bad byte offset, before anything is
+// sent or stored (ValidateKey, ValidateValue below). Any valid UTF-8 is
+// kept exactly, NUL and control characters included.
 //
 // Thread-safety: implementations are safe to call from any number of threads
 // at once; a Watch blocks only its caller.
@@ -36,7 +44,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "registry/cancel.h"
 
@@ -114,6 +124,13 @@ struct WatchOptions {
   absl::Time deadline = absl::InfiniteFuture();
   const CancelToken* cancel = nullptr;
 };
+
+// The byte contract of every KeysApi (see the top of this file): OK, or
+// kInvalidArgument such as `key "/a/\xff": invalid UTF-8 at byte offset 3`
+// or `key "/a/../b": '.' and '..' segments are not allowed`.
+absl::Status ValidateKey(absl::string_view key);
+// `field` names the value in the message ("value", "prevValue").
+absl::Status ValidateValue(absl::string_view field, absl::string_view value);
 
 class KeysApi {
  public:

@@ -71,16 +71,14 @@ class Params {
 };
 
 // "/v2/keys/<segment>/<segment>", each segment percent-encoded. Empty
-// segments are dropped, as etcd's path cleaning would; "." and ".." are
-// refused because Go's HTTP mux answers them with a redirect, not the key.
+// segments are dropped, as etcd's path cleaning would; keys outside the
+// byte contract (ValidateKey: "." and ".." segments, which Go's HTTP mux
+// answers with a redirect, and invalid UTF-8) are refused.
 absl::StatusOr<std::string> KeyPath(absl::string_view key) {
+  if (absl::Status valid = ValidateKey(key); !valid.ok()) return valid;
   std::string path = "/v2/keys";
   for (absl::string_view segment :
        absl::StrSplit(key, '/', absl::SkipEmpty())) {
-    if (segment == "." || segment == "..") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", absl::CHexEscape(key), "\": '.' and '..' are not allowed"));
-    }
     path.push_back('/');
     AppendPercentEncoded(segment, &path);
   }
@@ -276,7 +274,12 @@ class EtcdClient final : public KeysApi {
     if (!path.ok()) return Prefixed(context.text(), path.status());
     Params form;
     // etcd refuses a value with refresh (210), and a directory has none.
-    if (!options.refresh && !options.dir) form.Add("value", value);
+    if (!options.refresh && !options.dir) {
+      if (absl::Status valid = ValidateValue("value", value); !valid.ok()) {
+        return Prefixed(context.text(), valid);
+      }
+      form.Add("value", value);
+    }
     if (absl::Status ttl = AddTtl(options.ttl, form); !ttl.ok()) {
       return Prefixed(context.text(), ttl);
     }
@@ -287,6 +290,10 @@ class EtcdClient final : public KeysApi {
       form.Add("prevIndex", absl::StrCat(*options.prev_index));
     }
     if (options.prev_value.has_value()) {
+      if (absl::Status valid = ValidateValue("prevValue", *options.prev_value);
+          !valid.ok()) {
+        return Prefixed(context.text(), valid);
+      }
       form.Add("prevValue", *options.prev_value);
     }
     form.AddTrue("refresh", options.refresh);
@@ -300,6 +307,9 @@ class EtcdClient final : public KeysApi {
     const Context context("create in order under", dir);
     absl::StatusOr<std::string> path = KeyPath(dir);
     if (!path.ok()) return Prefixed(context.text(), path.status());
+    if (absl::Status valid = ValidateValue("value", value); !valid.ok()) {
+      return Prefixed(context.text(), valid);
+    }
     Params form;
     form.Add("value", value);
     if (absl::Status ttl = AddTtl(options.ttl, form); !ttl.ok()) {
@@ -318,6 +328,10 @@ class EtcdClient final : public KeysApi {
       query.Add("prevIndex", absl::StrCat(*options.prev_index));
     }
     if (options.prev_value.has_value()) {
+      if (absl::Status valid = ValidateValue("prevValue", *options.prev_value);
+          !valid.ok()) {
+        return Prefixed(context.text(), valid);
+      }
       query.Add("prevValue", *options.prev_value);
     }
     query.AddTrue("dir", options.dir);

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <list>
 #include <map>
 #include <memory>
@@ -44,18 +45,11 @@
 namespace leasehold::registry {
 namespace {
 
-// etcd's path.Clean(path.Join("/", key)): the form every key is stored in.
+// etcd's path.Clean(path.Join("/", key)) for a key that passed ValidateKey
+// (no "." or ".." segments): the form every key is stored in.
 std::string CleanPath(const std::string& key) {
-  std::vector<absl::string_view> parts;
-  for (absl::string_view part : absl::StrSplit(key, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.push_back(part);
-  }
-  return absl::StrCat("/", absl::StrJoin(parts, "/"));
+  return absl::StrCat(
+      "/", absl::StrJoin(absl::StrSplit(key, '/', absl::SkipEmpty()), "/"));
 }
 
 std::string JoinPath(const std::string& dir, absl::string_view name) {
@@ -88,6 +82,35 @@ int64_t TtlLeft(absl::Time expiration, absl::Time now) {
   constexpr int64_t kSecond = 1000000000;
   const int64_t left = absl::ToInt64Nanoseconds(expiration - now);
   return left / kSecond + (left % kSecond > 0 ? 1 : 0);
+}
+
+// The byte contract (keys_api.h), checked first, as the etcd client checks
+// it before sending anything. `values`: (field, value) pairs the request
+// carries.
+absl::Status CheckBytes(
+    absl::string_view op, const std::string& key,
+    std::initializer_list<std::pair<absl::string_view, const std::string*>>
+        values) {
+  absl::Status status = ValidateKey(key);
+  for (const auto& [field, value] : values) {
+    if (!status.ok()) break;
+    if (value != nullptr) status = ValidateValue(field, *value);
+  }
+  return status.ok() ? status : WithContext(status, op);
+}
+
+// Why a watch must stop at `now`: kCancelled once its token fired,
+// kDeadlineExceeded once its deadline passed; OK while it may go on.
+absl::Status WatchEnded(const WatchOptions& options, absl::Time now,
+                        absl::string_view context) {
+  if (options.cancel != nullptr && options.cancel->cancelled()) {
+    return absl::CancelledError(absl::StrCat(context, ": cancelled"));
+  }
+  if (now >= options.deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(context, ": deadline exceeded"));
+  }
+  return absl::OkStatus();
 }
 
 struct MemNode {
@@ -537,10 +560,16 @@ absl::StatusOr<Response> MemoryRegistry::UpdateLocked(
   Response response;
   response.action = "update";
   response.prev_node = Repr(node, false, now);
-  if (!node.dir) node.value = refresh ? node.value : value;
-  node.modified_index = next;
+  // etcd's node.Write fails on a directory and store.Update ignores that:
+  // the answer and the event carry the new index, the directory keeps its
+  // old modifiedIndex (only its TTL changes).
+  if (!node.dir) {
+    if (!refresh) node.value = value;
+    node.modified_index = next;
+  }
   SetExpiration(node, expiration);
   response.node = Repr(node, false, now);
+  response.node.modified_index = next;
   response.etcd_index = next;
   index_ = next;
   Publish(Event{response, refresh}, {});
@@ -598,6 +627,7 @@ absl::StatusOr<Response> MemoryRegistry::CompareAndDeleteLocked(
 
 absl::StatusOr<Response> MemoryRegistry::Get(const std::string& key,
                                              const GetOptions& options) {
+  if (absl::Status s = CheckBytes("get", key, {}); !s.ok()) return s;
   const std::string path = CleanPath(key);
   const std::string context = absl::StrCat("get ", path);
   std::lock_guard<std::mutex> lock(mu_);
@@ -630,6 +660,16 @@ absl::Status CheckPrevValue(const std::optional<std::string>& prev_value,
 absl::StatusOr<Response> MemoryRegistry::Set(const std::string& key,
                                              const std::string& value,
                                              const SetOptions& options) {
+  // A directory, or a refresh, carries no value on the wire.
+  const bool sends_value = !options.dir && !options.refresh;
+  if (absl::Status s = CheckBytes(
+          "set", key,
+          {{"value", sends_value ? &value : nullptr},
+           {"prevValue",
+            options.prev_value.has_value() ? &*options.prev_value : nullptr}});
+      !s.ok()) {
+    return s;
+  }
   const std::string path = CleanPath(key);
   const std::string context = absl::StrCat("set ", path);
   // The checks etcd's HTTP layer makes before the store sees the request;
@@ -650,9 +690,7 @@ absl::StatusOr<Response> MemoryRegistry::Set(const std::string& key,
     if (!ttl.ok()) return ttl.status();
     ttl_seconds = *ttl;
   }
-  // A directory, or a refresh, carries no value on the wire.
-  const std::string sent_value =
-      options.dir || options.refresh ? std::string() : value;
+  const std::string sent_value = sends_value ? value : std::string();
   const std::string prev_value = options.prev_value.value_or("");
   const uint64_t prev_index = options.prev_index.value_or(0);
 
@@ -688,6 +726,11 @@ absl::StatusOr<Response> MemoryRegistry::Set(const std::string& key,
 absl::StatusOr<Response> MemoryRegistry::CreateInOrder(
     const std::string& dir, const std::string& value,
     const CreateInOrderOptions& options) {
+  if (absl::Status s =
+          CheckBytes("create in order under", dir, {{"value", &value}});
+      !s.ok()) {
+    return s;
+  }
   const std::string path = CleanPath(dir);
   const std::string context = absl::StrCat("create in order ", path);
   std::optional<int64_t> ttl_seconds;
@@ -710,6 +753,13 @@ absl::StatusOr<Response> MemoryRegistry::CreateInOrder(
 
 absl::StatusOr<Response> MemoryRegistry::Delete(const std::string& key,
                                                 const DeleteOptions& options) {
+  if (absl::Status s = CheckBytes(
+          "delete", key,
+          {{"prevValue",
+            options.prev_value.has_value() ? &*options.prev_value : nullptr}});
+      !s.ok()) {
+    return s;
+  }
   const std::string path = CleanPath(key);
   const std::string context = absl::StrCat("delete ", path);
   if (absl::Status s = CheckPrevValue(options.prev_value, context); !s.ok()) {
@@ -736,6 +786,7 @@ absl::StatusOr<Response> MemoryRegistry::Delete(const std::string& key,
 
 absl::StatusOr<Response> MemoryRegistry::Watch(const std::string& key,
                                                const WatchOptions& options) {
+  if (absl::Status s = CheckBytes("watch", key, {}); !s.ok()) return s;
   const std::string path = CleanPath(key);
   const std::string context = absl::StrCat("watch ", path);
   // Registered before taking mu_ (an already-cancelled token runs the
@@ -749,7 +800,11 @@ absl::StatusOr<Response> MemoryRegistry::Watch(const std::string& key,
     });
   }
   std::unique_lock<std::mutex> lock(mu_);
-  ExpireLocked(clock_->Now());
+  // As the etcd client does, a cancelled or expired call fails before it
+  // looks at anything, even when its event is already in the history.
+  const absl::Time start = clock_->Now();
+  if (absl::Status s = WatchEnded(options, start, context); !s.ok()) return s;
+  ExpireLocked(start);
   Watcher watcher;
   watcher.key = path;
   watcher.recursive = options.recursive;
@@ -763,18 +818,11 @@ absl::StatusOr<Response> MemoryRegistry::Watch(const std::string& key,
   watchers_.push_back(&watcher);
   absl::Status status;
   while (!watcher.result.has_value()) {
-    if (options.cancel != nullptr && options.cancel->cancelled()) {
-      status = absl::CancelledError(absl::StrCat(context, ": cancelled"));
-      break;
-    }
     const absl::Time now = clock_->Now();
     ExpireLocked(now);
     if (watcher.result.has_value()) break;
-    if (now >= options.deadline) {
-      status = absl::DeadlineExceededError(
-          absl::StrCat(context, ": deadline exceeded"));
-      break;
-    }
+    status = WatchEnded(options, now, context);
+    if (!status.ok()) break;
     absl::Time wake = options.deadline;
     if (!expiry_queue_.empty())
       wake = std::min(wake, expiry_queue_.begin()->first.first);

@@ -482,6 +482,9 @@ TEST_P(ConformanceTest, Directories) {
   EXPECT_EQ(replaced.prev_node->value, "v");
 }
 
+// etcd's store.Update cannot write a directory's index: the answer and the
+// event say the new index, the directory itself keeps its old one while
+// its TTL changes.
 TEST_P(ConformanceTest, UpdateDirectoryTtl) {
   ASSERT_OK_AND_ASSIGN(Response dir, keys().Set(Key("d"), "", Dir()));
   SetOptions update = Dir();
@@ -491,12 +494,24 @@ TEST_P(ConformanceTest, UpdateDirectoryTtl) {
   EXPECT_EQ(updated.action, "update");
   EXPECT_TRUE(updated.node.dir);
   EXPECT_EQ(updated.node.created_index, dir.node.created_index);
+  EXPECT_EQ(updated.node.modified_index, dir.node.modified_index + 1);
+  EXPECT_EQ(updated.etcd_index, dir.node.modified_index + 1);
   EXPECT_EQ(updated.node.ttl, 100);
+
+  ASSERT_OK_AND_ASSIGN(Response got, keys().Get(Key("d"), {}));
+  EXPECT_EQ(got.node.modified_index, dir.node.modified_index);
+  EXPECT_GE(got.node.ttl, 99);
+  ASSERT_OK_AND_ASSIGN(Response event,
+                       WatchForEvent(Key("d"), dir.node.modified_index + 1));
+  EXPECT_EQ(event.action, "update");
+  EXPECT_EQ(event.node.modified_index, updated.node.modified_index);
+
   update.ttl.reset();
   ASSERT_OK_AND_ASSIGN(Response permanent, keys().Set(Key("d"), "", update));
   EXPECT_EQ(permanent.node.ttl, 0);
   EXPECT_FALSE(permanent.node.expiration.has_value());
   EXPECT_EQ(permanent.prev_node->ttl, 100);
+  EXPECT_EQ(permanent.prev_node->modified_index, dir.node.modified_index);
 }
 
 TEST_P(ConformanceTest, GetListsDirectories) {
@@ -601,6 +616,77 @@ TEST_P(ConformanceTest, KeysAndValuesWithOddBytes) {
   }
   ASSERT_OK_AND_ASSIGN(Response all, keys().Get(prefix_, Recursive()));
   EXPECT_EQ(all.node.nodes.size(), names.size());
+}
+
+// The byte contract (keys_api.h): keys and values are valid UTF-8, and no
+// key has a "." or ".." segment. Anything else is refused before it reaches
+// the store, naming the first bad byte: etcd would store U+FFFD instead,
+// and a key it then names could not be addressed as written.
+TEST_P(ConformanceTest, InvalidUtf8IsRefusedNamingTheByte) {
+  ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key("k"), "v", {}));
+  const std::string bad_key = Key("a\xff");
+  const size_t offset = bad_key.size() - 1;
+  const std::string at_key = absl::StrCat("byte offset ", offset);
+  DeleteOptions bad_guard;
+  bad_guard.prev_value = "\xc3";
+  for (const absl::Status& refused :
+       {keys().Get(bad_key, {}).status(), keys().Set(bad_key, "v", {}).status(),
+        keys().CreateInOrder(bad_key, "v", {}).status(),
+        keys().Delete(bad_key, {}).status(),
+        WatchForEvent(bad_key, WatchOptions()).status()}) {
+    EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument,
+                                  ::testing::HasSubstr(at_key)));
+  }
+  for (const absl::Status& refused :
+       {keys().Set(Key("k"), "ok\xe2\x82", {}).status(),
+        keys().Set(Key("k"), "\xed\xa0\x80", {}).status(),  // a surrogate
+        keys().Set(Key("k"), "\xc0\xaf", {}).status(),      // overlong
+        keys().CreateInOrder(Key("q"), "\xf5", {}).status()}) {
+    EXPECT_THAT(refused,
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         ::testing::HasSubstr("value: invalid UTF-8")));
+  }
+  EXPECT_THAT(keys().Set(Key("k"), "ok\xe2\x82", {}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("byte offset 2")));
+  EXPECT_THAT(keys().Set(Key("k"), "w", Guarded({}, {}, "\xff")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("prevValue: invalid UTF-8")));
+  EXPECT_THAT(keys().Delete(Key("k"), bad_guard),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("prevValue: invalid UTF-8")));
+  // A value a directory or a refresh does not send is not judged.
+  SetOptions refresh = WithTtl(absl::Seconds(100));
+  refresh.refresh = true;
+  EXPECT_THAT(keys().Set(Key("k"), "\xff", refresh), IsOk());
+
+  // Nothing was stored: the index moved only for the refresh.
+  ASSERT_OK_AND_ASSIGN(Response all, keys().Get(prefix_, Recursive()));
+  EXPECT_EQ(all.etcd_index, set.etcd_index + 1);
+  EXPECT_THAT(all.node.nodes, ElementsAre(Field(&Node::value, "v")));
+}
+
+// etcd answers "/a/../b" with a redirect to "/b": neither registry
+// silently addresses another key.
+TEST_P(ConformanceTest, DotSegmentsAreRefused) {
+  ASSERT_OK(keys().Set(Key("w"), "v", {}).status());
+  for (const std::string& key : {Key("x/../w"), Key("./w"), Key("w/.")}) {
+    SCOPED_TRACE(key);
+    EXPECT_THAT(keys().Get(key, {}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         ::testing::HasSubstr("'.' and '..'")));
+    EXPECT_THAT(keys().Set(key, "v", {}),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(keys().Delete(key, {}),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(keys().CreateInOrder(key, "v", {}),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(WatchForEvent(key, WatchOptions()),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  // Dots inside a segment are ordinary bytes.
+  ASSERT_OK_AND_ASSIGN(Response dots, keys().Set(Key("...x/.y"), "v", {}));
+  EXPECT_EQ(dots.node.key, Key("...x/.y"));
 }
 
 TEST_P(ConformanceTest, TtlIsReportedAndKeyExpires) {
@@ -862,6 +948,30 @@ TEST_P(ConformanceTest, WatchCancelledFromAnotherThread) {
   watcher.join();
   EXPECT_THAT(seen, StatusIs(absl::StatusCode::kCancelled));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// A cancelled token or a deadline already past fails the watch before it
+// looks at the history, even when its event is there.
+TEST_P(ConformanceTest, WatchCancelledOrPastFailsEvenWithEventInHistory) {
+  ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key("k"), "v", {}));
+  CancelToken cancelled;
+  cancelled.Cancel();
+  WatchOptions options;
+  options.wait_index = set.node.modified_index;
+  options.cancel = &cancelled;
+  EXPECT_THAT(keys().Watch(Key("k"), options),
+              StatusIs(absl::StatusCode::kCancelled));
+  options.cancel = nullptr;
+  options.deadline = backend_->Now() - absl::Milliseconds(1);
+  EXPECT_THAT(keys().Watch(Key("k"), options),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  options.deadline = backend_->Now();
+  EXPECT_THAT(keys().Watch(Key("k"), options),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  // The same watch with time left gets the event.
+  ASSERT_OK_AND_ASSIGN(Response seen,
+                       WatchForEvent(Key("k"), set.node.modified_index));
+  EXPECT_EQ(seen.node, set.node);
 }
 
 INSTANTIATE_TEST_SUITE_P(Registries, ConformanceTest,
