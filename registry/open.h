@@ -7,6 +7,7 @@
 //
 // Options (query parameters, durations in absl form: 500ms, 2s, 1m):
 //   request-timeout=DUR  dial-timeout=DUR  auto-sync-interval=DUR
+//   watch-check-interval=DUR (0s: off)
 //   username=U  password=P  ca-file=PATH  cert-file=PATH  key-file=PATH
 //   quorum-reads=true|false
 // Option values are percent-decoded. An unknown scheme, an unknown option,

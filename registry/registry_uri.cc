@@ -133,6 +133,9 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
   if (name == "auto-sync-interval") {
     return ParseDurationOption(uri, name, value, &options.auto_sync_interval);
   }
+  if (name == "watch-check-interval") {
+    return ParseDurationOption(uri, name, value, &options.watch_check_interval);
+  }
   if (name == "quorum-reads") {
     if (!absl::SimpleAtob(value, &options.quorum_reads)) {
       return Invalid(uri, absl::StrCat("option quorum-reads=\"", value,
@@ -151,7 +154,8 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
         uri,
         absl::StrCat("unknown option \"", name,
                      "\" (known: request-timeout, dial-timeout, "
-                     "auto-sync-interval, quorum-reads, username, password, "
+                     "auto-sync-interval, watch-check-interval, quorum-reads, "
+                     "username, password, "
                      "ca-file, cert-file, key-file)"));
   }
   if (value.empty())

@@ -230,8 +230,13 @@ absl::StatusOr<std::unique_ptr<KeysApi>> Client(
   return NewEtcdClient(std::move(options));
 }
 
+constexpr char kCreateBody[] =
+    R"({"action":"create","node":{"key":"/k","value":"v","modifiedIndex":5,"createdIndex":5}})";
+
 TEST(EtcdClientUnitTest, FailsOverWhenTheFirstEndpointRefusesConnections) {
-  auto server = Serve([](absl::string_view) { return Ok(); });
+  auto server = Serve([](absl::string_view request) {
+    return Ok(absl::StartsWith(request, "PUT") ? kCreateBody : kSetBody);
+  });
   ASSERT_OK_AND_ASSIGN(auto keys, Client({DeadEndpoint(), server->endpoint()}));
   EXPECT_THAT(keys->Get("/k", {}), IsOk());
   // A create was certainly not applied by a member that refused the
@@ -283,13 +288,13 @@ TEST(EtcdClientUnitTest, LostAnswerOfAConditionalWriteIsOutcomeUnknown) {
 
 TEST(EtcdClientUnitTest, MalformedAnswerIsDataLoss) {
   auto server = Serve([](absl::string_view) {
-    return HttpAnswer(200, R"({"action":"get","node":{"ttl":"soon"}})");
+    return HttpAnswer(200, R"({"action":"get","node":{"ttl":"soon"}})",
+                      {"X-Etcd-Index: 5"});
   });
   ASSERT_OK_AND_ASSIGN(auto keys, Client({server->endpoint()}));
-  EXPECT_THAT(
-      keys->Get("/k", {}),
-      StatusIs(absl::StatusCode::kDataLoss,
-               HasSubstr("get \"/k\": malformed etcd response: node.ttl")));
+  EXPECT_THAT(keys->Get("/k", {}),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("malformed etcd response: node.ttl")));
 }
 
 TEST(EtcdClientUnitTest, EscapesKeysSegmentBySegmentAndFormValues) {
