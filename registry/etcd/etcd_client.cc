@@ -591,9 +591,16 @@ absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
       wait_index = EtcdIndexHeader(response) + 1;
     }
     if (result.status.ok() && registered) {
-      // etcd ended the long poll without an event (its watcher was dropped,
-      // e.g. on a snapshot restore): nothing happened yet, ask again.
+      // etcd ended the long poll without an event (its 5-minute watch
+      // timeout, or its watcher was dropped on a snapshot restore): nothing
+      // happened yet. Ask again, on the next member and after a pause, so
+      // that a member that keeps doing this at once neither holds the watch
+      // nor is hammered.
+      MoveOff(endpoint);
       retry_pause = kWatchRetryFirst;
+      SleepUnlessCancelled(
+          *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
+          options.cancel);
       continue;
     }
     Judged judged = Judge(result, context, endpoint, Asked::kWatch, wait_index);

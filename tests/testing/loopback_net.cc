@@ -20,18 +20,6 @@
 namespace leasehold::testing {
 namespace {
 
-bool WriteAll(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 int ConnectLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
@@ -64,6 +52,32 @@ size_t CompleteRequestLength(absl::string_view buffer) {
 }
 
 }  // namespace
+
+bool WriteAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+std::optional<std::string> ReadRequest(int fd, std::string* buffer) {
+  char chunk[16384];
+  size_t length = CompleteRequestLength(*buffer);
+  while (length == 0) {
+    const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) return std::nullopt;
+    buffer->append(chunk, static_cast<size_t>(n));
+    length = CompleteRequestLength(*buffer);
+  }
+  std::string request = buffer->substr(0, length);
+  buffer->erase(0, length);
+  return request;
+}
 
 LoopbackListener::~LoopbackListener() { Stop(); }
 
@@ -163,7 +177,17 @@ void TcpProxy::Serve(int client) {
   Track(upstream);
   char buffer[16384];
   pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
-  while (::poll(fds, 2, -1) > 0) {
+  while (true) {
+    // Blackholed: read nothing (so poll must not ask for input), notice
+    // only a connection torn down, and look again every 50 ms.
+    const bool blackhole = blackhole_.load();
+    fds[0].events = fds[1].events = blackhole ? 0 : POLLIN;
+    const int ready = ::poll(fds, 2, blackhole ? 50 : -1);
+    if (ready < 0) break;
+    if (blackhole) {
+      if (ready > 0) break;  // POLLHUP/POLLERR: the connection was cut
+      continue;
+    }
     if (fds[0].revents != 0) {
       const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
       if (n <= 0 || !WriteAll(upstream, absl::string_view(buffer, n))) break;
@@ -209,22 +233,14 @@ std::vector<std::string> CannedHttpServer::requests() const {
 
 void CannedHttpServer::Serve(int fd) {
   std::string buffer;
-  char chunk[16384];
   while (true) {
-    size_t length = CompleteRequestLength(buffer);
-    while (length == 0) {
-      const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-      if (n <= 0) return;
-      buffer.append(chunk, static_cast<size_t>(n));
-      length = CompleteRequestLength(buffer);
-    }
-    const std::string request = buffer.substr(0, length);
-    buffer.erase(0, length);
+    const std::optional<std::string> request = ReadRequest(fd, &buffer);
+    if (!request.has_value()) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      requests_.push_back(request);
+      requests_.push_back(*request);
     }
-    const std::string answer = responder_(request);
+    const std::string answer = responder_(*request);
     if (answer.empty() || !WriteAll(fd, answer)) return;
   }
 }

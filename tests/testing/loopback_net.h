@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,6 +77,10 @@ class TcpProxy final : public LoopbackListener {
   void set_drop_responses(bool on) { drop_responses_.store(on); }
   // While true, new connections are closed as soon as they are accepted.
   void set_refuse(bool on) { refuse_.store(on); }
+  // While true, connections (open ones and new ones) stay open but nothing
+  // is forwarded either way: a member that froze or was cut off without a
+  // FIN. Held bytes flow again once it is false.
+  void set_blackhole(bool on) { blackhole_.store(on); }
 
  private:
   explicit TcpProxy(int upstream_port) : upstream_port_(upstream_port) {}
@@ -84,7 +89,15 @@ class TcpProxy final : public LoopbackListener {
   const int upstream_port_;
   std::atomic<bool> drop_responses_{false};
   std::atomic<bool> refuse_{false};
+  std::atomic<bool> blackhole_{false};
 };
+
+// Writes all of `data` to socket `fd`; false if the connection failed.
+bool WriteAll(int fd, absl::string_view data);
+// Reads from `fd` into `*buffer` until it holds a complete HTTP request
+// (headers and Content-Length body), then removes and returns it; nullopt
+// when the connection ends first.
+std::optional<std::string> ReadRequest(int fd, std::string* buffer);
 
 // "HTTP/1.1 <status>" with Content-Length, any extra header lines
 // ("X-Etcd-Index: 7"), and `body`.
