@@ -490,14 +490,13 @@ Judged EtcdClient::Judge(const HttpResult& result, const Context& context,
   if (error.has_value() && error->code == kEtcdUnauthorized) {
     return {AuthError(response.status, error, context), Next::kReturn};
   }
-  absl::Status mapped = MapEtcdError(response.status, error, where());
   // No errorCode (only the header), a 5xx or a raft error: this member
   // could not serve it; another may.
   if (!error.has_value() || response.status >= 500 ||
       error->code == kEtcdRaftInternal || error->code == kEtcdLeaderElect) {
-    return {mapped, error.has_value() && NeverProposed(*error)
-                        ? Next::kTryNext
-                        : Next::kUnknown};
+    return {MapEtcdError(response.status, error, where()),
+            error.has_value() && NeverProposed(*error) ? Next::kTryNext
+                                                       : Next::kUnknown};
   }
   return {MapEtcdError(response.status, error, context.text()), Next::kReturn};
 }
