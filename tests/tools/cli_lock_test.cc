@@ -2,7 +2,9 @@
 // real etcd: mutual exclusion of the commands they run, exit statuses,
 // environment, loss and signal handling, and the leader's output.
 #include <signal.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -41,7 +43,9 @@ using CliLockTest = CliTest;
 
 TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   constexpr int kProcesses = 50;
-  const std::string counter = ::testing::TempDir() + "/lock_counter";
+  // Per process: test runs of other checkouts on this machine share /tmp.
+  const std::string counter =
+      absl::StrCat(::testing::TempDir(), "/lock_counter.", getpid());
   { std::ofstream(counter) << "0\n"; }
   // A read-sleep-write race that loses increments unless the lock excludes.
   const std::string increment = absl::StrCat(
@@ -58,6 +62,7 @@ TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   for (std::thread& t : threads) t.join();
   for (const ProcessResult& r : results) EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(ReadFile(counter), "50\n");
+  std::remove(counter.c_str());
 }
 
 TEST_F(CliLockTest, PassesStatusAndEnvironmentThrough) {
