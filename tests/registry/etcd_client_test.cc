@@ -200,7 +200,7 @@ TEST(EtcdClientTest, WatchServedByAFrozenMemberMovesOn) {
   // The client sticks to the proxy (the first endpoint), which then
   // freezes: the watch is sent into it and never hears back.
   ASSERT_OK_AND_ASSIGN(Response start, keys->Set("/frozen/x", "0", {}));
-  proxy->set_blackhole(true);
+  proxy->Blackhole(::leasehold::testing::Direction::kBoth);
   absl::StatusOr<Response> event;
   absl::Time delivered_at;
   std::thread watcher([&] {
@@ -212,7 +212,7 @@ TEST(EtcdClientTest, WatchServedByAFrozenMemberMovesOn) {
   const absl::Time changed_at = RealClock()->Now();
   watcher.join();
   ASSERT_THAT(next, IsOk());
-  proxy->set_blackhole(false);
+  proxy->Heal();
   ASSERT_THAT(event, IsOk());
   EXPECT_EQ(event->node.modified_index, next->node.modified_index);
   EXPECT_EQ(event->node.value, "1");
@@ -232,13 +232,13 @@ TEST(EtcdClientTest, WithoutTheCheckAFrozenWatchWaits) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> keys,
                        NewEtcdClient(std::move(options)));
   ASSERT_OK_AND_ASSIGN(Response start, keys->Set("/frozen/y", "0", {}));
-  proxy->set_blackhole(true);
+  proxy->Blackhole(::leasehold::testing::Direction::kBoth);
   auto direct = Client({SharedEtcd().endpoint()});
   ASSERT_THAT(direct->Set("/frozen/y", "1", {}), IsOk());
   EXPECT_THAT(keys->Watch("/frozen/y", WatchFrom(start.node.modified_index + 1,
                                                  absl::Seconds(3))),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
-  proxy->set_blackhole(false);
+  proxy->Heal();
 }
 
 TEST(EtcdClientTest, WatchSurvivesAMemberRestart) {

@@ -35,8 +35,9 @@ const CommandSpec kLock = {
     "Wait for the lock NAME (first come, first served), run CMD while holding\n"
     "it and release it when CMD exits; exit with CMD's status (128+N for\n"
     "signal N). CMD's environment has LEASEHOLD_LOCK_KEY and LEASEHOLD_FENCE\n"
-    "(a number that grows with every holder). If the lock is lost, CMD gets\n"
-    "SIGTERM, then SIGKILL after the grace period, and leasehold exits 1.\n"
+    "(a number that grows with every holder), and not LEASEHOLD_PASSWORD.\n"
+    "If the lock is lost, CMD gets SIGTERM, then SIGKILL after the grace\n"
+    "period, and leasehold exits 1.\n"
     "SIGINT/SIGTERM to leasehold are passed on to CMD.",
     kHoldFlags,
     /*runs_command=*/true};
@@ -45,9 +46,9 @@ const CommandSpec kElect = {
     "NAME VALUE [--ttl DUR] [--timeout DUR] [--grace DUR] -- CMD [ARGS...]",
     "Campaign in election NAME with VALUE, run CMD once leader and resign\n"
     "when it exits; exit with CMD's status. CMD's environment has\n"
-    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE. If leadership is lost, CMD\n"
-    "gets SIGTERM, then SIGKILL after the grace period, and leasehold exits "
-    "1.\n"
+    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE, and not LEASEHOLD_PASSWORD.\n"
+    "If leadership is lost, CMD gets SIGTERM, then SIGKILL after the grace\n"
+    "period, and leasehold exits 1.\n"
     "SIGINT/SIGTERM to leasehold are passed on to CMD.",
     kHoldFlags,
     /*runs_command=*/true};

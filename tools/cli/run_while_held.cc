@@ -27,12 +27,12 @@ namespace {
 constexpr int kExitCannotRun = 126;
 constexpr int kExitNotFound = 127;
 
-// Ours, minus the names `extra` sets, plus `extra`.
+// Ours minus LEASEHOLD_PASSWORD and the names `extra` sets, plus `extra`.
 std::vector<std::string> ChildEnvironment(
     const std::vector<std::string>& extra) {
   std::vector<std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    bool replaced = false;
+    bool replaced = absl::StartsWith(*entry, "LEASEHOLD_PASSWORD=");
     for (const std::string& mine : extra) {
       replaced |= absl::StartsWith(*entry, mine.substr(0, mine.find('=') + 1));
     }

@@ -41,6 +41,7 @@ struct HeldCommand {
 // SIGKILL once CMD has exited (nothing it left behind may act for a lost
 // holder); the loss is reported on stderr. If leasehold runs in the
 // foreground of a terminal, CMD's group has the terminal while it runs.
+// CMD never gets our LEASEHOLD_PASSWORD: it is leasehold's, not the job's.
 //
 // Returns the exit code for leasehold: CMD's exit status (128+N when signal
 // N ended it); kExitNotHeld when `held.lost` fired before CMD ended, whatever
