@@ -658,8 +658,10 @@ bool EtcdClient::WatchedEndpointAlive(const std::string& endpoint,
   // etcd registers a watch at once: silence for a whole interval is not
   // etcd's.
   if (from == 0) return false;
+  // A live member answers a read in milliseconds; half the interval keeps
+  // a frozen one from delaying the verdict past the next check.
   const absl::Duration timeout =
-      std::min(options_.request_timeout, options_.watch_check_interval);
+      std::min(options_.request_timeout, options_.watch_check_interval / 2);
   std::optional<uint64_t> cluster;
   {
     const auto [endpoints, unused] = Endpoints();

@@ -88,7 +88,7 @@ TEST(RegistryUriTest, DefaultsWithoutOptions) {
   EXPECT_EQ(options.dial_timeout, defaults.dial_timeout);
   EXPECT_EQ(options.auto_sync_interval, absl::ZeroDuration());
   EXPECT_FALSE(options.quorum_reads);
-  EXPECT_EQ(options.watch_check_interval, absl::Seconds(5));
+  EXPECT_EQ(options.watch_check_interval, absl::Seconds(3));
 }
 
 TEST(RegistryUriTest, WatchCheckInterval) {
