@@ -161,6 +161,11 @@ void SessionKey::OnKeeperLost(uint64_t generation) {
       "key ", key_, " lost: not renewed within its TTL, changed or deleted")));
 }
 
+absl::Time SessionKey::expiry() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return kept_ != nullptr ? kept_->lease().expiry() : absl::InfinitePast();
+}
+
 absl::Status SessionKey::Drop(bool release, const absl::Status& cause) {
   return End(release, cause);
 }

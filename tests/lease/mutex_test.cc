@@ -254,6 +254,30 @@ TEST_F(MutexTest, ExpiredHolderLosesAndTheNextWaiterGoesOnlyAfterItsKeyIsGone) {
   EXPECT_TRUE(Exists(memory_.get(), waiter.key()));
 }
 
+TEST_F(MutexTest, ExpiryIsTheKeysLocalExpiryAndMovesWithEachRenew) {
+  auto session = NewSession(absl::Seconds(6));
+  Mutex mutex(session.get(), "job");
+  EXPECT_EQ(mutex.expiry(), absl::InfinitePast());
+  const absl::Time locked = clock_.Now();
+  ASSERT_OK(mutex.Lock());
+  EXPECT_LE(mutex.expiry(), locked + absl::Seconds(6));
+  EXPECT_GT(mutex.expiry(), locked + absl::Seconds(5));
+  // Renewed a third of the TTL later (give or take the jitter).
+  clock_.Advance(absl::Seconds(3));
+  ASSERT_TRUE(
+      Eventually([&] { return mutex.expiry() > locked + absl::Seconds(8); }));
+  EXPECT_LE(mutex.expiry(), clock_.Now() + absl::Seconds(6));
+  ASSERT_OK(mutex.Unlock());
+  EXPECT_EQ(mutex.expiry(), absl::InfinitePast());
+
+  // A key deleted behind our back: gone, not merely expiring.
+  ASSERT_OK(mutex.Lock());
+  ASSERT_OK(memory_->Delete(mutex.key(), {}).status());
+  clock_.Advance(absl::Seconds(3));
+  ASSERT_TRUE(Eventually([&] { return mutex.lost()->fired(); }));
+  EXPECT_EQ(mutex.expiry(), absl::InfinitePast());
+}
+
 TEST_F(MutexTest, WorksWithStandardLockGuards) {
   auto s1 = NewSession();
   auto s2 = NewSession();
