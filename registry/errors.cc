@@ -44,34 +44,15 @@ absl::StatusCode CodeForEtcdError(int code, bool bad_credentials) {
   return absl::StatusCode::kUnavailable;
 }
 
-absl::StatusCode CodeForHttpStatus(int http_status) {
-  switch (http_status) {
-    case 401:
-      return absl::StatusCode::kUnauthenticated;
-    case 403:
-      return absl::StatusCode::kPermissionDenied;
-    case 404:
-      return absl::StatusCode::kNotFound;
-    case 408:
-    case 504:
-      return absl::StatusCode::kDeadlineExceeded;
-    default:
-      break;
-  }
-  if (http_status >= 400 && http_status < 500) {
-    return absl::StatusCode::kInvalidArgument;
-  }
-  return absl::StatusCode::kUnavailable;
-}
-
 }  // namespace
 
 absl::Status MapEtcdError(int http_status,
                           const std::optional<EtcdError>& error,
                           absl::string_view context, bool bad_credentials) {
   if (!error.has_value()) {
-    return absl::Status(CodeForHttpStatus(http_status),
-                        absl::StrCat(context, ": HTTP ", http_status));
+    return absl::UnavailableError(
+        absl::StrCat(context, ": HTTP ", http_status,
+                     " without etcd's error body: not an answer from etcd"));
   }
   std::string message =
       absl::StrCat(context, ": ", error->code, ": ", error->message);
@@ -115,10 +96,17 @@ absl::Status WithContext(const absl::Status& status,
 }
 
 absl::Status OutcomeUnknownError(absl::string_view message) {
-  absl::Status status =
-      absl::UnavailableError(absl::StrCat(message, " (outcome unknown)"));
-  status.SetPayload(kOutcomeUnknownPayload, absl::Cord("1"));
-  return status;
+  return MarkOutcomeUnknown(absl::UnavailableError(message));
+}
+
+absl::Status MarkOutcomeUnknown(const absl::Status& status) {
+  absl::Status out(status.code(),
+                   absl::StrCat(status.message(), " (outcome unknown)"));
+  status.ForEachPayload([&](absl::string_view type, const absl::Cord& payload) {
+    out.SetPayload(type, payload);
+  });
+  out.SetPayload(kOutcomeUnknownPayload, absl::Cord("1"));
+  return out;
 }
 
 bool IsOutcomeUnknown(const absl::Status& status) {

@@ -57,10 +57,11 @@ struct EtcdError {
 // `http_status` is the HTTP code (0 when there was none, e.g. the memory
 // registry); `error` the parsed body when it was an etcd error body;
 // `context` names what was asked ("set /a/b") and starts the message.
-// etcd's errorCode decides when present; otherwise the HTTP status:
-//   401 → kUnauthenticated, 403 → kPermissionDenied, 404 → kNotFound,
-//   408/504 → kDeadlineExceeded, 5xx → kUnavailable, other 4xx →
-//   kInvalidArgument; 2xx never reaches here.
+// etcd's errorCode decides. Without etcd's error body the answer came from
+// something in between (a proxy's HTML 404, 429 or 502, a load balancer's
+// page): kUnavailable, whatever its HTTP status, so that the caller moves
+// on to another member and never reads "not found" into it. 2xx never
+// reaches here.
 // For 110 (unauthorized) the caller says whether credentials were sent and
 // known to be wrong (kUnauthenticated) or merely insufficient
 // (kPermissionDenied) through `bad_credentials`.
@@ -79,6 +80,10 @@ absl::Status WithContext(const absl::Status& status, absl::string_view context);
 // A write whose response was lost: kUnavailable, marked so that callers can
 // tell "certainly not applied" from "may have been applied".
 absl::Status OutcomeUnknownError(absl::string_view message);
+// `status` (its code, message and payloads) marked the same way, for a write
+// whose answer arrived but cannot be trusted (kDataLoss: a 2xx whose body
+// is not a valid answer). REQUIRES: !status.ok().
+absl::Status MarkOutcomeUnknown(const absl::Status& status);
 bool IsOutcomeUnknown(const absl::Status& status);
 
 // A TTL as etcd takes it: whole seconds, rounded up. kInvalidArgument for a

@@ -17,12 +17,14 @@
 //   kNotFound (100) kAborted (101) kAlreadyExists (105)
 //   kFailedPrecondition (102/104/108) kPermissionDenied/kUnauthenticated (110)
 //   kInvalidArgument (2xx) kOutOfRange (401: watch index cleared)
-//   kUnavailable (300/301, 5xx, connection failures) kDeadlineExceeded
-//   kDataLoss (unparsable response) kCancelled (CancelToken fired).
+//   kUnavailable (300/301, 5xx, connection failures, answers that are not
+//   etcd's) kDeadlineExceeded kDataLoss (a success answer that is
+//   unparsable or lacks a valid node) kCancelled (CancelToken fired).
 // etcd's errorCode, message, cause and index stay reachable through
 // registry::GetEtcdError(status). A conditional write whose response was lost
-// returns kUnavailable with registry::IsOutcomeUnknown(status) == true: it may
-// or may not have been applied; read back before acting on it.
+// returns kUnavailable (kDataLoss when a garbled success came back) with
+// registry::IsOutcomeUnknown(status) == true: it may or may not have been
+// applied; read back before acting on it.
 //
 // Keys are absolute paths ("/a/b"); empty segments are ignored ("/a//b/" is
 // "/a/b"), and "." and ".." segments are refused (etcd would answer them

@@ -7,6 +7,7 @@
 //
 // Options (query parameters, durations in absl form: 500ms, 2s, 1m):
 //   request-timeout=DUR  dial-timeout=DUR  auto-sync-interval=DUR
+//   watch-check-interval=DUR (0s: off)
 //   username=U  password=P  password-file=PATH  allow-insecure-auth=BOOL
 //   ca-file=PATH  cert-file=PATH  key-file=PATH  server-name=HOST
 //   quorum-reads=true|false

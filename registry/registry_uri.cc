@@ -149,6 +149,9 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
   if (name == "auto-sync-interval") {
     return ParseDurationOption(uri, name, value, &options.auto_sync_interval);
   }
+  if (name == "watch-check-interval") {
+    return ParseDurationOption(uri, name, value, &options.watch_check_interval);
+  }
   if (bool* flag = name == "quorum-reads" ? &options.quorum_reads
                    : name == "allow-insecure-auth"
                        ? &options.allow_insecure_auth
@@ -172,9 +175,9 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
         uri,
         absl::StrCat("unknown option \"", name,
                      "\" (known: request-timeout, dial-timeout, "
-                     "auto-sync-interval, quorum-reads, username, password, "
-                     "password-file, allow-insecure-auth, ca-file, cert-file, "
-                     "key-file, server-name)"));
+                     "auto-sync-interval, watch-check-interval, quorum-reads, "
+                     "username, password, password-file, allow-insecure-auth, "
+                     "ca-file, cert-file, key-file, server-name)"));
   }
   if (value.empty())
     return Invalid(uri, absl::StrCat("option ", name, " is empty"));

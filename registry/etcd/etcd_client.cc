@@ -33,9 +33,12 @@ namespace leasehold::registry {
 namespace {
 
 using etcd_internal::AppendPercentEncoded;
+using etcd_internal::Asked;
+using etcd_internal::CheckSuccess;
 using etcd_internal::HttpRequest;
 using etcd_internal::HttpResponse;
 using etcd_internal::HttpResult;
+using etcd_internal::LivenessCheck;
 
 // A watch whose connection failed waits this long before reconnecting,
 // doubling up to the maximum, so a member restart costs at most about a
@@ -106,6 +109,7 @@ class Context {
   const std::string& key_;
 };
 
+// X-Etcd-Index, when present and a number; 0 otherwise.
 uint64_t EtcdIndexHeader(const HttpResponse& response) {
   uint64_t index = 0;
   if (auto header = response.Header("x-etcd-index")) {
@@ -114,15 +118,42 @@ uint64_t EtcdIndexHeader(const HttpResponse& response) {
   return index;
 }
 
-// The cluster could not serve this request right now, but another member
-// may: a 5xx, or a raft error (300 internal, 301 leader election).
-bool IsServerTrouble(int http_status, const std::optional<EtcdError>& error) {
-  if (error.has_value() &&
-      (error->code == kEtcdRaftInternal || error->code == kEtcdLeaderElect)) {
-    return true;
-  }
-  return http_status >= 500;
+// Whether an HTTP answer comes from etcd at all: etcd puts X-Etcd-Index on
+// every keys API answer and its JSON error body on every failure. Anything
+// else (a proxy's HTML 404 or 502, a load balancer's page, a cache) says
+// nothing about the keys.
+bool IsEtcdAnswer(const HttpResponse& response,
+                  const std::optional<EtcdError>& error) {
+  return error.has_value() || EtcdIndexHeader(response) > 0;
 }
+
+// etcd's errors that say the request was never handed to raft, so that not
+// even a write can have been applied: it may go to another member at once.
+// Every other server-side failure (a timeout above all) may still be
+// applied later.
+bool NeverProposed(const EtcdError& error) {
+  for (const absl::string_view cause :
+       {"no leader", "proposal dropped", "raft: stopped"}) {
+    if (absl::StrContains(error.cause, cause) ||
+        absl::StrContains(error.message, cause)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// What one attempt's outcome asks of the caller.
+enum class Next {
+  kReturn,   // etcd's own answer, success or error: the caller's result
+  kTryNext,  // certainly not applied anywhere: the next endpoint may serve it
+  kUnknown,  // trouble after the request went out: a read tries the next
+             // endpoint, a write has an unknown outcome
+};
+
+struct Judged {
+  absl::StatusOr<Response> result;
+  Next next;
+};
 
 absl::Status CheckReadable(absl::string_view option, const std::string& path) {
   if (path.empty()) return absl::OkStatus();
@@ -173,6 +204,10 @@ absl::Status Validate(EtcdOptions& options) {
   }
   if (options.dial_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("dial_timeout: must be positive");
+  }
+  if (options.watch_check_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "watch_check_interval: must not be negative");
   }
   if (options.auto_sync_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
@@ -264,7 +299,8 @@ class EtcdClient final : public KeysApi {
     query.AddTrue("recursive", options.recursive);
     query.AddTrue("sorted", options.sorted);
     query.AddTrue("quorum", options.quorum || options_.quorum_reads);
-    return RoundTrip(context, {"GET", WithQuery(*path, query), "", true});
+    return RoundTrip(context, {"GET", WithQuery(*path, query), "", true},
+                     *path == "/v2/keys/" ? Asked::kGetRoot : Asked::kGet);
   }
 
   absl::StatusOr<Response> Set(const std::string& key, const std::string& value,
@@ -298,7 +334,9 @@ class EtcdClient final : public KeysApi {
     }
     form.AddTrue("refresh", options.refresh);
     form.AddTrue("dir", options.dir);
-    return RoundTrip(context, {"PUT", *path, form.text(), false});
+    return RoundTrip(
+        context, {"PUT", *path, form.text(), false},
+        options.prev_exist == false ? Asked::kCreate : Asked::kWrite);
   }
 
   absl::StatusOr<Response> CreateInOrder(
@@ -315,7 +353,8 @@ class EtcdClient final : public KeysApi {
     if (absl::Status ttl = AddTtl(options.ttl, form); !ttl.ok()) {
       return Prefixed(context.text(), ttl);
     }
-    return RoundTrip(context, {"POST", *path, form.text(), false});
+    return RoundTrip(context, {"POST", *path, form.text(), false},
+                     Asked::kCreate);
   }
 
   absl::StatusOr<Response> Delete(const std::string& key,
@@ -336,7 +375,8 @@ class EtcdClient final : public KeysApi {
     }
     query.AddTrue("dir", options.dir);
     query.AddTrue("recursive", options.recursive);
-    return RoundTrip(context, {"DELETE", WithQuery(*path, query), "", false});
+    return RoundTrip(context, {"DELETE", WithQuery(*path, query), "", false},
+                     Asked::kWrite);
   }
 
   absl::StatusOr<Response> Watch(const std::string& key,
@@ -355,10 +395,24 @@ class EtcdClient final : public KeysApi {
   // Sends a request to the preferred endpoint, moving on to the others
   // while it certainly was not applied (reads: whenever it failed).
   absl::StatusOr<Response> RoundTrip(const Context& context,
-                                     const HttpRequest& request);
-  // An HTTP answer that is not server trouble → the caller's result.
-  absl::StatusOr<Response> Decode(const HttpResponse& response,
-                                  const Context& context);
+                                     const HttpRequest& request, Asked asked);
+  // THE reading of one attempt's outcome: the caller's result, or the
+  // trouble and whether the request may have been applied. Nothing that is
+  // not etcd's own well-formed answer becomes a result.
+  Judged Judge(const HttpResult& result, const Context& context,
+               const std::string& endpoint, Asked asked, uint64_t wait_index);
+  // Whether the member serving a watch's long poll at `endpoint` still
+  // serves it (see EtcdOptions::watch_check_interval).
+  bool WatchedEndpointAlive(const std::string& endpoint,
+                            const std::string& path, uint64_t wait_index,
+                            const HttpResponse& so_far,
+                            const CancelToken& stop);
+  // The store index `endpoint` reports for a read of `path` (quorum or
+  // not) within `timeout`; nullopt when it gives no etcd answer.
+  std::optional<uint64_t> ProbeIndex(const std::string& endpoint,
+                                     const std::string& path, bool quorum,
+                                     absl::Duration timeout,
+                                     const CancelToken& stop);
   absl::Status AuthError(int http_status, const std::optional<EtcdError>& error,
                          const Context& context) const;
 
@@ -407,68 +461,84 @@ void EtcdClient::MoveOff(const std::string& endpoint) {
 }
 
 absl::StatusOr<Response> EtcdClient::RoundTrip(const Context& context,
-                                               const HttpRequest& request) {
+                                               const HttpRequest& request,
+                                               Asked asked) {
   const auto [endpoints, start] = Endpoints();
   absl::Status last;
   for (size_t i = 0; i < endpoints.size(); ++i) {
     const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
     HttpResult result = transport_.Send(endpoint, request);
-    if (!result.status.ok()) {
-      // A bad URL or TLS file fails the same way everywhere.
-      if (absl::IsInvalidArgument(result.status)) {
-        return Prefixed(context.text(), result.status);
-      }
-      MoveOff(endpoint);
-      if (result.maybe_sent && !request.idempotent) {
-        return OutcomeUnknownError(
-            absl::StrCat(context.text(), ": ", result.status.message()));
-      }
-      last = result.status;
-      continue;
+    // A bad URL or TLS file fails the same way everywhere.
+    if (absl::IsInvalidArgument(result.status)) {
+      return Prefixed(context.text(), result.status);
     }
-    const HttpResponse& response = result.response;
-    std::optional<EtcdError> error;
-    if (response.status >= 300) {
-      error = etcd_internal::ParseEtcdError(response.body);
+    Judged judged = Judge(result, context, endpoint, asked, 0);
+    if (judged.next == Next::kReturn) {
+      StickTo(endpoint);
+      return std::move(judged.result);
     }
-    if (IsServerTrouble(response.status, error)) {
-      MoveOff(endpoint);
-      absl::Status mapped =
-          MapEtcdError(response.status, error,
-                       absl::StrCat(context.text(), " at ", endpoint));
-      // A server that failed while handling a write (a raft timeout, say)
-      // may still apply it.
-      if (!request.idempotent) return OutcomeUnknownError(mapped.message());
-      last = mapped;
-      continue;
+    MoveOff(endpoint);
+    last = judged.result.status();
+    if (judged.next == Next::kUnknown && !request.idempotent) {
+      // It may have landed: never send it again. A garbled success stays
+      // kDataLoss; every other trouble is kUnavailable.
+      return MarkOutcomeUnknown(absl::IsDataLoss(last)
+                                    ? last
+                                    : absl::UnavailableError(last.message()));
     }
-    StickTo(endpoint);
-    return Decode(response, context);
   }
   return absl::Status(
       last.code(),
-      absl::StrCat(context.text(), ": no endpoint answered (", endpoints.size(),
-                   " tried); last: ", last.message()));
+      absl::StrCat(context.text(), ": no endpoint gave a usable answer (",
+                   endpoints.size(), " tried); last: ", last.message()));
 }
 
-absl::StatusOr<Response> EtcdClient::Decode(const HttpResponse& response,
-                                            const Context& context) {
-  if (response.status >= 200 && response.status < 300) {
+Judged EtcdClient::Judge(const HttpResult& result, const Context& context,
+                         const std::string& endpoint, Asked asked,
+                         uint64_t wait_index) {
+  auto where = [&] { return absl::StrCat(context.text(), " at ", endpoint); };
+  if (!result.status.ok()) {
+    return {Prefixed(context.text(), result.status),
+            result.maybe_sent ? Next::kUnknown : Next::kTryNext};
+  }
+  const HttpResponse& response = result.response;
+  const bool success = response.status >= 200 && response.status < 300;
+  std::optional<EtcdError> error;
+  if (!success) error = etcd_internal::ParseEtcdError(response.body);
+  if (!IsEtcdAnswer(response, error)) {
+    return {absl::UnavailableError(absl::StrCat(
+                where(), ": HTTP ", response.status,
+                " without X-Etcd-Index or etcd's error body: not an answer "
+                "from etcd")),
+            Next::kUnknown};
+  }
+  if (success) {
+    absl::StatusOr<Response> parsed =
+        etcd_internal::ParseKeysResponse(response.body);
+    if (!parsed.ok())
+      return {Prefixed(where(), parsed.status()), Next::kUnknown};
+    parsed->etcd_index = EtcdIndexHeader(response);
+    if (absl::Status valid = CheckSuccess(*parsed, asked, wait_index);
+        !valid.ok()) {
+      return {Prefixed(where(), valid), Next::kUnknown};
+    }
     if (!options_.username.empty()) {
       credentials_worked_.store(true, std::memory_order_relaxed);
     }
-    absl::StatusOr<Response> parsed =
-        etcd_internal::ParseKeysResponse(response.body);
-    if (!parsed.ok()) return Prefixed(context.text(), parsed.status());
-    parsed->etcd_index = EtcdIndexHeader(response);
-    return parsed;
+    return {std::move(parsed), Next::kReturn};
   }
-  std::optional<EtcdError> error = etcd_internal::ParseEtcdError(response.body);
-  if (response.status == 401 &&
-      (!error.has_value() || error->code == kEtcdUnauthorized)) {
-    return AuthError(response.status, error, context);
+  if (error.has_value() && error->code == kEtcdUnauthorized) {
+    return {AuthError(response.status, error, context), Next::kReturn};
   }
-  return MapEtcdError(response.status, error, context.text());
+  // No errorCode (only the header), a 5xx or a raft error: this member
+  // could not serve it; another may.
+  if (!error.has_value() || response.status >= 500 ||
+      error->code == kEtcdRaftInternal || error->code == kEtcdLeaderElect) {
+    return {MapEtcdError(response.status, error, where()),
+            error.has_value() && NeverProposed(*error) ? Next::kTryNext
+                                                       : Next::kUnknown};
+  }
+  return {MapEtcdError(response.status, error, context.text()), Next::kReturn};
 }
 
 // etcd 3.4's v2 auth answers 401 {"errorCode":110, "cause":"Insufficient
@@ -513,13 +583,16 @@ absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
   if (!path.ok()) return Prefixed(context.text(), path.status());
   uint64_t wait_index = options.wait_index;
   absl::Duration retry_pause = kWatchRetryFirst;
+  absl::Status last;  // the last failure, named when the deadline passes
   while (true) {
     if (options.cancel != nullptr && options.cancel->cancelled()) {
       return absl::CancelledError(absl::StrCat(context.text(), ": cancelled"));
     }
     if (clock_->Now() >= options.deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(context.text(), ": deadline passed"));
+      return absl::DeadlineExceededError(absl::StrCat(
+          context.text(), ": deadline passed",
+          last.ok() ? ""
+                    : absl::StrCat(" (last failure: ", last.message(), ")")));
     }
     Params query;
     query.Add("wait", "true");
@@ -529,46 +602,117 @@ absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
       auto [endpoints, preferred] = Endpoints();
       return endpoints[preferred];
     }();
+    const LivenessCheck check{
+        options_.watch_check_interval,
+        [&](const HttpResponse& so_far, const CancelToken& stop) {
+          return WatchedEndpointAlive(endpoint, *path, wait_index, so_far,
+                                      stop);
+        }};
     HttpResult result = transport_.LongPoll(
         endpoint, {"GET", WithQuery(*path, query), "", true}, options.deadline,
-        *clock_, options.cancel);
+        *clock_, options.cancel,
+        options_.watch_check_interval > absl::ZeroDuration() ? &check
+                                                             : nullptr);
+    if (absl::IsCancelled(result.status) ||
+        absl::IsDeadlineExceeded(result.status) ||
+        absl::IsInvalidArgument(result.status)) {
+      return Prefixed(context.text(), result.status);
+    }
+    const HttpResponse& response = result.response;
     // etcd sends its headers as soon as the watch is registered; with no
     // wait index given, its X-Etcd-Index fixes where "from now" began, so
     // a reconnect neither misses nor repeats an event.
-    if (wait_index == 0) {
-      if (const uint64_t index = EtcdIndexHeader(result.response); index > 0) {
-        wait_index = index + 1;
-      }
+    const bool registered = response.status == 200 &&
+                            EtcdIndexHeader(response) > 0 &&
+                            (!result.status.ok() ||
+                             absl::StripAsciiWhitespace(response.body).empty());
+    if (wait_index == 0 && registered) {
+      wait_index = EtcdIndexHeader(response) + 1;
     }
-    if (!result.status.ok()) {
-      if (absl::IsCancelled(result.status) ||
-          absl::IsDeadlineExceeded(result.status) ||
-          absl::IsInvalidArgument(result.status)) {
-        return Prefixed(context.text(), result.status);
-      }
+    if (result.status.ok() && registered) {
+      // etcd ended the long poll without an event (its 5-minute watch
+      // timeout, or its watcher was dropped on a snapshot restore): nothing
+      // happened yet. Ask again, on the next member and after a pause, so
+      // that a member that keeps doing this at once neither holds the watch
+      // nor is hammered.
       MoveOff(endpoint);
-    } else if (result.response.status >= 200 && result.response.status < 300 &&
-               absl::StripAsciiWhitespace(result.response.body).empty()) {
-      // etcd ended the long poll without an event (its watcher was dropped,
-      // e.g. on a snapshot restore): nothing happened yet, ask again.
       retry_pause = kWatchRetryFirst;
+      SleepUnlessCancelled(
+          *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
+          options.cancel);
       continue;
-    } else {
-      std::optional<EtcdError> error;
-      if (result.response.status >= 300) {
-        error = etcd_internal::ParseEtcdError(result.response.body);
-      }
-      if (!IsServerTrouble(result.response.status, error)) {
-        StickTo(endpoint);
-        return Decode(result.response, context);
-      }
-      MoveOff(endpoint);
     }
+    Judged judged = Judge(result, context, endpoint, Asked::kWatch, wait_index);
+    if (judged.next == Next::kReturn) {
+      StickTo(endpoint);
+      return std::move(judged.result);
+    }
+    MoveOff(endpoint);
+    last = judged.result.status();
     SleepUnlessCancelled(
         *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
         options.cancel);
     retry_pause = std::min(retry_pause * 2, kWatchRetryMax);
   }
+}
+
+// A long poll's member is alive when it answers a read and has seen at
+// least what the cluster has. A quorum read elsewhere tells how far the
+// cluster is: if it has not reached the watch's index yet, no event can
+// have been missed and the member need not even be asked.
+bool EtcdClient::WatchedEndpointAlive(const std::string& endpoint,
+                                      const std::string& path,
+                                      uint64_t wait_index,
+                                      const HttpResponse& so_far,
+                                      const CancelToken& stop) {
+  uint64_t from = wait_index;
+  if (from == 0 && so_far.status == 200 && EtcdIndexHeader(so_far) > 0) {
+    from = EtcdIndexHeader(so_far) + 1;
+  }
+  // etcd registers a watch at once: silence for a whole interval is not
+  // etcd's.
+  if (from == 0) return false;
+  // A live member answers a read in milliseconds; half the interval keeps
+  // a frozen one from delaying the verdict past the next check.
+  const absl::Duration timeout =
+      std::min(options_.request_timeout, options_.watch_check_interval / 2);
+  std::optional<uint64_t> cluster;
+  {
+    const auto [endpoints, unused] = Endpoints();
+    auto it = std::find(endpoints.begin(), endpoints.end(), endpoint);
+    const size_t at = it != endpoints.end() ? it - endpoints.begin() : 0;
+    for (size_t i = 1; i < endpoints.size() && !cluster; ++i) {
+      const std::string& other = endpoints[(at + i) % endpoints.size()];
+      if (other == endpoint || stop.cancelled()) continue;
+      cluster = ProbeIndex(other, path, /*quorum=*/true, timeout, stop);
+    }
+  }
+  if (cluster.has_value() && *cluster < from) return true;
+  const std::optional<uint64_t> own =
+      ProbeIndex(endpoint, path, /*quorum=*/false, timeout, stop);
+  return own.has_value() && (!cluster.has_value() || *own >= *cluster);
+}
+
+std::optional<uint64_t> EtcdClient::ProbeIndex(const std::string& endpoint,
+                                               const std::string& path,
+                                               bool quorum,
+                                               absl::Duration timeout,
+                                               const CancelToken& stop) {
+  Params query;
+  query.AddTrue("quorum", quorum);
+  HttpResult result = transport_.Send(
+      endpoint, {"GET", WithQuery(path, query), "", true}, &stop, timeout);
+  if (!result.status.ok()) return std::nullopt;
+  const HttpResponse& response = result.response;
+  std::optional<EtcdError> error;
+  if (response.status >= 300) {
+    error = etcd_internal::ParseEtcdError(response.body);
+  }
+  if (!IsEtcdAnswer(response, error)) return std::nullopt;
+  const uint64_t index =
+      error.has_value() ? error->index : EtcdIndexHeader(response);
+  if (index == 0) return std::nullopt;
+  return index;
 }
 
 void EtcdClient::SyncLoop() {

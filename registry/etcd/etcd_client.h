@@ -6,12 +6,19 @@
 //   auto keys = registry::NewEtcdClient(options);
 //
 // Connections are kept alive and reused (one libcurl handle per calling
-// thread and endpoint); requests stick to the endpoint that last worked and
-// move to the next on a connection failure, a 5xx or a raft error. A
-// conditional write whose response is lost after it was sent is not retried
-// elsewhere: it fails with registry::IsOutcomeUnknown(status). Watches run on
-// their own connections, reconnect at the last seen index + 1 on failure, and
-// return promptly when their CancelToken fires.
+// thread and endpoint, TCP keepalive on); requests stick to the endpoint that
+// last worked and move to the next on a connection failure, a 5xx, a raft
+// error or an answer that is not etcd's (no X-Etcd-Index and no etcd error
+// body: a proxy's HTML page, a reply that is not HTTP/1.x). A success answer
+// is used only when its node is well-formed (a key, nonzero indexes); a read
+// moves on otherwise. A write whose answer is lost or cannot be trusted
+// after it was sent is not retried elsewhere: it fails with
+// registry::IsOutcomeUnknown(status) (kUnavailable, or kDataLoss for a
+// garbled success), and the caller reads back. etcd's "no leader",
+// "proposal dropped" and "raft: stopped" say a write was never proposed: it
+// moves on at once. Watches run on their own connections, reconnect at the
+// last seen index + 1 on failure, check that their member is alive (see
+// watch_check_interval) and return promptly when their CancelToken fires.
 //
 // Thread-safety: one client may be used from any number of threads at once.
 #ifndef LEASEHOLD_REGISTRY_ETCD_ETCD_CLIENT_H_
@@ -61,6 +68,18 @@ struct EtcdOptions {
   std::string server_name;
   // Refresh the endpoint list from /v2/members this often. Zero: never.
   absl::Duration auto_sync_interval = absl::ZeroDuration();
+  // While a watch waits, this often ask whether its member still serves it:
+  // a quorum read through another endpoint says how far the cluster is; if
+  // it has reached the watch's index, the watch's member must answer a read
+  // (within min(request_timeout, half this interval)) at an index at least
+  // as far, or the watch is re-opened at the same index on the next
+  // endpoint. This is what notices a member that is frozen (SIGSTOP), cut
+  // off from its cluster, or behind a proxy that forwards nothing, none of
+  // which closes the connection: a change made elsewhere reaches the watch
+  // within about 1.5 intervals. Each check costs one or two small reads.
+  // Zero: never (then only TCP keepalive notices a dead host). Default: 3 s.
+  // URI option watch-check-interval.
+  absl::Duration watch_check_interval = absl::Seconds(3);
   // Every Get goes through raft (quorum=true) even when not asked.
   bool quorum_reads = false;
   // Deadlines of watches are on this clock. Default: RealClock().

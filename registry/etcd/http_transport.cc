@@ -1,14 +1,21 @@
 #include "registry/etcd/http_transport.h"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <mutex>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "registry/registry_uri.h"
@@ -19,6 +26,13 @@ namespace {
 // Enough idle connections per endpoint for a busy process; more are closed
 // when their transfer ends instead of being kept.
 constexpr size_t kMaxIdleHandlesPerEndpoint = 16;
+
+// TCP keepalive on every connection, long polls included: a member whose
+// host died or was cut off without a FIN is noticed after about
+// idle + count × interval (25 s) instead of never.
+constexpr absl::Duration kKeepaliveIdle = absl::Seconds(10);
+constexpr absl::Duration kKeepaliveInterval = absl::Seconds(5);
+constexpr int kKeepaliveCount = 3;
 
 // How long one curl_multi_poll may block before the loop looks at the
 // deadline again. The deadline is on an injected Clock (possibly simulated),
@@ -47,6 +61,16 @@ long ToCurlMillis(absl::Duration d) {  // NOLINT(runtime/int): curl's type
       std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
+// libcurl sets SO_KEEPALIVE, the idle time and the interval; the probe
+// count it leaves at the system default (9), which is set here.
+int OnSocket(void*, curl_socket_t fd, curlsocktype purpose) {
+  if (purpose == CURLSOCKTYPE_IPCXN) {
+    const int count = kKeepaliveCount;
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  }
+  return CURL_SOCKOPT_OK;
+}
+
 // State of one transfer, reached from libcurl's callbacks.
 struct Transfer {
   HttpResponse* response;
@@ -65,7 +89,13 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   absl::string_view line(data, size * count);
   if (absl::StartsWith(line, "HTTP/")) {
     // A new response begins (after "100 Continue", say): forget the last.
+    // Its status is known from here on, also if the body never comes.
     response->header_lines.clear();
+    std::vector<absl::string_view> words =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (words.size() < 2 || !absl::SimpleAtoi(words[1], &response->status)) {
+      response->status = 0;
+    }
   } else {
     response->header_lines.append(line.data(), line.size());
   }
@@ -82,11 +112,14 @@ int OnBeforeSend(void* user, char*, char*, int, int) {
                                                          : CURL_PREREQFUNC_OK;
 }
 
+// Only our own configuration is kInvalidArgument; whatever a server sends
+// back is kUnavailable (the next endpoint may do better). Endpoints are
+// http(s) URLs checked before any request, so CURLE_UNSUPPORTED_PROTOCOL
+// means a reply that is not HTTP/1.x ("Received HTTP/0.9 when not allowed").
 absl::StatusCode CodeForCurlError(CURLcode code) {
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
       return absl::StatusCode::kDeadlineExceeded;
-    case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CACERT_BADFILE:
@@ -216,6 +249,14 @@ class HttpTransport::Handle {
     curl_easy_setopt(easy_, CURLOPT_PREREQFUNCTION, &OnBeforeSend);
     curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS,
                      ToCurlMillis(options.dial_timeout));
+    curl_easy_setopt(easy_, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy_, CURLOPT_TCP_KEEPIDLE,
+                     static_cast<long>(  // NOLINT(runtime/int)
+                         absl::ToInt64Seconds(kKeepaliveIdle)));
+    curl_easy_setopt(easy_, CURLOPT_TCP_KEEPINTVL,
+                     static_cast<long>(  // NOLINT(runtime/int)
+                         absl::ToInt64Seconds(kKeepaliveInterval)));
+    curl_easy_setopt(easy_, CURLOPT_SOCKOPTFUNCTION, &OnSocket);
     if (!options.username.empty()) {
       curl_easy_setopt(easy_, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
       curl_easy_setopt(easy_, CURLOPT_USERNAME, options.username.c_str());
@@ -273,15 +314,19 @@ HttpTransport::~HttpTransport() = default;
 
 HttpResult HttpTransport::Send(absl::string_view base_url,
                                const HttpRequest& request,
-                               const CancelToken* cancel) {
-  return Perform(base_url, request, std::nullopt, *RealClock(), cancel);
+                               const CancelToken* cancel,
+                               std::optional<absl::Duration> timeout) {
+  return Perform(base_url, request, timeout.value_or(options_.request_timeout),
+                 std::nullopt, *RealClock(), cancel, nullptr);
 }
 
 HttpResult HttpTransport::LongPoll(absl::string_view base_url,
                                    const HttpRequest& request,
                                    absl::Time deadline, Clock& clock,
-                                   const CancelToken* cancel) {
-  return Perform(base_url, request, deadline, clock, cancel);
+                                   const CancelToken* cancel,
+                                   const LivenessCheck* check) {
+  return Perform(base_url, request, absl::ZeroDuration(), deadline, clock,
+                 cancel, check);
 }
 
 std::unique_ptr<HttpTransport::Handle> HttpTransport::Borrow(
@@ -309,8 +354,10 @@ void HttpTransport::Return(const std::string& base_url,
 
 HttpResult HttpTransport::Perform(absl::string_view base_url,
                                   const HttpRequest& request,
+                                  absl::Duration timeout,
                                   std::optional<absl::Time> deadline,
-                                  Clock& clock, const CancelToken* cancel) {
+                                  Clock& clock, const CancelToken* cancel,
+                                  const LivenessCheck* check) {
   const std::string endpoint(base_url);
   // "PUT http://…/v2/keys/a", for error messages only.
   auto what = [&] {
@@ -335,9 +382,8 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_PREREQDATA, &transfer);
   // 0: none (a long poll waits for its deadline instead).
-  curl_easy_setopt(
-      easy, CURLOPT_TIMEOUT_MS,
-      deadline.has_value() ? 0L : ToCurlMillis(options_.request_timeout));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                   deadline.has_value() ? 0L : ToCurlMillis(timeout));
   // The handle keeps the last transfer's method and body: back to a plain
   // GET first, then this request's method.
   curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -359,6 +405,14 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
   std::optional<CURLcode> done;
   bool cancelled = false;
   bool expired = false;
+  bool dead = false;
+  // The liveness check in flight, if any: it runs on its own thread so that
+  // the answer keeps being received meanwhile, and wakes the poll when done.
+  std::thread checker;
+  std::unique_ptr<CancelToken> stop_check;
+  std::atomic<int> verdict{0};  // 0 pending, 1 alive, 2 dead
+  absl::Time next_check =
+      check != nullptr ? clock.Now() + check->interval : absl::InfiniteFuture();
   while (true) {
     int running = 0;
     curl_multi_perform(multi, &running);
@@ -371,17 +425,40 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
       cancelled = true;
       break;
     }
+    const absl::Time now = clock.Now();
+    if (checker.joinable() && verdict.load() != 0) {
+      checker.join();
+      if (verdict.load() == 2) {
+        dead = true;
+        break;
+      }
+      next_check = now + check->interval;
+    }
+    if (!checker.joinable() && now >= next_check) {
+      verdict.store(0);
+      stop_check = std::make_unique<CancelToken>();
+      checker = std::thread([check, so_far = result.response,
+                             stop = stop_check.get(), &verdict, multi] {
+        verdict.store(check->alive(so_far, *stop) ? 1 : 2);
+        curl_multi_wakeup(multi);
+      });
+    }
     absl::Duration wait = kPollSlice;
     if (deadline.has_value()) {
-      const absl::Duration left = *deadline - clock.Now();
+      const absl::Duration left = *deadline - now;
       if (left <= absl::ZeroDuration()) {
         expired = true;
         break;
       }
       wait = std::min(wait, left);
     }
+    if (!checker.joinable()) wait = std::min(wait, next_check - now);
     curl_multi_poll(multi, nullptr, 0, static_cast<int>(ToCurlMillis(wait)),
                     nullptr);
+  }
+  if (checker.joinable()) {
+    stop_check->Cancel();
+    checker.join();
   }
   on_cancel.Reset();
   // Removing an unfinished transfer closes its connection, so a cancelled
@@ -397,6 +474,11 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
   } else if (expired) {
     result.status =
         absl::DeadlineExceededError(absl::StrCat(what(), ": deadline passed"));
+  } else if (dead) {
+    result.status = absl::UnavailableError(
+        absl::StrCat(what(),
+                     ": the server failed a liveness check while the "
+                     "answer was pending"));
   } else if (*done == CURLE_OK) {
     long code = 0;  // NOLINT(runtime/int): curl's type
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);

@@ -18,7 +18,8 @@
 // steady stream of requests from any number of threads reuses a few TCP
 // connections. A long poll borrows a handle for its whole duration. Any
 // transfer may be cancelled from another thread through a CancelToken; it
-// then returns kCancelled within milliseconds.
+// then returns kCancelled within milliseconds. Every connection has TCP
+// keepalive on, so a peer that vanished without a FIN is noticed.
 //
 // Thread-safety: one transport may be used from any number of threads.
 #ifndef LEASEHOLD_REGISTRY_ETCD_HTTP_TRANSPORT_H_
@@ -26,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -75,7 +77,9 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  int status = 0;  // HTTP status code
+  // HTTP status code; known as soon as the status line arrived, also when
+  // the transfer then fails.
+  int status = 0;
   // The final answer's header lines as received ("Name: value\r\n" each),
   // kept raw: a request reads one or two of them, so splitting every line
   // into a map would cost more than the lookups.
@@ -98,6 +102,22 @@ struct HttpResult {
   bool maybe_sent = false;
   // On failure, the headers (and body bytes) that did arrive, if any.
   HttpResponse response;
+};
+
+// A long poll's periodic question "is the server still there?", for a
+// server that keeps the connection open but will never answer (a frozen
+// process, a member cut off from its cluster, a proxy that forwards
+// nothing).
+struct LivenessCheck {
+  // Asked this often (on the long poll's clock) while the answer is
+  // pending. Positive.
+  absl::Duration interval;
+  // Runs on a thread of its own while the long poll keeps receiving, with a
+  // copy of what has arrived so far (status and headers). false ends the
+  // long poll with kUnavailable. `stop` fires when the long poll ends
+  // first; a check then returns promptly (its answer is ignored).
+  std::function<bool(const HttpResponse& so_far, const CancelToken& stop)>
+      alive;
 };
 
 struct HttpTransportOptions {
@@ -125,16 +145,20 @@ class HttpTransport {
   HttpTransport& operator=(const HttpTransport&) = delete;
 
   // Sends `request` to `base_url` ("http://host:port") and waits for the
-  // answer, at most request_timeout. `cancel` may be null.
+  // answer, at most `timeout` (default: request_timeout). `cancel` may be
+  // null.
   HttpResult Send(absl::string_view base_url, const HttpRequest& request,
-                  const CancelToken* cancel = nullptr);
+                  const CancelToken* cancel = nullptr,
+                  std::optional<absl::Duration> timeout = std::nullopt);
 
   // Like Send, but without the request timeout: waits until the answer, the
-  // `deadline` on `clock` (kDeadlineExceeded) or `cancel` (kCancelled).
-  // For etcd's wait=true long polls.
+  // `deadline` on `clock` (kDeadlineExceeded), `cancel` (kCancelled) or a
+  // failed `check` (kUnavailable; may be null). For etcd's wait=true long
+  // polls.
   HttpResult LongPoll(absl::string_view base_url, const HttpRequest& request,
                       absl::Time deadline, Clock& clock,
-                      const CancelToken* cancel);
+                      const CancelToken* cancel,
+                      const LivenessCheck* check = nullptr);
 
   // TCP connections opened so far (for tests of keep-alive).
   int64_t connections_opened() const {
@@ -144,9 +168,12 @@ class HttpTransport {
  private:
   class Handle;
 
+  // `deadline` set: a long poll (no timeout); otherwise bounded by
+  // `timeout`.
   HttpResult Perform(absl::string_view base_url, const HttpRequest& request,
-                     std::optional<absl::Time> deadline, Clock& clock,
-                     const CancelToken* cancel);
+                     absl::Duration timeout, std::optional<absl::Time> deadline,
+                     Clock& clock, const CancelToken* cancel,
+                     const LivenessCheck* check);
   std::unique_ptr<Handle> Borrow(const std::string& base_url)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Return(const std::string& base_url, std::unique_ptr<Handle> handle)

@@ -241,6 +241,72 @@ absl::StatusOr<Response> ParseKeysResponse(absl::string_view body) {
   return response;
 }
 
+namespace {
+
+absl::Status CheckNode(const Node& node, absl::string_view where, int depth) {
+  if (node.key.empty()) return Malformed(where, "no key");
+  if (node.modified_index == 0) return Malformed(where, "no modifiedIndex");
+  if (node.created_index == 0 || node.created_index > node.modified_index) {
+    return Malformed(where,
+                     absl::StrCat("createdIndex ", node.created_index,
+                                  " with modifiedIndex ", node.modified_index));
+  }
+  // DecodeNode bounds the depth already; a Response built elsewhere is
+  // bounded here alike.
+  if (depth > kMaxNodeDepth) return Malformed(where, "nested too deeply");
+  for (size_t i = 0; i < node.nodes.size(); ++i) {
+    const Node& child = node.nodes[i];
+    absl::Status s =
+        CheckNode(child, absl::StrCat(where, ".nodes[", i, "]"), depth + 1);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckSuccess(const Response& response, Asked asked,
+                          uint64_t wait_index) {
+  const Node& node = response.node;
+  if (asked == Asked::kGetRoot) {
+    if (!node.dir) return Malformed("node", "the root is not a directory");
+    for (size_t i = 0; i < node.nodes.size(); ++i) {
+      absl::Status s =
+          CheckNode(node.nodes[i], absl::StrCat("node.nodes[", i, "]"), 1);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  if (absl::Status s = CheckNode(node, "node", 0); !s.ok()) return s;
+  if (asked == Asked::kWatch) {
+    if (node.modified_index < wait_index) {
+      return Malformed(
+          "node.modifiedIndex",
+          absl::StrCat(node.modified_index, " is before the watched index ",
+                       wait_index));
+    }
+    return absl::OkStatus();
+  }
+  if (node.modified_index > response.etcd_index) {
+    return Malformed("node.modifiedIndex",
+                     absl::StrCat(node.modified_index, " is past X-Etcd-Index ",
+                                  response.etcd_index));
+  }
+  if (asked == Asked::kCreate) {
+    if (response.action != "create") {
+      return Malformed("action",
+                       absl::StrCat("\"", absl::CHexEscape(response.action),
+                                    "\" answers a create"));
+    }
+    if (node.created_index != node.modified_index) {
+      return Malformed("node", absl::StrCat("createdIndex ", node.created_index,
+                                            " of a node just created at ",
+                                            node.modified_index));
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::optional<EtcdError> ParseEtcdError(absl::string_view body) {
   ParsedJson parsed;
   if (!parsed.Parse(body).ok()) return std::nullopt;

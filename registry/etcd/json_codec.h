@@ -31,6 +31,26 @@ namespace leasehold::registry::etcd_internal {
 // kDataLoss for anything that is not such an object.
 absl::StatusOr<Response> ParseKeysResponse(absl::string_view body);
 
+// What a success answer was the answer to, for CheckSuccess.
+enum class Asked {
+  kGet,      // a read of any key but the root
+  kGetRoot,  // a read of "/" (etcd's root node has no key and no indexes)
+  kWrite,    // set, compare-and-swap, refresh, delete, compare-and-delete
+  kCreate,   // a create (prevExist=false, or in order under a directory)
+  kWatch,    // an event delivered to a watch
+};
+
+// THE check of a success answer before anyone acts on it. OK when
+// `response` (a parsed 2xx answer, etcd_index from X-Etcd-Index) is what
+// etcd gives for such a request: a node with its key, a nonzero
+// createdIndex no later than its nonzero modifiedIndex, and the nodes
+// listed under it alike; a write's and a read's node no newer than
+// X-Etcd-Index; a create's node created by it (action "create",
+// createdIndex = modifiedIndex); an event at or after `wait_index` (0:
+// not known). kDataLoss naming what is wrong otherwise.
+absl::Status CheckSuccess(const Response& response, Asked asked,
+                          uint64_t wait_index = 0);
+
 // etcd's error body {"errorCode":101,"message":…,"cause":…,"index":14};
 // nullopt when `body` is not one (e.g. {"message":"…"} from the auth API,
 // or HTML from a proxy).

@@ -1,5 +1,6 @@
 #include "registry/errors.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -52,21 +53,16 @@ TEST(MapEtcdErrorTest, BadCredentialsAreUnauthenticated) {
               StatusIs(absl::StatusCode::kUnauthenticated));
 }
 
-TEST(MapEtcdErrorTest, WithoutAnEtcdBodyTheHttpStatusDecides) {
-  EXPECT_THAT(MapEtcdError(401, std::nullopt, "x"),
-              StatusIs(absl::StatusCode::kUnauthenticated));
-  EXPECT_THAT(MapEtcdError(403, std::nullopt, "x"),
-              StatusIs(absl::StatusCode::kPermissionDenied));
-  EXPECT_THAT(MapEtcdError(404, std::nullopt, "x"),
-              StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(MapEtcdError(408, std::nullopt, "x"),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
-  EXPECT_THAT(MapEtcdError(400, std::nullopt, "x"),
-              StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(MapEtcdError(502, std::nullopt, "x"),
-              StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(MapEtcdError(503, std::nullopt, "get /k"),
-              StatusIs(absl::StatusCode::kUnavailable, "get /k: HTTP 503"));
+// A proxy's 404, 401 or 429 page says nothing about the key: never "not
+// found", never "bad credentials" or "bad request".
+TEST(MapEtcdErrorTest, WithoutAnEtcdBodyTheAnswerIsNotEtcdsAndUnavailable) {
+  for (int http_status : {400, 401, 403, 404, 408, 412, 429, 500, 502, 504}) {
+    EXPECT_THAT(MapEtcdError(http_status, std::nullopt, "get /k"),
+                StatusIs(absl::StatusCode::kUnavailable,
+                         HasSubstr(absl::StrCat("get /k: HTTP ", http_status,
+                                                " without etcd's error body"))))
+        << http_status;
+  }
 }
 
 TEST(MapEtcdErrorTest, MessageNamesTheOperationAndEtcdsWords) {
@@ -99,6 +95,20 @@ TEST(OutcomeUnknownTest, IsUnavailableAndMarked) {
                                HasSubstr("outcome unknown")));
   EXPECT_TRUE(IsOutcomeUnknown(status));
   EXPECT_FALSE(IsOutcomeUnknown(absl::UnavailableError("connection refused")));
+}
+
+TEST(OutcomeUnknownTest, MarkKeepsCodeMessageAndEtcdError) {
+  const absl::Status marked = MarkOutcomeUnknown(
+      WithContext(absl::DataLossError("malformed etcd response"), "set /a"));
+  EXPECT_THAT(marked, StatusIs(absl::StatusCode::kDataLoss,
+                               "set /a: malformed etcd response (outcome "
+                               "unknown)"));
+  EXPECT_TRUE(IsOutcomeUnknown(marked));
+  const absl::Status etcd = MarkOutcomeUnknown(MapEtcdError(
+      500, Error(300, "Raft Internal Error", "request timed out"), "set /a"));
+  EXPECT_TRUE(IsOutcomeUnknown(etcd));
+  ASSERT_TRUE(GetEtcdError(etcd).has_value());
+  EXPECT_EQ(GetEtcdError(etcd)->code, 300);
 }
 
 TEST(TtlSecondsTest, RoundsUpToWholeSeconds) {

@@ -184,6 +184,63 @@ TEST(EtcdClientTest, WatchResumesAtTheSameIndexAfterItsConnectionIsCut) {
   EXPECT_EQ(event->node.value, "1");
 }
 
+// A member that freezes keeps its connections open and answers nothing; so
+// does one behind a proxy that forwards nothing. The watch it serves must
+// notice (a read elsewhere shows the cluster moved past the watch's index,
+// the frozen member does not answer) and re-open on the other endpoint.
+TEST(EtcdClientTest, WatchServedByAFrozenMemberMovesOn) {
+  auto proxy = Proxy(SharedEtcd().client_port());
+  EtcdOptions options;
+  options.endpoints = {Loopback(proxy->port()), SharedEtcd().endpoint()};
+  options.request_timeout = absl::Seconds(1);
+  options.watch_check_interval = absl::Milliseconds(500);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> keys,
+                       NewEtcdClient(std::move(options)));
+  auto direct = Client({SharedEtcd().endpoint()});
+  // The client sticks to the proxy (the first endpoint), which then
+  // freezes: the watch is sent into it and never hears back.
+  ASSERT_OK_AND_ASSIGN(Response start, keys->Set("/frozen/x", "0", {}));
+  proxy->Blackhole(::leasehold::testing::Direction::kBoth);
+  absl::StatusOr<Response> event;
+  absl::Time delivered_at;
+  std::thread watcher([&] {
+    event = keys->Watch("/frozen/x", WatchFrom(start.node.modified_index + 1,
+                                               absl::Seconds(60)));
+    delivered_at = RealClock()->Now();
+  });
+  absl::StatusOr<Response> next = direct->Set("/frozen/x", "1", {});
+  const absl::Time changed_at = RealClock()->Now();
+  watcher.join();
+  ASSERT_THAT(next, IsOk());
+  proxy->Heal();
+  ASSERT_THAT(event, IsOk());
+  EXPECT_EQ(event->node.modified_index, next->node.modified_index);
+  EXPECT_EQ(event->node.value, "1");
+  // Interval plus one probe timeout, with room for a loaded machine; far
+  // below the watch's own 60 s deadline.
+  EXPECT_LT(delivered_at - changed_at, absl::Seconds(15));
+}
+
+// With the check off, the same frozen watch waits (the check is what moves
+// it): the deadline passes without an event.
+TEST(EtcdClientTest, WithoutTheCheckAFrozenWatchWaits) {
+  auto proxy = Proxy(SharedEtcd().client_port());
+  EtcdOptions options;
+  options.endpoints = {Loopback(proxy->port()), SharedEtcd().endpoint()};
+  options.request_timeout = absl::Seconds(1);
+  options.watch_check_interval = absl::ZeroDuration();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> keys,
+                       NewEtcdClient(std::move(options)));
+  ASSERT_OK_AND_ASSIGN(Response start, keys->Set("/frozen/y", "0", {}));
+  proxy->Blackhole(::leasehold::testing::Direction::kBoth);
+  auto direct = Client({SharedEtcd().endpoint()});
+  ASSERT_THAT(direct->Set("/frozen/y", "1", {}), IsOk());
+  EXPECT_THAT(keys->Watch("/frozen/y", WatchFrom(start.node.modified_index + 1,
+                                                 absl::Seconds(3))),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  proxy->Heal();
+}
+
 TEST(EtcdClientTest, WatchSurvivesAMemberRestart) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdServer> etcd, EtcdServer::Start());
   auto keys = Client({etcd->endpoint()});

@@ -2,6 +2,10 @@
 // servers: escaping, keep-alive, failover, lost answers, long polls.
 #include "registry/etcd/http_transport.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -172,6 +176,76 @@ TEST(HttpTransportTest, LostAnswerOfAReadIsRetriedByLibcurl) {
       IsOk());
 }
 
+// A reply that is not HTTP/1.x comes from the server, not from our
+// configuration: kUnavailable (try another member), never kInvalidArgument.
+TEST(HttpTransportTest, Http09ReplyIsUnavailableNotInvalidArgument) {
+  auto server = Serve([](absl::string_view) {
+    return std::string(R"({"action":"get","node":{}})");
+  });
+  HttpTransport transport({});
+  HttpResult r =
+      transport.Send(server->endpoint(), {"GET", "/v2/keys/k", "", true});
+  EXPECT_THAT(r.status,
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("HTTP/0.9")));
+}
+
+// Every connection, long polls included, has TCP keepalive with a short
+// probe count, so a peer that vanished without a FIN is noticed.
+TEST(HttpTransportTest, ConnectionsHaveTcpKeepalive) {
+  auto server = Serve([](absl::string_view) { return Hanging(); });
+  HttpTransport transport({});
+  CancelToken cancel;
+  std::thread poll([&] {
+    transport.LongPoll(server->endpoint(),
+                       {"GET", "/v2/keys/k?wait=true", "", true},
+                       absl::InfiniteFuture(), *RealClock(), &cancel);
+  });
+  // Find our end of the long poll's connection among this process's
+  // sockets.
+  int keepalive = 0, count = 0, idle = 0;
+  for (int attempt = 0; attempt < 500 && keepalive == 0; ++attempt) {
+    for (int fd = 3; fd < 1024; ++fd) {
+      sockaddr_in peer{};
+      socklen_t len = sizeof peer;
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+          peer.sin_family != AF_INET ||
+          ntohs(peer.sin_port) != server->port()) {
+        continue;
+      }
+      socklen_t size = sizeof(int);
+      getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive, &size);
+      getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, &size);
+      getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &size);
+    }
+    if (keepalive == 0) RealClock()->SleepFor(absl::Milliseconds(10));
+  }
+  cancel.Cancel();
+  poll.join();
+  EXPECT_EQ(keepalive, 1);
+  EXPECT_EQ(count, 3);
+  EXPECT_EQ(idle, 10);
+}
+
+// A long poll asks its check every interval while it waits; a failed check
+// ends it with kUnavailable, while the answer keeps arriving meanwhile.
+TEST(HttpTransportTest, LongPollEndsWhenItsLivenessCheckFails) {
+  auto server = Serve([](absl::string_view) { return Hanging(); });
+  HttpTransport transport({});
+  std::atomic<int> checks{0};
+  LivenessCheck check{absl::Milliseconds(50),
+                      [&](const HttpResponse& so_far, const CancelToken&) {
+                        EXPECT_EQ(so_far.status, 200);
+                        EXPECT_EQ(so_far.Header("x-etcd-index"), "5");
+                        return checks.fetch_add(1) < 2;
+                      }};
+  HttpResult r = transport.LongPoll(
+      server->endpoint(), {"GET", "/v2/keys/k?wait=true", "", true},
+      RealClock()->Now() + absl::Seconds(30), *RealClock(), nullptr, &check);
+  EXPECT_THAT(r.status, StatusIs(absl::StatusCode::kUnavailable,
+                                 HasSubstr("liveness check")));
+  EXPECT_EQ(checks.load(), 3);
+}
+
 TEST(HttpTransportTest, RequestTimeoutIsDeadlineExceeded) {
   auto server = Serve([](absl::string_view) { return Hanging(); });
   HttpTransportOptions options;
@@ -230,8 +304,13 @@ absl::StatusOr<std::unique_ptr<KeysApi>> Client(
   return NewEtcdClient(std::move(options));
 }
 
+constexpr char kCreateBody[] =
+    R"({"action":"create","node":{"key":"/k","value":"v","modifiedIndex":5,"createdIndex":5}})";
+
 TEST(EtcdClientUnitTest, FailsOverWhenTheFirstEndpointRefusesConnections) {
-  auto server = Serve([](absl::string_view) { return Ok(); });
+  auto server = Serve([](absl::string_view request) {
+    return Ok(absl::StartsWith(request, "PUT") ? kCreateBody : kSetBody);
+  });
   ASSERT_OK_AND_ASSIGN(auto keys, Client({DeadEndpoint(), server->endpoint()}));
   EXPECT_THAT(keys->Get("/k", {}), IsOk());
   // A create was certainly not applied by a member that refused the
@@ -268,6 +347,75 @@ TEST(EtcdClientUnitTest, ReadsMoveOnAfterServerErrorsButWritesDoNot) {
   EXPECT_THAT(healthy->requests(), SizeIs(1)) << "the write was retried";
 }
 
+// etcd's answers that say a write was never proposed to raft: even a
+// conditional write may go to the next member at once.
+TEST(EtcdClientUnitTest, NeverProposedWritesMoveOnAtOnce) {
+  for (const char* cause :
+       {"etcdserver: no leader", "raft proposal dropped", "raft: stopped"}) {
+    auto sick = Serve([cause](absl::string_view) {
+      return HttpAnswer(500,
+                        absl::StrCat(R"({"errorCode":300,"message":"Raft )"
+                                     R"(Internal Error","cause":")",
+                                     cause, R"(","index":0})"),
+                        {"X-Etcd-Index: 0"});
+    });
+    auto healthy = Serve([](absl::string_view) { return Ok(); });
+    ASSERT_OK_AND_ASSIGN(auto keys,
+                         Client({sick->endpoint(), healthy->endpoint()}));
+    SetOptions guarded;
+    guarded.prev_index = 4;
+    EXPECT_THAT(keys->Set("/k", "v", guarded), IsOk()) << cause;
+    EXPECT_THAT(healthy->requests(), SizeIs(1)) << cause;
+  }
+}
+
+// A proxy's HTML page is not etcd's answer: a read moves on to the next
+// member (never "not found"), a write is outcome-unknown (the proxy may
+// have passed it on) and the next call starts at the next member.
+TEST(EtcdClientUnitTest, HtmlErrorPagesAreNotEtcdsAnswers) {
+  for (int status : {404, 412, 429, 502}) {
+    auto proxy = Serve([status](absl::string_view) {
+      return absl::StrCat("HTTP/1.1 ", status,
+                          " Nope\r\nContent-Type: text/html\r\n"
+                          "Content-Length: 13\r\n\r\n<html></html>");
+    });
+    auto healthy = Serve([](absl::string_view) { return Ok(); });
+    ASSERT_OK_AND_ASSIGN(auto reader,
+                         Client({proxy->endpoint(), healthy->endpoint()}));
+    EXPECT_THAT(reader->Get("/k", {}), IsOk()) << status;
+
+    ASSERT_OK_AND_ASSIGN(auto writer,
+                         Client({proxy->endpoint(), healthy->endpoint()}));
+    SetOptions guarded;
+    guarded.prev_index = 4;
+    absl::StatusOr<Response> write = writer->Set("/k", "v", guarded);
+    EXPECT_THAT(write, StatusIs(absl::StatusCode::kUnavailable,
+                                HasSubstr("not an answer from etcd")))
+        << status;
+    EXPECT_TRUE(IsOutcomeUnknown(write.status())) << status;
+    EXPECT_THAT(writer->Get("/k", {}), IsOk());
+    EXPECT_THAT(proxy->requests(), SizeIs(2)) << status;
+  }
+}
+
+// A 2xx whose body is not a valid answer to a write: the write may have
+// landed, so kDataLoss marked outcome-unknown, never a grant.
+TEST(EtcdClientUnitTest, GarbledSuccessOfAWriteIsDataLossOutcomeUnknown) {
+  auto server = Serve([](absl::string_view) {
+    return HttpAnswer(201, R"({"action":"create","node":{}})",
+                      {"X-Etcd-Index: 7"});
+  });
+  ASSERT_OK_AND_ASSIGN(auto keys, Client({server->endpoint()}));
+  SetOptions create;
+  create.prev_exist = false;
+  absl::StatusOr<Response> r = keys->Set("/k", "v", create);
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("no key")));
+  EXPECT_TRUE(IsOutcomeUnknown(r.status()));
+  absl::StatusOr<Response> truncated =
+      keys->CreateInOrder("/q", "v", {});  // same answer, for a POST
+  EXPECT_TRUE(IsOutcomeUnknown(truncated.status()));
+}
+
 TEST(EtcdClientUnitTest, LostAnswerOfAConditionalWriteIsOutcomeUnknown) {
   auto lossy = Serve([](absl::string_view) { return std::string(); });
   auto healthy = Serve([](absl::string_view) { return Ok(); });
@@ -283,13 +431,13 @@ TEST(EtcdClientUnitTest, LostAnswerOfAConditionalWriteIsOutcomeUnknown) {
 
 TEST(EtcdClientUnitTest, MalformedAnswerIsDataLoss) {
   auto server = Serve([](absl::string_view) {
-    return HttpAnswer(200, R"({"action":"get","node":{"ttl":"soon"}})");
+    return HttpAnswer(200, R"({"action":"get","node":{"ttl":"soon"}})",
+                      {"X-Etcd-Index: 5"});
   });
   ASSERT_OK_AND_ASSIGN(auto keys, Client({server->endpoint()}));
-  EXPECT_THAT(
-      keys->Get("/k", {}),
-      StatusIs(absl::StatusCode::kDataLoss,
-               HasSubstr("get \"/k\": malformed etcd response: node.ttl")));
+  EXPECT_THAT(keys->Get("/k", {}),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("malformed etcd response: node.ttl")));
 }
 
 TEST(EtcdClientUnitTest, EscapesKeysSegmentBySegmentAndFormValues) {

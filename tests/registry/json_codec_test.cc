@@ -183,6 +183,83 @@ TEST(JsonCodecTest, EveryPrefixOfAGoodBodyFailsCleanly) {
   }
 }
 
+// The check of a success answer before anyone acts on it.
+
+Response Answer(absl::string_view body, uint64_t etcd_index) {
+  absl::StatusOr<Response> r = ParseKeysResponse(body);
+  EXPECT_TRUE(r.ok()) << r.status();
+  Response out = r.ok() ? *std::move(r) : Response{};
+  out.etcd_index = etcd_index;
+  return out;
+}
+
+constexpr char kCreated[] =
+    R"({"action":"create","node":{"key":"/k","value":"v","modifiedIndex":7,"createdIndex":7}})";
+constexpr char kUpdated[] =
+    R"({"action":"compareAndSwap","node":{"key":"/k","value":"v","modifiedIndex":9,"createdIndex":7}})";
+
+TEST(CheckSuccessTest, AcceptsEtcdsAnswers) {
+  EXPECT_TRUE(CheckSuccess(Answer(kCreated, 7), Asked::kCreate).ok());
+  EXPECT_TRUE(CheckSuccess(Answer(kUpdated, 9), Asked::kWrite).ok());
+  EXPECT_TRUE(CheckSuccess(Answer(kUpdated, 12), Asked::kGet).ok());
+  EXPECT_TRUE(CheckSuccess(Answer(kUpdated, 3), Asked::kWatch, 9).ok());
+  EXPECT_TRUE(CheckSuccess(Answer(R"({"action":"get","node":{"dir":true,)"
+                                  R"("nodes":[{"key":"/a","dir":true,)"
+                                  R"("modifiedIndex":3,"createdIndex":3}]}})",
+                                  12),
+                           Asked::kGetRoot)
+                  .ok());
+}
+
+TEST(CheckSuccessTest, AnEmptyNodeIsNeverAGrant) {
+  EXPECT_THAT(CheckSuccess(Answer(R"({"action":"create","node":{}})", 7),
+                           Asked::kCreate),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("node: no key")));
+}
+
+struct BadAnswer {
+  const char* body;
+  uint64_t etcd_index;
+  Asked asked;
+  const char* problem;
+};
+
+class CheckSuccessBadTest : public ::testing::TestWithParam<BadAnswer> {};
+
+TEST_P(CheckSuccessBadTest, IsDataLossNamingTheProblem) {
+  EXPECT_THAT(
+      CheckSuccess(Answer(GetParam().body, GetParam().etcd_index),
+                   GetParam().asked, 9),
+      StatusIs(absl::StatusCode::kDataLoss, HasSubstr(GetParam().problem)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CheckSuccessBadTest,
+    ::testing::Values(
+        BadAnswer{
+            R"({"action":"set","node":{"value":"v","modifiedIndex":9,"createdIndex":9}})",
+            9, Asked::kWrite, "node: no key"},
+        BadAnswer{R"({"action":"set","node":{"key":"/k","createdIndex":9}})", 9,
+                  Asked::kWrite, "no modifiedIndex"},
+        BadAnswer{R"({"action":"set","node":{"key":"/k","modifiedIndex":9}})",
+                  9, Asked::kWrite, "createdIndex 0"},
+        BadAnswer{
+            R"({"action":"set","node":{"key":"/k","modifiedIndex":7,"createdIndex":9}})",
+            9, Asked::kWrite, "createdIndex 9 with modifiedIndex 7"},
+        BadAnswer{kUpdated, 8, Asked::kWrite, "past X-Etcd-Index 8"},
+        BadAnswer{kUpdated, 8, Asked::kGet, "past X-Etcd-Index 8"},
+        BadAnswer{kUpdated, 9, Asked::kCreate, "answers a create"},
+        BadAnswer{
+            R"({"action":"create","node":{"key":"/k","modifiedIndex":9,"createdIndex":8}})",
+            9, Asked::kCreate, "createdIndex 8 of a node just created"},
+        BadAnswer{kCreated, 12, Asked::kWatch, "before the watched index 9"},
+        BadAnswer{
+            R"({"action":"get","node":{"key":"/d","dir":true,"modifiedIndex":3,"createdIndex":3,)"
+            R"("nodes":[{"key":"/d/a","modifiedIndex":0}]}})",
+            9, Asked::kGet, "node.nodes[0]: no modifiedIndex"},
+        BadAnswer{R"({"action":"get","node":{"nodes":[]}})", 9, Asked::kGetRoot,
+                  "the root is not a directory"}));
+
 TEST(JsonCodecTest, ParsesEtcdErrorBodies) {
   std::optional<EtcdError> e = ParseEtcdError(
       R"({"errorCode":101,"message":"Compare failed","cause":"[12 != 14]","index":14})");

@@ -88,6 +88,16 @@ TEST(RegistryUriTest, DefaultsWithoutOptions) {
   EXPECT_EQ(options.dial_timeout, defaults.dial_timeout);
   EXPECT_EQ(options.auto_sync_interval, absl::ZeroDuration());
   EXPECT_FALSE(options.quorum_reads);
+  EXPECT_EQ(options.watch_check_interval, absl::Seconds(3));
+}
+
+TEST(RegistryUriTest, WatchCheckInterval) {
+  EXPECT_EQ(
+      ParseEtcd("etcd://a:1?watch-check-interval=750ms").watch_check_interval,
+      absl::Milliseconds(750));
+  EXPECT_EQ(
+      ParseEtcd("etcd://a:1?watch-check-interval=0s").watch_check_interval,
+      absl::ZeroDuration());
 }
 
 struct BadUri {
@@ -125,6 +135,7 @@ INSTANTIATE_TEST_SUITE_P(
                "request-timeout must be positive"},
         BadUri{"etcd://a:1?dial-timeout=-1s", "dial-timeout=\"-1s\""},
         BadUri{"etcd://a:1?auto-sync-interval=inf", "auto-sync-interval"},
+        BadUri{"etcd://a:1?watch-check-interval=soon", "watch-check-interval"},
         BadUri{"etcd://a:1?quorum-reads=maybe", "quorum-reads"},
         BadUri{"etcd://a:1?username", "has no value"},
         BadUri{"etcd://a:1?username=x", "username needs a password"},

@@ -22,18 +22,6 @@
 namespace leasehold::testing {
 namespace {
 
-bool WriteAll(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 int ConnectLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
@@ -91,6 +79,32 @@ absl::string_view HeaderValue(absl::string_view head, absl::string_view name) {
 }
 
 }  // namespace
+
+bool WriteAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+std::optional<std::string> ReadRequest(int fd, std::string* buffer) {
+  char chunk[16384];
+  size_t length = CompleteRequestLength(*buffer);
+  while (length == 0) {
+    const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) return std::nullopt;
+    buffer->append(chunk, static_cast<size_t>(n));
+    length = CompleteRequestLength(*buffer);
+  }
+  std::string request = buffer->substr(0, length);
+  buffer->erase(0, length);
+  return request;
+}
 
 LoopbackListener::~LoopbackListener() { Stop(); }
 
@@ -369,17 +383,10 @@ std::vector<std::string> CannedHttpServer::requests() const {
 
 void CannedHttpServer::Serve(int fd) {
   std::string buffer;
-  char chunk[16384];
   while (true) {
-    size_t length = CompleteRequestLength(buffer);
-    while (length == 0) {
-      const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-      if (n <= 0) return;
-      buffer.append(chunk, static_cast<size_t>(n));
-      length = CompleteRequestLength(buffer);
-    }
-    const std::string request = buffer.substr(0, length);
-    buffer.erase(0, length);
+    const std::optional<std::string> maybe_request = ReadRequest(fd, &buffer);
+    if (!maybe_request.has_value()) return;
+    const std::string& request = *maybe_request;
     {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(request);

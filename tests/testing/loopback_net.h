@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,6 +149,13 @@ class TcpProxy final : public LoopbackListener {
   std::mutex faults_mu_;
   Faults faults_ ABSL_GUARDED_BY(faults_mu_);
 };
+
+// Writes all of `data` to socket `fd`; false if the connection failed.
+bool WriteAll(int fd, absl::string_view data);
+// Reads from `fd` into `*buffer` until it holds a complete HTTP request
+// (headers and Content-Length body), then removes and returns it; nullopt
+// when the connection ends first.
+std::optional<std::string> ReadRequest(int fd, std::string* buffer);
 
 // "HTTP/1.1 <status>" with Content-Length, any extra header lines
 // ("X-Etcd-Index: 7"), and `body`.

@@ -33,11 +33,16 @@ ExitCode ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kUnauthenticated:
     case absl::StatusCode::kPermissionDenied:
       return kExitUsage;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-      return kExitUnavailable;
-    default:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
       return kExitNotHeld;
+    default:
+      // kUnavailable, kDeadlineExceeded, kDataLoss (a garbled answer) and
+      // anything else that is not the registry's word on a lease.
+      return kExitUnavailable;
   }
 }
 

@@ -28,12 +28,14 @@ enum ExitCode : int {
   kExitOk = 0,
   kExitNotHeld = 1,      // not acquired, not held, lost, index moved
   kExitUsage = 2,        // bad flags, URI, names or credentials
-  kExitUnavailable = 3,  // the registry did not answer
+  kExitUnavailable = 3,  // the registry did not answer, or not usably
 };
 
-// kInvalidArgument, kUnauthenticated, kPermissionDenied → 2;
-// kUnavailable, kDeadlineExceeded → 3; anything else (the registry said
-// no: not found, compare failed, already exists) → 1.
+// kInvalidArgument, kUnauthenticated, kPermissionDenied → 2; the registry's
+// word on a lease (not found, compare failed, already exists, not a file,
+// index cleared) → 1; anything else (kUnavailable, kDeadlineExceeded,
+// kDataLoss: no answer, or none to trust) → 3. So 1 is always a real lease
+// state.
 ExitCode ExitCodeFor(const absl::Status& status);
 
 // JSON string literal for any bytes (control characters escaped; bytes that
