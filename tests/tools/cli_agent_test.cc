@@ -7,13 +7,11 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -24,6 +22,7 @@
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/run_process.h"
 #include "tools/sim/history.h"
+#include "tools/sim/hold_lines.h"
 
 namespace leasehold::cli {
 namespace {
@@ -83,33 +82,16 @@ class CliAgentTest : public ::testing::Test {
   // killed) end at `killed_by`, a moment it was surely dead.
   void Judge(const std::string& output,
              absl::Time killed_by = absl::InfiniteFuture()) {
-    static const std::regex kHold(
-        R"re(\{"time_ns":(\d+),"event":"(\w+)","lease":"([^"]+)","machine":"([^"]+)","fence":(\d+)\})re");
-    std::map<std::string, size_t> open;  // lease/fence → hold id
+    sim::HoldLineReader reader(&history_);
     std::istringstream lines(output);
     for (std::string line; std::getline(lines, line);) {
-      std::smatch m;
-      if (!std::regex_match(line, m, kHold)) continue;
-      int64_t ns = 0;
-      uint64_t fence = 0;
-      ASSERT_TRUE(absl::SimpleAtoi(m[1].str(), &ns)) << line;
-      ASSERT_TRUE(absl::SimpleAtoi(m[5].str(), &fence)) << line;
-      const absl::Time at = absl::FromUnixNanos(ns);
-      const std::string id = absl::StrCat(m[3].str(), "/", fence);
-      const std::string event = m[2].str();
-      if (event == "acquired" || event == "stole") {
-        open[id] = history_.Begin(m[3].str(), m[4].str(), fence, at,
-                                  /*by_steal=*/event == "stole");
-      } else {
-        ASSERT_EQ(open.count(id), 1u) << "an end without a begin: " << line;
-        history_.End(open[id], at, event);
-        open.erase(id);
-      }
+      const absl::Status added = reader.Add(line);
+      ASSERT_TRUE(added.ok()) << added;
     }
     if (killed_by == absl::InfiniteFuture()) {
-      EXPECT_THAT(open, IsEmpty()) << "holds a clean exit left open";
+      EXPECT_THAT(reader.open(), IsEmpty()) << "holds a clean exit left open";
     }
-    for (const auto& [id, hold] : open) history_.End(hold, killed_by, "killed");
+    reader.EndOpen(killed_by, "killed");
   }
 
   const std::string prefix_;
