@@ -20,11 +20,11 @@ constexpr char kEngineLease[] = "engine-leader";
 constexpr char kPresencePrefix[] = "machine-";
 
 // When a holder stopped believing in a lease it was just told it lost: its
-// conservative local expiry, unless the lease was found gone before then
-// (then the moment it was told).
+// conservative local expiry, or the moment it was told if that came first
+// (a renew that found the lease gone leaves expiry() at the earlier of the
+// two).
 absl::Time BeliefEnd(const Lease& lease, absl::Time told) {
-  const absl::Time expiry = lease.expiry();
-  return expiry == absl::InfinitePast() ? told : std::min(told, expiry);
+  return std::min(told, lease.expiry());
 }
 
 std::string UnitName(int i) { return absl::StrFormat("unit-%02d", i); }
