@@ -63,10 +63,10 @@ const std::vector<cli::FlagSpec> kFlags = {
     {"seed", cli::FlagSpec::kValue, "N",
      "the faults' seed (default: random, printed)"},
     {"agents", cli::FlagSpec::kValue, "M", "agent processes (default 5)"},
-    {"units", cli::FlagSpec::kValue, "U", "units they share (default 100)"},
+    {"units", cli::FlagSpec::kValue, "U", "units they share (default 200)"},
     {"ttl", cli::FlagSpec::kValue, "DUR", "the agents' lease TTL (default 2s)"},
     {"fault-every", cli::FlagSpec::kValue, "DUR",
-     "mean time between fault starts (default 1s)"},
+     "mean time between fault starts (default 700ms)"},
     {"registry-options", cli::FlagSpec::kValue, "OPTS",
      "options for the agents' etcd:// URI, e.g. request-timeout=1s "
      "(default: none, the client's defaults)"},
@@ -117,11 +117,11 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       args->DurationOr("duration", absl::Seconds(60));
   absl::StatusOr<uint64_t> seed = args->UintOr("seed", std::random_device{}());
   absl::StatusOr<uint64_t> agents = args->UintOr("agents", 5);
-  absl::StatusOr<uint64_t> units = args->UintOr("units", 100);
+  absl::StatusOr<uint64_t> units = args->UintOr("units", 200);
   absl::StatusOr<absl::Duration> ttl =
       args->DurationOr("ttl", absl::Seconds(2));
   absl::StatusOr<absl::Duration> fault_every =
-      args->DurationOr("fault-every", absl::Seconds(1));
+      args->DurationOr("fault-every", absl::Milliseconds(700));
   for (const absl::Status& s :
        {duration.status(), seed.status(), agents.status(), units.status(),
         ttl.status(), fault_every.status()}) {
@@ -483,20 +483,18 @@ void Torture::Progress(absl::Duration elapsed) {
 }
 
 int Torture::Run() {
-  std::cout << "leasehold-torture: seed " << flags_.seed << ", "
-            << flags_.agents << " agents, " << flags_.units << " units, TTL "
-            << absl::FormatDuration(flags_.ttl) << ", "
-            << absl::FormatDuration(flags_.duration) << ", a fault every "
-            << absl::FormatDuration(flags_.fault_every) << " on average"
-            << (flags_.registry_options.empty()
-                    ? ""
-                    : ", registry options " + flags_.registry_options)
-            << "\n  replay: leasehold-torture --seed " << flags_.seed
-            << " --duration " << absl::FormatDuration(flags_.duration)
-            << " --agents " << flags_.agents << " --units " << flags_.units
-            << " --ttl " << absl::FormatDuration(flags_.ttl)
-            << " --fault-every " << absl::FormatDuration(flags_.fault_every)
-            << std::endl;
+  std::string replay = absl::StrCat(
+      "leasehold-torture --seed ", flags_.seed, " --duration ",
+      absl::FormatDuration(flags_.duration), " --agents ", flags_.agents,
+      " --units ", flags_.units, " --ttl ", absl::FormatDuration(flags_.ttl),
+      " --fault-every ", absl::FormatDuration(flags_.fault_every));
+  if (!flags_.registry_options.empty()) {
+    absl::StrAppend(&replay, " --registry-options '", flags_.registry_options,
+                    "'");
+  }
+  if (flags_.short_elections) absl::StrAppend(&replay, " --short-elections");
+  std::cout << "leasehold-torture: seed " << flags_.seed
+            << "\n  replay: " << replay << std::endl;
   plan_ = MakeFaultPlan(flags_.seed, plan_options_);
   if (flags_.plan) {
     for (const Fault& f : plan_) std::cout << Describe(f) << "\n";
