@@ -147,6 +147,17 @@ absl::StatusOr<int> EtcdCluster::KillLeader() {
   return *leader;
 }
 
+absl::StatusOr<int> EtcdCluster::KillFollower() {
+  absl::StatusOr<int> leader = WaitForLeader();
+  if (!leader.ok()) return leader.status();
+  for (int i = 0; i < size(); ++i) {
+    if (i == *leader || !members_[i]->running()) continue;
+    if (absl::Status s = KillMember(i); !s.ok()) return s;
+    return i;
+  }
+  return absl::FailedPreconditionError("no follower is running");
+}
+
 absl::StatusOr<int> EtcdCluster::PauseLeader() {
   absl::StatusOr<int> leader = WaitForLeader();
   if (!leader.ok()) return leader.status();

@@ -92,6 +92,8 @@ class EtcdCluster {
 
   // SIGKILL the current leader (found as WaitForLeader); returns its index.
   absl::StatusOr<int> KillLeader();
+  // SIGKILL a running member that is not the leader; returns its index.
+  absl::StatusOr<int> KillFollower();
   // SIGSTOP the current leader; returns its index. ResumeMember ends it.
   absl::StatusOr<int> PauseLeader();
   // SIGKILL member i (a crash). Its data directory is kept.

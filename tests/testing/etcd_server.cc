@@ -19,6 +19,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -107,6 +108,31 @@ class Launcher {
   pid_t result_ = -1;
 };
 
+// Binds 127.0.0.1:port (0: any) and releases it; the port bound, or 0.
+int TryPort(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  socklen_t len = sizeof(addr);
+  int bound = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    bound = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return bound;
+}
+
+// The lowest port the kernel hands out for outgoing connections.
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  return in >> low ? low : 32768;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> HttpGet(const std::string& url,
@@ -136,20 +162,21 @@ absl::StatusOr<std::string> HttpGet(const std::string& url,
 }
 
 int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  // A port from below the ephemeral range: between being picked here and
+  // bound by etcd, it cannot become the source port of some connection
+  // (on a busy machine, a port the kernel picks would).
+  static std::mutex mu;
+  static std::mt19937 random(std::random_device{}());
+  const int low = 10000;
+  const int high = EphemeralLow() - 1;
+  if (high > low) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::uniform_int_distribution<int> pick(low, high);
+    for (int tries = 0; tries < 100; ++tries) {
+      if (const int port = TryPort(pick(random)); port != 0) return port;
+    }
   }
-  close(fd);
-  return port;
+  return TryPort(0);
 }
 
 absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(
