@@ -78,9 +78,9 @@ class Lease {
   // When this holder must consider the lease gone, on the manager's clock:
   // the time the granting request was SENT plus its TTL, so never later than
   // the server's own expiry. A read lease counts from its read, less one
-  // second (the server rounds its TTL up). Once a Release, or a Renew that
-  // found the lease gone or taken, has answered: the earlier of the expiry
-  // before and that moment. InfiniteFuture for a key without a TTL.
+  // second (the server rounds its TTL up). In the past after a Release or
+  // once a Renew found the lease gone or taken; InfiniteFuture for a key
+  // without a TTL.
   absl::Time expiry() const;
   // max(expiry() - now, 0), counting down on the manager's clock.
   absl::Duration time_remaining() const;
