@@ -616,8 +616,10 @@ int Torture::Report() {
   }
   std::cout << "  holds:                " << holds.size() << " ("
             << absl::StrJoin(endings, ", ") << ")\n"
-            << "  ownership transfers:  " << transfers << " (and " << same_agent
-            << " re-acquired by the same agent)\n"
+            << "  ownership transfers:  " << transfers
+            << absl::StrFormat(" (%.1f/s", transfers / absl::ToDoubleSeconds(
+                                                           flags_.duration))
+            << ", and " << same_agent << " re-acquired by the same agent)\n"
             << "  overlaps:             " << verdict.overlaps << "\n"
             << "  fence order violations: " << verdict.fence_violations << "\n"
             << "  holds lost:           " << lost << ": agent paused or killed "
