@@ -12,18 +12,81 @@
 
 namespace leasehold::testing {
 
+namespace {
+
 // The agent's loop period, as `leasehold agent` steps.
 constexpr absl::Duration kTick = absl::Milliseconds(100);
 
-AgentFleet::AgentFleet(const std::string& uri, AgentFleetOptions options)
-    : uri_(uri),
-      options_(options),
+std::string Clock(absl::Time t) {
+  return absl::FormatTime("%H:%M:%E3S", t, absl::LocalTimeZone());
+}
+
+// Passes every call through and logs each one that fails (when it was
+// sent, how long it took, the error): what a lost hold is explained by.
+class LoggedKeys final : public registry::KeysApi {
+ public:
+  LoggedKeys(std::unique_ptr<registry::KeysApi> keys, std::string agent)
+      : keys_(std::move(keys)), agent_(std::move(agent)) {}
+
+  absl::StatusOr<registry::Response> Get(
+      const std::string& key, const registry::GetOptions& options) override {
+    return Log("get", key, [&] { return keys_->Get(key, options); });
+  }
+  absl::StatusOr<registry::Response> Set(
+      const std::string& key, const std::string& value,
+      const registry::SetOptions& options) override {
+    return Log(options.refresh ? "renew" : "set", key,
+               [&] { return keys_->Set(key, value, options); });
+  }
+  absl::StatusOr<registry::Response> CreateInOrder(
+      const std::string& dir, const std::string& value,
+      const registry::CreateInOrderOptions& options) override {
+    return Log("create-in-order", dir,
+               [&] { return keys_->CreateInOrder(dir, value, options); });
+  }
+  absl::StatusOr<registry::Response> Delete(
+      const std::string& key, const registry::DeleteOptions& options) override {
+    return Log("delete", key, [&] { return keys_->Delete(key, options); });
+  }
+  absl::StatusOr<registry::Response> Watch(
+      const std::string& key, const registry::WatchOptions& options) override {
+    return keys_->Watch(key, options);
+  }
+
+ private:
+  template <typename Call>
+  absl::StatusOr<registry::Response> Log(const char* op, const std::string& key,
+                                         Call call) {
+    const absl::Time sent = absl::Now();
+    absl::StatusOr<registry::Response> result = call();
+    // "Held by someone else" and "lost a race" are answers, not trouble.
+    if (!result.ok() && !absl::IsNotFound(result.status()) &&
+        !absl::IsAlreadyExists(result.status()) &&
+        !absl::IsAborted(result.status())) {
+      std::cerr << Clock(sent) << " " << agent_ << " " << op << " " << key
+                << " failed after " << absl::FormatDuration(absl::Now() - sent)
+                << ": " << result.status() << std::endl;
+    }
+    return result;
+  }
+
+  const std::unique_ptr<registry::KeysApi> keys_;
+  const std::string agent_;
+};
+
+}  // namespace
+
+AgentFleet::AgentFleet(const EtcdCluster& cluster, AgentFleetOptions options)
+    : options_(options),
       history_([this](const sim::Hold& hold) {
         if (hold.how_ended != "lost") return;
         std::lock_guard<std::mutex> lock(mu_);
         lost_.push_back({hold, absl::Now() - hold.end});
       }),
       live_(new std::atomic<int>[options.agents]) {
+  for (int i = 0; i < options_.agents; ++i) {
+    uris_.push_back(cluster.uri_starting_at(i % cluster.size()));
+  }
   for (int i = 0; i < options_.agents; ++i) {
     live_[i].store(0);
     threads_.emplace_back([this, i] { Run(i); });
@@ -33,22 +96,20 @@ AgentFleet::AgentFleet(const std::string& uri, AgentFleetOptions options)
 AgentFleet::~AgentFleet() { Stop(); }
 
 void AgentFleet::Run(int i) {
-  absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
-      registry::Open(uri_);
-  if (!keys.ok()) {
-    std::cerr << "agent m" << i + 1 << ": " << keys.status() << std::endl;
-    return;
-  }
   sim::AgentOptions options;
   options.id = absl::StrCat("m", i + 1);
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> opened =
+      registry::Open(uris_[i]);
+  if (!opened.ok()) {
+    std::cerr << "agent " << options.id << ": " << opened.status() << std::endl;
+    return;
+  }
+  LoggedKeys keys(*std::move(opened), options.id);
   options.units = options_.units;
   options.ttl = options_.ttl;
-  sim::Agent agent(keys->get(), options, &history_,
-                   [](const std::string& event) {
-                     std::cerr << absl::FormatTime("%H:%M:%E3S ", absl::Now(),
-                                                   absl::LocalTimeZone())
-                               << event << std::endl;
-                   });
+  sim::Agent agent(&keys, options, &history_, [](const std::string& event) {
+    std::cerr << Clock(absl::Now()) << " " << event << std::endl;
+  });
   agent.Start(/*version=*/1);
   while (!stop_.load()) {
     (void)agent.Step();  // registry trouble: the next step tries again
@@ -113,7 +174,8 @@ bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
       ADD_FAILURE() << "round " << round << ": " << hit.status();
       return false;
     }
-    std::cerr << "round " << round << ": fault on member " << *hit << std::endl;
+    std::cerr << Clock(absl::Now()) << " round " << round
+              << ": fault on member " << *hit << std::endl;
     if (!NoneLost(fleet, watch)) return false;
     EtcdServer& member = cluster.member(*hit);
     absl::Status back = member.paused()    ? cluster.ResumeMember(*hit)
@@ -132,7 +194,7 @@ bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
 
 void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
                       const std::function<absl::StatusOr<int>()>& inject) {
-  AgentFleet fleet(cluster.uri(), {});
+  AgentFleet fleet(cluster, {});
   SurviveRounds(cluster, fleet, rounds, watch, inject);
   fleet.Stop();
   EXPECT_TRUE(fleet.Lost().empty()) << "holds lost:\n"

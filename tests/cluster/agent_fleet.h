@@ -3,7 +3,7 @@
 // verdict on what they believed.
 //
 //   ASSERT_OK_AND_ASSIGN(auto cluster, EtcdCluster::Start());
-//   AgentFleet fleet(cluster->uri(), {.agents = 3, .units = 6});
+//   AgentFleet fleet(*cluster, {.agents = 3, .units = 6});
 //   ASSERT_TRUE(fleet.WaitSettled(absl::Seconds(60)));
 //   ... kill the leader, watch for TTL + margin ...
 //   fleet.Stop();
@@ -11,7 +11,9 @@
 //   EXPECT_TRUE(fleet.Verdict().safe);
 //
 // Each agent runs on its own thread with its own registry client, stepping
-// as `leasehold agent` does; every hold goes to one sim::History.
+// as `leasehold agent` does; every hold goes to one sim::History. Agent i
+// prefers member i (of the cluster's members, in turn), so whichever member
+// fails, some agent was talking to it.
 //
 // Thread-safety: methods are called from the test's thread.
 #ifndef LEASEHOLD_TESTS_CLUSTER_AGENT_FLEET_H_
@@ -50,8 +52,8 @@ struct EndedHold {
 
 class AgentFleet {
  public:
-  // Starts the agents (machines m1..mN) on `uri` ("etcd://a,b,c").
-  AgentFleet(const std::string& uri, AgentFleetOptions options);
+  // Starts the agents (machines m1..mN) on every member of `cluster`.
+  AgentFleet(const EtcdCluster& cluster, AgentFleetOptions options);
   ~AgentFleet();  // Stop()
 
   // Waits until the agents believe they hold every unit between them.
@@ -70,7 +72,7 @@ class AgentFleet {
  private:
   void Run(int i);
 
-  const std::string uri_;
+  std::vector<std::string> uris_;  // agent i's
   const AgentFleetOptions options_;
   sim::History history_;
   std::atomic<bool> stop_{false};

@@ -19,7 +19,7 @@ TEST(ClusterFaultTest, LosingQuorumLosesEveryHoldInTimeThenRecovers) {
   cluster_options.timing = ElectionTiming::kDefault;
   ASSERT_OK_AND_ASSIGN(auto cluster, EtcdCluster::Start(cluster_options));
   const AgentFleetOptions options;
-  AgentFleet fleet(cluster->uri(), options);
+  AgentFleet fleet(*cluster, options);
   ASSERT_TRUE(fleet.WaitSettled(absl::Seconds(60)));
   ASSERT_OK_AND_ASSIGN(const int leader, cluster->WaitForLeader());
   const int stopped[] = {(leader + 1) % 3, (leader + 2) % 3};

@@ -77,10 +77,11 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(
 
 EtcdCluster::~EtcdCluster() = default;
 
-std::string EtcdCluster::uri() const {
+std::string EtcdCluster::uri_starting_at(int first) const {
   std::vector<std::string> hosts;
-  for (const auto& m : members_) {
-    hosts.push_back(absl::StrCat("127.0.0.1:", m->client_port()));
+  for (int i = 0; i < size(); ++i) {
+    hosts.push_back(absl::StrCat(
+        "127.0.0.1:", members_[(first + i) % size()]->client_port()));
   }
   return absl::StrCat("etcd://", absl::StrJoin(hosts, ","));
 }

@@ -74,7 +74,10 @@ class EtcdCluster {
   TcpProxy& peer_proxy(int i) { return *peer_proxies_[i]; }
 
   // "etcd://127.0.0.1:P0,127.0.0.1:P1,...": every member, for registry::Open.
-  std::string uri() const;
+  std::string uri() const { return uri_starting_at(0); }
+  // Every member, member `first` first (a client prefers the first
+  // endpoint): "etcd://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P0" for 1.
+  std::string uri_starting_at(int first) const;
   // "etcd://127.0.0.1:Pi": member i only.
   std::string member_uri(int i) const;
   // "http://127.0.0.1:Pi": member i's client endpoint.

@@ -61,6 +61,11 @@ TEST(EtcdClusterTest, FaultsOnARealCluster) {
   ASSERT_OK_AND_ASSIGN(leader, cluster->WaitForLeader());
   ASSERT_NE(leader, cut);
   ASSERT_OK(Open(cluster->member_uri(leader))->Set("/fixture/a", "3", {}));
+  // Nothing reaches it, not even over connections it opened itself: its
+  // own (non-quorum) reads still show the old value.
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_OK_AND_ASSIGN(registry::Response stale, lonely->Get("/fixture/a", {}));
+  EXPECT_EQ(stale.node.value, "2");
   ASSERT_OK(cluster->HealPartition());
   EXPECT_EQ(Value(QuorumGet(*lonely, "/fixture/a")), "3");
 

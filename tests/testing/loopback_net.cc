@@ -231,6 +231,14 @@ void TcpProxy::set_drop_responses(bool on) {
   Update([&](Faults& f) { f.drop[1] = on; });
 }
 
+void TcpProxy::set_blackhole(bool on) {
+  if (on) {
+    Blackhole(Direction::kBoth);
+  } else {
+    Heal();
+  }
+}
+
 TcpProxy::Fate TcpProxy::FateOf(int d, const std::string& source,
                                 absl::Duration* delay) {
   std::lock_guard<std::mutex> lock(faults_mu_);

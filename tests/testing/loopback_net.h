@@ -112,9 +112,11 @@ class TcpProxy final : public LoopbackListener {
   // Lifts every fault above (open connections carry on).
   void Heal() ABSL_LOCKS_EXCLUDED(faults_mu_);
 
-  // The same as Drop(kToClient) / Heal(), and Refuse.
+  // The same as Drop(kToClient) / Heal(), Refuse, and Blackhole(kBoth) /
+  // Heal(): a member that froze or was cut off without a FIN.
   void set_drop_responses(bool on);
   void set_refuse(bool on) { Refuse(on); }
+  void set_blackhole(bool on);
 
  private:
   struct Faults {
