@@ -176,8 +176,12 @@ absl::Status Agent::Step() {
     auto it = units_.begin();
     on_event_(
         absl::StrCat(id(), " hands back ", it->first, " (share ", share, ")"));
-    // It stops acting as owner before the release lets anyone else in.
-    history_->End(it->second.hold, clock_->Now(), "released");
+    // It stops acting as owner before the release lets anyone else in, or
+    // stopped already when its lease ran out unnoticed (its Keeper has not
+    // reported the expiry yet: the agent was frozen, or it ran first).
+    history_->End(it->second.hold,
+                  BeliefEnd(it->second.kept->lease(), clock_->Now()),
+                  "released");
     (void)keeper_->Remove(it->second.kept, /*release=*/true);
     units_.erase(it);
   }
