@@ -108,8 +108,11 @@ void Lease::Granted(uint64_t index, absl::Duration period, absl::Time expiry) {
 }
 
 void Lease::Gone() {
+  const absl::Time now = clock_->Now();
   std::lock_guard<std::mutex> lock(mu_);
-  expiry_ = absl::InfinitePast();
+  // Still the bound it was: a holder told late (a slow answer, a thread
+  // that ran late) had stopped believing at its expiry, not when told.
+  expiry_ = std::min(expiry_, now);
 }
 
 absl::Status Lease::Annotate(const absl::Status& status, const char* op,

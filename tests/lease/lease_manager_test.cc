@@ -155,6 +155,27 @@ TEST_F(LeaseManagerTest, TimeRemainingCountsDownAndExpires) {
   EXPECT_THAT(Acquire("unit", "other"), NotNull());
 }
 
+// A holder told late that its lease is gone (a slow answer, a thread that
+// ran late) had stopped believing at its expiry: expiry() stays that bound,
+// so nothing it did after can count as owning.
+TEST_F(LeaseManagerTest, ARenewThatFindsTheLeaseGoneKeepsTheExpiryBound) {
+  std::unique_ptr<Lease> a = Acquire("unit", "m");
+  const absl::Time expiry = a->expiry();
+  clock_.Advance(kPeriod + absl::Seconds(5));
+  EXPECT_THAT(a->Renew(kPeriod), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(a->expiry(), expiry);
+
+  std::unique_ptr<Lease> b = Acquire("unit", "m");
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Lease> stolen,
+      manager_.StealLease("unit", "other", 2, kPeriod, b->index()));
+  ASSERT_THAT(stolen, NotNull());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_THAT(b->Renew(kPeriod), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(b->expiry(), clock_.Now());  // told before its expiry
+  EXPECT_TRUE(b->expired());
+}
+
 TEST_F(LeaseManagerTest, TimeRemainingCountsFromWhenTheRequestWasSent) {
   keys_.SetDelay(FaultyKeysApi::kSet, absl::Seconds(2));
   std::unique_ptr<Lease> a;

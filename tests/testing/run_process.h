@@ -37,9 +37,13 @@ struct ProcessResult {
 class Subprocess {
  public:
   // Starts argv[0] (a path) with stdin from /dev/null; `env` entries
-  // ("NAME=value") are added to the current environment.
+  // ("NAME=value") are added to the current environment. With
+  // `stdout_file`, stdout goes to that file (created or truncated) instead
+  // of a pipe, so a long-running child never blocks on a full pipe; out()
+  // then stays empty.
   explicit Subprocess(const std::vector<std::string>& argv,
-                      const std::vector<std::string>& env = {});
+                      const std::vector<std::string>& env = {},
+                      const std::string& stdout_file = "");
   ~Subprocess();  // SIGKILLs and reaps a process still running.
 
   Subprocess(const Subprocess&) = delete;

@@ -83,25 +83,16 @@ class CliAgentTest : public ::testing::Test {
   // killed) end at `killed_by`, a moment it was surely dead.
   void Judge(const std::string& output,
              absl::Time killed_by = absl::InfiniteFuture()) {
-    std::map<std::string, size_t> open;  // lease/fence → hold id
+    sim::HoldLineReader reader(&history_);
     std::istringstream lines(output);
     for (std::string line; std::getline(lines, line);) {
-      std::optional<sim::HoldLine> hold = sim::ParseHoldLine(line);
-      if (!hold.has_value()) continue;
-      const std::string id = absl::StrCat(hold->lease, "/", hold->fence);
-      if (hold->begins()) {
-        open[id] = history_.Begin(hold->lease, hold->machine, hold->fence,
-                                  hold->at, hold->by_steal());
-      } else {
-        ASSERT_EQ(open.count(id), 1u) << "an end without a begin: " << line;
-        history_.End(open[id], hold->at, hold->event);
-        open.erase(id);
-      }
+      const absl::Status added = reader.Add(line);
+      ASSERT_TRUE(added.ok()) << added;
     }
     if (killed_by == absl::InfiniteFuture()) {
-      EXPECT_THAT(open, IsEmpty()) << "holds a clean exit left open";
+      EXPECT_THAT(reader.open(), IsEmpty()) << "holds a clean exit left open";
     }
-    for (const auto& [id, hold] : open) history_.End(hold, killed_by, "killed");
+    reader.EndOpen(killed_by, "killed");
   }
 
   const std::string prefix_;

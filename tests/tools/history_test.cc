@@ -45,6 +45,8 @@ TEST(HistoryTest, TwoOwnersAtOnceIsAViolationNamingBoth) {
   ASSERT_THAT(verdict.violations, SizeIs(1));
   EXPECT_THAT(verdict.violations[0], HasSubstr("u: m2 believed"));
   EXPECT_THAT(verdict.violations[0], HasSubstr("while m1 still did"));
+  EXPECT_EQ(verdict.overlaps, 1);
+  EXPECT_EQ(verdict.fence_violations, 0);
 }
 
 TEST(HistoryTest, AFenceThatDoesNotRiseIsAViolation) {
@@ -55,6 +57,8 @@ TEST(HistoryTest, AFenceThatDoesNotRiseIsAViolation) {
   EXPECT_FALSE(verdict.safe);
   EXPECT_THAT(verdict.violations,
               ElementsAre(HasSubstr("fence went from 7 (m1) to 7 (m2)")));
+  EXPECT_EQ(verdict.overlaps, 0);
+  EXPECT_EQ(verdict.fence_violations, 1);
 }
 
 TEST(HistoryTest, AStealIsATakeoverMeasuredNotAViolation) {

@@ -5,9 +5,22 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace leasehold::sim {
 namespace {
+
+using ::leasehold::testing::IsOk;
+using ::leasehold::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr char kAcquired[] =
+    R"({"time_ns":1000000000,"event":"acquired","lease":"unit-03","machine":"m1","fence":42})";
+constexpr char kLost[] =
+    R"({"time_ns":3000000000,"event":"lost","lease":"unit-03","machine":"m1","fence":42})";
 
 TEST(HoldLineTest, ReadsABeginAndAnEnd) {
   std::optional<HoldLine> begin = ParseHoldLine(
@@ -41,6 +54,41 @@ TEST(HoldLineTest, AnythingElseIsNoHold) {
       }) {
     EXPECT_FALSE(ParseHoldLine(line).has_value()) << line;
   }
+}
+
+TEST(HoldLineReaderTest, ReaderRecordsBeginAndEndInTheHistory) {
+  History history;
+  HoldLineReader reader(&history);
+  EXPECT_THAT(reader.Add(kAcquired), IsOk());
+  EXPECT_THAT(reader.open(), SizeIs(1));
+  EXPECT_THAT(reader.Add(R"({"time_ns":2,"event":"note","text":"x"})"), IsOk());
+  EXPECT_THAT(reader.Add(kLost), IsOk());
+  EXPECT_THAT(reader.open(), IsEmpty());
+  std::vector<Hold> holds = history.holds();
+  ASSERT_THAT(holds, SizeIs(1));
+  EXPECT_EQ(holds[0].start, absl::FromUnixSeconds(1));
+  EXPECT_EQ(holds[0].end, absl::FromUnixSeconds(3));
+  EXPECT_EQ(holds[0].how_ended, "lost");
+}
+
+TEST(HoldLineReaderTest, AnEndWithoutABeginOrABeginTwiceIsDataLoss) {
+  History history;
+  HoldLineReader reader(&history);
+  EXPECT_THAT(reader.Add(kLost), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(reader.Add(kAcquired), IsOk());
+  absl::Status twice = reader.Add(kAcquired);
+  EXPECT_THAT(twice, StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(std::string(twice.message()), HasSubstr("begun twice"));
+}
+
+TEST(HoldLineReaderTest, EndOpenClosesWhatAKilledProcessHeld) {
+  History history;
+  HoldLineReader reader(&history);
+  EXPECT_THAT(reader.Add(kAcquired), IsOk());
+  reader.EndOpen(absl::FromUnixSeconds(5), "killed");
+  EXPECT_THAT(reader.open(), IsEmpty());
+  EXPECT_THAT(history.holds(),
+              ElementsAre(::testing::Field(&Hold::how_ended, "killed")));
 }
 
 }  // namespace

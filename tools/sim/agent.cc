@@ -20,11 +20,11 @@ constexpr char kEngineLease[] = "engine-leader";
 constexpr char kPresencePrefix[] = "machine-";
 
 // When a holder stopped believing in a lease it was just told it lost: its
-// conservative local expiry, unless the lease was found gone before then
-// (then the moment it was told).
+// conservative local expiry, or the moment it was told if that came first
+// (a renew that found the lease gone leaves expiry() at the earlier of the
+// two).
 absl::Time BeliefEnd(const Lease& lease, absl::Time told) {
-  const absl::Time expiry = lease.expiry();
-  return expiry == absl::InfinitePast() ? told : std::min(told, expiry);
+  return std::min(told, lease.expiry());
 }
 
 std::string UnitName(int i) { return absl::StrFormat("unit-%02d", i); }
@@ -100,7 +100,7 @@ Agent::Agent(registry::KeysApi* keys, AgentOptions options, History* history,
       options_(std::move(options)),
       history_(history),
       on_event_(std::move(on_event)),
-      clock_(RealClock()) {}
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()) {}
 
 Agent::~Agent() { Shutdown(); }
 
@@ -130,9 +130,10 @@ void Agent::Start(int version) {
   ending_ = "lost";
   link_ = std::make_unique<Link>(keys_);
   manager_ = std::make_unique<lease::LeaseManager>(
-      link_.get(), lease::LeaseManagerOptions{.prefix = options_.prefix});
+      link_.get(),
+      lease::LeaseManagerOptions{.prefix = options_.prefix, .clock = clock_});
   keeper_ = std::make_unique<lease::Keeper>(
-      lease::KeeperOptions{.workers = options_.workers});
+      lease::KeeperOptions{.workers = options_.workers, .clock = clock_});
 }
 
 absl::Status Agent::Step() {
@@ -175,8 +176,12 @@ absl::Status Agent::Step() {
     auto it = units_.begin();
     on_event_(
         absl::StrCat(id(), " hands back ", it->first, " (share ", share, ")"));
-    // It stops acting as owner before the release lets anyone else in.
-    history_->End(it->second.hold, clock_->Now(), "released");
+    // It stops acting as owner before the release lets anyone else in, or
+    // stopped already when its lease ran out unnoticed (its Keeper has not
+    // reported the expiry yet: the agent was frozen, or it ran first).
+    history_->End(it->second.hold,
+                  BeliefEnd(it->second.kept->lease(), clock_->Now()),
+                  "released");
     (void)keeper_->Remove(it->second.kept, /*release=*/true);
     units_.erase(it);
   }
@@ -222,11 +227,15 @@ std::shared_ptr<KeptLease> Agent::Keep(const std::string& name,
                                  steal_index);
   if (!granted.ok() || *granted == nullptr) return nullptr;
   const Lease* lease = granted->get();
+  const absl::Time now = clock_->Now();
+  // Granted, but the answer came after the lease's local expiry (a slow
+  // answer, a thread that ran late): nothing may be done as its owner, and
+  // another holder may already have it. Never believed, never kept.
+  if (lease->expiry() <= now) return nullptr;
   lease::StateCallback on_change;
   if (record) {
-    const size_t hold =
-        history_->Begin(name, id(), lease->fence(), clock_->Now(),
-                        /*by_steal=*/steal_index != 0);
+    const size_t hold = history_->Begin(name, id(), lease->fence(), now,
+                                        /*by_steal=*/steal_index != 0);
     holds_.push_back(hold);
     on_change = [this, hold, lease](LeaseState state) {
       if (state != LeaseState::kLost) return;

@@ -45,6 +45,8 @@ struct AgentOptions {
   absl::Duration ttl = absl::Seconds(2);  // every lease's period
   std::string prefix = "/leasehold/";
   int workers = 4;  // the Keeper's renew workers
+  // Every expiry decision and recorded time reads it. Default: RealClock().
+  Clock* clock = nullptr;
 };
 
 class Agent {

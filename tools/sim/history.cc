@@ -94,6 +94,7 @@ Verdict History::Check() const {
         rival = longest_earlier;
       }
       if (rival != nullptr && after.start < rival->end) {
+        ++verdict.overlaps;
         verdict.violations.push_back(absl::StrCat(
             lease, ": ", after.machine, " believed it owned it from ",
             absl::FormatTime(after.start), " while ", rival->machine,
@@ -101,6 +102,7 @@ Verdict History::Check() const {
             rival->how_ended, ")"));
       }
       if (after.fence <= before.fence) {
+        ++verdict.fence_violations;
         verdict.violations.push_back(absl::StrCat(
             lease, ": fence went from ", before.fence, " (", before.machine,
             ") to ", after.fence, " (", after.machine, ")"));

@@ -49,6 +49,8 @@ struct Hold {
 struct Verdict {
   bool safe = true;
   std::vector<std::string> violations;  // each names the lease and holders
+  int overlaps = 0;                     // two holders believed at once
+  int fence_violations = 0;  // a fence that did not rise to the next holder
 };
 
 class History {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "registry/json_object.h"
 
 namespace leasehold::sim {
@@ -29,6 +30,38 @@ std::optional<HoldLine> ParseHoldLine(absl::string_view line) {
   hold.machine = std::move(*machine);
   hold.fence = static_cast<uint64_t>(*fence);
   return hold;
+}
+
+absl::Status HoldLineReader::Add(absl::string_view line) {
+  std::optional<HoldLine> hold = ParseHoldLine(line);
+  if (!hold.has_value()) return absl::OkStatus();
+  const std::string id = absl::StrCat(hold->lease, "/", hold->fence);
+  auto it = open_.find(id);
+  if (hold->begins()) {
+    if (it != open_.end()) {
+      return absl::DataLossError(absl::StrCat("a hold begun twice: ", line));
+    }
+    open_[id] = history_->Begin(hold->lease, hold->machine, hold->fence,
+                                hold->at, hold->by_steal());
+    return absl::OkStatus();
+  }
+  if (it == open_.end()) {
+    return absl::DataLossError(absl::StrCat("an end without a begin: ", line));
+  }
+  history_->End(it->second, hold->at, hold->event);
+  open_.erase(it);
+  return absl::OkStatus();
+}
+
+std::vector<size_t> HoldLineReader::open() const {
+  std::vector<size_t> ids;
+  for (const auto& [id, hold] : open_) ids.push_back(hold);
+  return ids;
+}
+
+void HoldLineReader::EndOpen(absl::Time at, const std::string& how) {
+  for (const auto& [id, hold] : open_) history_->End(hold, at, how);
+  open_.clear();
 }
 
 }  // namespace leasehold::sim

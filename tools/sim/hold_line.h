@@ -5,24 +5,32 @@
 //    "machine":"m1","fence":42}                              (on one line)
 //
 // Whatever judges agents' runs (the agent test, a torture run) reads their
-// output with ParseHoldLine and replays it into a sim::History.
+// output with a HoldLineReader per process, into one sim::History:
 //
-//   for (std::string line; std::getline(output, line);) {
-//     std::optional<HoldLine> hold = ParseHoldLine(line);
-//     if (!hold.has_value()) continue;  // another event, or not JSON
-//     ...
+//   sim::History history;
+//   sim::HoldLineReader m1(&history);
+//   for (std::string line; std::getline(m1_output, line);) {
+//     if (absl::Status s = m1.Add(line); !s.ok()) return s;
 //   }
+//   m1.EndOpen(reaped_at, "killed");  // m1 died holding these
+//   sim::Verdict verdict = history.Check();
 //
-// Thread-safety: free functions without shared state.
+// Thread-safety: ParseHoldLine has no shared state; a HoldLineReader is
+// used from one thread, and readers of several processes may share one
+// History.
 #ifndef LEASEHOLD_TOOLS_SIM_HOLD_LINE_H_
 #define LEASEHOLD_TOOLS_SIM_HOLD_LINE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "tools/sim/history.h"
 
 namespace leasehold::sim {
 
@@ -43,6 +51,25 @@ struct HoldLine {
 // (other members are ignored). nullopt for any other line: another event
 // the agent prints, text output, a torn or garbled line. Never fails.
 std::optional<HoldLine> ParseHoldLine(absl::string_view line);
+
+// Feeds the hold lines of ONE agent process into a History.
+class HoldLineReader {
+ public:
+  // REQUIRES: `history` outlives the reader.
+  explicit HoldLineReader(History* history) : history_(history) {}
+
+  // Records the hold line in `line`; other lines are skipped. kDataLoss,
+  // quoting the line, for an end without its begin or a hold begun twice.
+  absl::Status Add(absl::string_view line);
+  // The History ids of the holds begun and not yet ended.
+  std::vector<size_t> open() const;
+  // Ends every open hold at `at` as `how` (the process died holding them).
+  void EndOpen(absl::Time at, const std::string& how);
+
+ private:
+  History* const history_;
+  std::map<std::string, size_t> open_;  // "lease/fence" → hold id
+};
 
 }  // namespace leasehold::sim
 
