@@ -28,6 +28,13 @@ using ::testing::NotNull;
 constexpr absl::Duration kPeriod = absl::Seconds(9);
 constexpr absl::Duration kInterval = absl::Seconds(3);  // kPeriod / 3
 
+SafetyMargin NoMargin() {
+  SafetyMargin margin;
+  margin.fraction = 0;
+  margin.fixed = absl::ZeroDuration();
+  return margin;
+}
+
 template <typename Predicate>
 bool Eventually(Predicate done) {
   for (int i = 0; i < 20000; ++i) {
@@ -71,6 +78,8 @@ class KeeperTest : public ::testing::Test {
   static LeaseManagerOptions ManagerOptionsFor(Clock* clock) {
     LeaseManagerOptions options;
     options.clock = clock;
+    // Exact arithmetic: no safety margin (it has tests of its own).
+    options.safety_margin = NoMargin();
     return options;
   }
   KeeperOptions Options(int workers = 4) {

@@ -34,11 +34,20 @@ registry::MemoryOptions MemoryWith(Clock* clock, size_t history = 1000) {
   return options;
 }
 
+SafetyMargin NoMargin() {
+  SafetyMargin margin;
+  margin.fraction = 0;
+  margin.fixed = absl::ZeroDuration();
+  return margin;
+}
+
 LeaseManagerOptions ManagerWith(Clock* clock,
                                 std::string prefix = "/leasehold/") {
   LeaseManagerOptions options;
   options.clock = clock;
   options.prefix = std::move(prefix);
+  // Exact arithmetic: no safety margin (it has tests of its own).
+  options.safety_margin = NoMargin();
   return options;
 }
 
