@@ -191,9 +191,10 @@ void Keeper::SetState(const std::shared_ptr<KeptLease>& kept, LeaseState state,
     kept->kept_ = false;
     kept_.erase(kept);
     if (kept->lost_ != nullptr && !kept->removed_) {
-      to_fire_.emplace_back(
-          kept->lost_, absl::AbortedError(
-                           absl::StrCat(kept->lease_->name(), " lost: ", why)));
+      to_fire_.emplace_back(kept->lost_,
+                            absl::AbortedError(absl::StrCat(
+                                kept->lease_->name(),
+                                ": lost (expired, taken or deleted): ", why)));
     }
   }
   if (kept->on_change_) {
