@@ -200,7 +200,13 @@ absl::Status SessionKey::SetValue(const std::string& value) {
   // The key stays with the Keeper, which watches its expiry meanwhile; the
   // write is serialized with its renews.
   const absl::Status status = kept->lease().SetValue(value);
-  if (status.ok()) return status;
+  if (status.ok()) {
+    if (!lost_->fired()) return status;
+    // Written after the key was reported lost (the write hung past its
+    // expiry): the key is not ours to keep; give it back.
+    kept->lease().Release().IgnoreError();
+    return lost_->cause();
+  }
   const bool gone = absl::IsAborted(status) || absl::IsNotFound(status);
   const absl::Status failure =
       gone ? absl::AbortedError(absl::StrCat(

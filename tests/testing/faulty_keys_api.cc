@@ -28,6 +28,10 @@ void FaultyKeysApi::StallNext(unsigned ops, int count) {
   AddRule({ops, Fault::kStall, count, absl::OkStatus()});
 }
 
+void FaultyKeysApi::HangNext(unsigned ops, int count) {
+  AddRule({ops, Fault::kHang, count, absl::OkStatus()});
+}
+
 void FaultyKeysApi::HoldRequestNext(unsigned ops, int count) {
   AddRule({ops, Fault::kHoldRequest, count, absl::OkStatus()});
 }
@@ -114,12 +118,14 @@ absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op,
     ++blocked_;
     unblocked_cv_.wait(lock, [&] { return (blocked_ops_ & op) == 0; });
     --blocked_;
-    if (applied.fault == Fault::kStall) {
+    if (applied.fault == Fault::kStall || applied.fault == Fault::kHang) {
       // Unblock() ends a stall early: blocked_ counts it meanwhile.
+      const absl::Time until =
+          applied.fault == Fault::kStall ? deadline : absl::InfiniteFuture();
       const uint64_t unblocks = unblocks_;
       ++blocked_;
       while (unblocks == unblocks_ &&
-             clock_->WaitUntil(unblocked_cv_, lock, deadline)) {
+             clock_->WaitUntil(unblocked_cv_, lock, until)) {
       }
       --blocked_;
     }
@@ -149,6 +155,7 @@ absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op,
       result = registry::OutcomeUnknownError("injected: request lost");
       break;
     case Fault::kStall:
+    case Fault::kHang:
       result = op == kGet ? absl::DeadlineExceededError("injected: stalled")
                           : registry::OutcomeUnknownError("injected: stalled");
       break;

@@ -67,6 +67,9 @@ class FaultyKeysApi final : public registry::KeysApi {
   // fails with registry::OutcomeUnknownError, a read with
   // kDeadlineExceeded.
   void StallNext(unsigned ops, int count);
+  // As StallNext, but the calls ignore their deadline and hang until
+  // Unblock(): a transport that does not honour it.
+  void HangNext(unsigned ops, int count);
   // The next `count` calls of `ops` (writes) are held on the way: not
   // applied yet, reported as registry::OutcomeUnknownError. LandHeld()
   // applies them later, in order, as a delayed request that lands after
@@ -111,6 +114,7 @@ class FaultyKeysApi final : public registry::KeysApi {
     kLoseResponse,
     kDropRequest,
     kStall,
+    kHang,
     kHoldRequest
   };
   using Forward = std::function<absl::StatusOr<registry::Response>()>;
