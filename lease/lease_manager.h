@@ -208,7 +208,7 @@ struct LeaseManagerOptions {
   // (see SafetyMargin). Its TTL must also leave room for the Keeper's
   // renews: with the default renew fraction 1/3, a TTL of at least 3× the
   // longest request time plus the margin.
-  SafetyMargin safety_margin;
+  SafetyMargin safety_margin = {};
 };
 
 class LeaseManager {

@@ -59,7 +59,7 @@ struct SessionOptions {
   Keeper* keeper = nullptr;
   // Every key counts as lost this long before its computed expiry (see
   // SafetyMargin in lease/lease_manager.h). Default: 2 % of the TTL + 10 ms.
-  SafetyMargin safety_margin;
+  SafetyMargin safety_margin = {};
 };
 
 class Session;
