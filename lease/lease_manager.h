@@ -135,10 +135,13 @@ class Lease {
   absl::Status SetValue(const std::string& value);
 
   // Deletes the key with a compare-and-delete on index(), so it never
-  // deletes a newer holder's key. OK: it is gone (after a lost response: our
-  // key is no longer there). kAborted: someone else holds it; kNotFound: it
-  // had already expired; kUnavailable: retry. After OK, kAborted or
-  // kNotFound the lease is expired().
+  // deletes a newer holder's key. When the answer is lost, or the compare
+  // fails while a write of ours is unresolved, it reads the key back: if
+  // our own late write moved it, it deletes at the new index. OK: it is
+  // gone (after a lost response: our key is no longer there). kAborted:
+  // someone else holds it; kNotFound: it had already expired;
+  // kUnavailable: retry. After OK, kAborted or kNotFound the lease is
+  // expired().
   absl::Status Release();
 
  private:
