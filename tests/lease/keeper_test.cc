@@ -357,5 +357,26 @@ TEST_F(KeeperTest, KeepsTenThousandLeases) {
   EXPECT_LE(keys_.max_in_flight(), 16);
 }
 
+TEST_F(KeeperTest, StuckRenewIsRetriedBeforeTheLeaseExpires) {
+  Recorder recorder;
+  Keeper keeper(Options());
+  std::shared_ptr<KeptLease> kept =
+      keeper.Add(Acquire("unit"), recorder.callback());
+  // The renew at t=3 goes to a member that never answers.
+  keys_.StallNext(FaultyKeysApi::kSet, 1);
+  clock_.Advance(kInterval);
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 1; }));
+  // It gives up at t=5, a third of the 6 s that were left, and the retry
+  // renews the lease long before its expiry at t=9.
+  clock_.Advance(absl::Seconds(2));
+  const bool renewed = Eventually([&] { return RenewedNow(*kept); });
+  keys_.Unblock();
+  ASSERT_TRUE(renewed);
+  clock_.Advance(absl::Seconds(5));  // past the first expiry
+  EXPECT_EQ(kept->state(), LeaseState::kHeld);
+  EXPECT_EQ(memory_->Get("/leasehold/lease/unit", {})->node.modified_index,
+            kept->lease().index());
+}
+
 }  // namespace
 }  // namespace leasehold::lease
