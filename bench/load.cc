@@ -885,7 +885,7 @@ int Main(int argc, char** argv) {
       !etcd_options->username.empty() || !etcd_options->ca_file.empty()) {
     std::cerr << "leasehold-bench: flag --registry needs a plain "
                  "etcd://HOST:PORT URI (the baseline speaks plain http): \""
-              << uri << "\"\n";
+              << registry::RedactUri(uri) << "\"\n";
     return 2;
   }
   const std::string endpoint = etcd_options->endpoints.front();
@@ -926,7 +926,7 @@ int Main(int argc, char** argv) {
         "%-5s %-9s %10s %9s %9s %9s %10s\n",
         absl::FormatDuration(flags.seconds),
         flags.registry.empty() ? (flags.on_disk ? "on disk" : "on tmpfs")
-                               : flags.registry,
+                               : registry::RedactUri(flags.registry),
         "conc", "client", "ops/s", "p50 ms", "p99 ms", "max ms", "cpu us/op");
   }
   std::string json = "{\"lease_cycle\":[";

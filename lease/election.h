@@ -113,6 +113,11 @@ class Election {
   // Fires when the current (or last) candidacy or leadership is lost; null
   // before the first Campaign. Not fired by Resign.
   std::shared_ptr<const Signal> revoked() const { return hold_.lost(); }
+  // When leadership ends at the latest unless renewed: the local expiry of
+  // our candidate key on the session's clock (SessionKey::expiry()), which
+  // every renew moves forward. InfinitePast when no key is kept (before the
+  // first Campaign, after Resign or revoked()).
+  absl::Time expiry() const { return hold_.expiry(); }
   const std::string& name() const { return hold_.name(); }
 
  private:

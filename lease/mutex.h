@@ -83,6 +83,11 @@ class Mutex {
   // Fires when the current (or last) hold is lost; null before the first
   // Lock. Not fired by Unlock.
   std::shared_ptr<const Signal> lost() const { return hold_.lost(); }
+  // When the lock stops being ours at the latest unless renewed: the local
+  // expiry of our key on the session's clock (SessionKey::expiry()), which
+  // every renew moves forward. InfinitePast when no key is kept (before the
+  // first Lock, after Unlock or a loss).
+  absl::Time expiry() const { return hold_.expiry(); }
   const std::string& name() const { return hold_.name(); }
 
   // C++ Lockable / TimedLockable, for std::lock_guard, std::unique_lock and

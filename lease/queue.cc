@@ -190,6 +190,15 @@ std::shared_ptr<const Signal> QueueHold::lost() const {
   return lost_;
 }
 
+absl::Time QueueHold::expiry() const {
+  std::shared_ptr<SessionKey> key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    key = key_;
+  }
+  return key != nullptr ? key->expiry() : absl::InfinitePast();
+}
+
 std::shared_ptr<SessionKey> QueueHold::held_key() const {
   std::lock_guard<std::mutex> lock(mu_);
   return held_ ? key_ : nullptr;

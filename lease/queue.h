@@ -117,6 +117,8 @@ class QueueHold {
   uint64_t fence() const;
   // The lost() signal of the current or last key; null before the first.
   std::shared_ptr<const Signal> lost() const;
+  // The current key's SessionKey::expiry(); InfinitePast when none.
+  absl::Time expiry() const;
   // The held key, or null.
   std::shared_ptr<SessionKey> held_key() const;
 

@@ -163,6 +163,11 @@ void SessionKey::OnKeeperLost() {
       absl::StrCat("key ", key_, " lost: its keeper stopped")));
 }
 
+absl::Time SessionKey::expiry() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return kept_ != nullptr ? kept_->lease().expiry() : absl::InfinitePast();
+}
+
 absl::Status SessionKey::Drop(bool release, const absl::Status& cause) {
   return End(release, cause);
 }

@@ -82,6 +82,12 @@ class SessionKey : public std::enable_shared_from_this<SessionKey> {
   // renewed, was deleted, or its session ended.
   std::shared_ptr<const Signal> lost() const { return lost_; }
 
+  // The key's local expiry on the session's clock: the time by which the
+  // registry may have deleted it. Moves forward with every renew;
+  // InfinitePast once the key is not kept (released, lost, dropped) or the
+  // registry showed it changed or deleted.
+  absl::Time expiry() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Stops keeping the key and deletes it with a compare-and-delete on its
   // index, so it never deletes another's key. OK: it is gone (also when it
   // had expired already). kUnavailable: the delete did not go through; the

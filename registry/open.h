@@ -7,17 +7,29 @@
 //
 // Options (query parameters, durations in absl form: 500ms, 2s, 1m):
 //   request-timeout=DUR  dial-timeout=DUR  auto-sync-interval=DUR
-//   username=U  password=P  ca-file=PATH  cert-file=PATH  key-file=PATH
+//   username=U  password=P  password-file=PATH  allow-insecure-auth=BOOL
+//   ca-file=PATH  cert-file=PATH  key-file=PATH  server-name=HOST
 //   quorum-reads=true|false
 // Option values are percent-decoded. An unknown scheme, an unknown option,
 // an unparsable value or an empty endpoint list is kInvalidArgument naming
-// the offending part; nothing is silently ignored.
+// the offending part; nothing is silently ignored. Messages show the URI
+// through RedactUri (registry/registry_uri.h): never a password.
+//
+// Credentials come from one place. A URI with username= takes the password
+// from password= or password-file= (exactly one). A URI without any of the
+// three takes LEASEHOLD_USERNAME and LEASEHOLD_PASSWORD from the environment
+// (Open only; ParseRegistryUri and NewEtcdClient never read the
+// environment), both or neither. Open reads them, as libpq reads PGPASSWORD,
+// so that every service configured with a URI offers the same safe ways to
+// pass a password as the leasehold tool. See EtcdOptions for the clear-text
+// warning and server-name.
 //
 // Thread-safety: Open and ParseRegistryUri are free functions without shared
-// state.
+// state; Open reads the environment, so it must not race with setenv.
 #ifndef LEASEHOLD_REGISTRY_OPEN_H_
 #define LEASEHOLD_REGISTRY_OPEN_H_
 
+#include <functional>
 #include <memory>
 #include <variant>
 
@@ -26,6 +38,7 @@
 #include "registry/etcd/etcd_client.h"
 #include "registry/keys_api.h"
 #include "registry/memory/memory_registry.h"
+#include "registry/registry_uri.h"
 
 namespace leasehold::registry {
 
@@ -33,7 +46,19 @@ namespace leasehold::registry {
 using RegistryConfig = std::variant<MemoryOptions, EtcdOptions>;
 absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri);
 
-// `clock` (optional) becomes the registry's clock.
+struct OpenOptions {
+  // The registry's clock. Default: RealClock().
+  Clock* clock = nullptr;
+  // The etcd client's warnings (EtcdOptions::warn). Default: stderr.
+  std::function<void(absl::string_view)> warn;
+};
+
+// The registry `uri` names, not yet contacted. kInvalidArgument for a bad
+// URI, for only one of LEASEHOLD_USERNAME / LEASEHOLD_PASSWORD set, and for
+// what NewEtcdClient refuses (an unreadable password file, say).
+absl::StatusOr<std::unique_ptr<KeysApi>> Open(absl::string_view uri,
+                                              OpenOptions options);
+// The same with `clock` (optional) as the registry's clock.
 absl::StatusOr<std::unique_ptr<KeysApi>> Open(absl::string_view uri,
                                               Clock* clock = nullptr);
 

@@ -1,5 +1,9 @@
 // ParseRegistryUri: the URI grammar of registry/open.h, with no side effects
-// (nothing is opened or connected), so it is tested on its own.
+// (nothing is opened, read or connected), so it is tested on its own; and
+// RedactUri, which every message showing a URI goes through.
+#include "registry/registry_uri.h"
+
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "registry/etcd/http_transport.h"
 #include "registry/open.h"
 
 namespace leasehold::registry {
@@ -19,9 +24,16 @@ constexpr absl::string_view kEtcdScheme = "etcd://";
 constexpr absl::string_view kEtcdHttpsScheme = "etcd+https://";
 constexpr int kDefaultEtcdPort = 2379;
 
+// Option names whose values are never shown: anything that looks like a
+// password, including misspellings that end up as unknown options.
+bool IsSecretName(absl::string_view name) {
+  return absl::StrContains(absl::AsciiStrToLower(name), "pass") &&
+         name != "password-file";
+}
+
 absl::Status Invalid(absl::string_view uri, absl::string_view what) {
   return absl::InvalidArgumentError(
-      absl::StrCat("registry URI \"", uri, "\": ", what));
+      absl::StrCat("registry URI \"", RedactUri(uri), "\": ", what));
 }
 
 int HexValue(char c) {
@@ -31,7 +43,10 @@ int HexValue(char c) {
   return -1;
 }
 
+// The percent-decoded value of option `name`; the error names the option,
+// not the value (it may be a password).
 absl::StatusOr<std::string> PercentDecode(absl::string_view uri,
+                                          absl::string_view name,
                                           absl::string_view text) {
   std::string out;
   out.reserve(text.size());
@@ -43,7 +58,8 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view uri,
     const int hi = i + 2 < text.size() ? HexValue(text[i + 1]) : -1;
     const int lo = i + 2 < text.size() ? HexValue(text[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
-      return Invalid(uri, absl::StrCat("bad percent-escape in \"", text, "\""));
+      return Invalid(
+          uri, absl::StrCat("option ", name, " has a bad percent-escape"));
     }
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
@@ -133,26 +149,32 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
   if (name == "auto-sync-interval") {
     return ParseDurationOption(uri, name, value, &options.auto_sync_interval);
   }
-  if (name == "quorum-reads") {
-    if (!absl::SimpleAtob(value, &options.quorum_reads)) {
-      return Invalid(uri, absl::StrCat("option quorum-reads=\"", value,
+  if (bool* flag = name == "quorum-reads" ? &options.quorum_reads
+                   : name == "allow-insecure-auth"
+                       ? &options.allow_insecure_auth
+                       : nullptr) {
+    if (!absl::SimpleAtob(value, flag)) {
+      return Invalid(uri, absl::StrCat("option ", name, "=\"", value,
                                        "\" is not true/false"));
     }
     return absl::OkStatus();
   }
-  std::string* field = name == "username"    ? &options.username
-                       : name == "password"  ? &options.password
-                       : name == "ca-file"   ? &options.ca_file
-                       : name == "cert-file" ? &options.cert_file
-                       : name == "key-file"  ? &options.key_file
-                                             : nullptr;
+  std::string* field = name == "username"        ? &options.username
+                       : name == "password"      ? &options.password
+                       : name == "password-file" ? &options.password_file
+                       : name == "ca-file"       ? &options.ca_file
+                       : name == "cert-file"     ? &options.cert_file
+                       : name == "key-file"      ? &options.key_file
+                       : name == "server-name"   ? &options.server_name
+                                                 : nullptr;
   if (field == nullptr) {
     return Invalid(
         uri,
         absl::StrCat("unknown option \"", name,
                      "\" (known: request-timeout, dial-timeout, "
                      "auto-sync-interval, quorum-reads, username, password, "
-                     "ca-file, cert-file, key-file)"));
+                     "password-file, allow-insecure-auth, ca-file, cert-file, "
+                     "key-file, server-name)"));
   }
   if (value.empty())
     return Invalid(uri, absl::StrCat("option ", name, " is empty"));
@@ -208,7 +230,8 @@ absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
         return Invalid(uri, absl::StrCat("option ", name, " given twice"));
     }
     seen.push_back(name);
-    absl::StatusOr<std::string> value = PercentDecode(uri, pair.substr(eq + 1));
+    absl::StatusOr<std::string> value =
+        PercentDecode(uri, name, pair.substr(eq + 1));
     if (!value.ok()) return value.status();
     if (absl::Status s = ApplyEtcdOption(uri, name, *value, options); !s.ok())
       return s;
@@ -216,10 +239,73 @@ absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
   if (options.cert_file.empty() != options.key_file.empty()) {
     return Invalid(uri, "cert-file and key-file go together");
   }
-  if (options.password.empty() != options.username.empty()) {
-    return Invalid(uri, "username and password go together");
+  if (!options.password.empty() && !options.password_file.empty()) {
+    return Invalid(uri, "password and password-file: give one, not both");
+  }
+  const bool has_password =
+      !options.password.empty() || !options.password_file.empty();
+  if (has_password && options.username.empty()) {
+    return Invalid(uri, "password or password-file needs a username");
+  }
+  if (!has_password && !options.username.empty()) {
+    return Invalid(uri,
+                   "username needs a password or password-file (or leave "
+                   "all three out and set LEASEHOLD_USERNAME and "
+                   "LEASEHOLD_PASSWORD)");
+  }
+  if (!https && !options.server_name.empty()) {
+    return Invalid(uri, "server-name applies to etcd+https:// only");
   }
   return options;
+}
+
+std::string RedactUri(absl::string_view uri) {
+  std::string out;
+  out.reserve(uri.size());
+  absl::string_view rest = uri;
+  // "scheme://user:password@host…": the authority ends at the first '/',
+  // '?' or '#' (RFC 3986), its user info at the last '@' before that.
+  if (const size_t scheme_end = rest.find("://");
+      scheme_end != absl::string_view::npos) {
+    const size_t start = scheme_end + 3;
+    const size_t authority_end =
+        std::min(rest.find_first_of("/?#", start), rest.size());
+    const absl::string_view authority =
+        rest.substr(start, authority_end - start);
+    const size_t at = authority.rfind('@');
+    const size_t colon = authority.find(':');
+    if (at != absl::string_view::npos && colon < at) {
+      absl::StrAppend(&out, rest.substr(0, start + colon + 1), "***");
+      rest.remove_prefix(start + at);
+    }
+  }
+  const size_t query = rest.find('?');
+  if (query == absl::string_view::npos) {
+    absl::StrAppend(&out, rest);
+    return out;
+  }
+  absl::StrAppend(&out, rest.substr(0, query + 1));
+  rest.remove_prefix(query + 1);
+  // Parameters split where any URL parser might split them, so that no
+  // reading of a malformed query hides a password inside another value.
+  while (!rest.empty()) {
+    const size_t end = std::min(rest.find_first_of("&;?"), rest.size());
+    const absl::string_view pair = rest.substr(0, end);
+    const size_t eq = pair.find('=');
+    const absl::string_view name = pair.substr(0, eq);
+    // Names are compared decoded: "pass%77ord" is still a password.
+    const std::string decoded =
+        etcd_internal::PercentDecode(name).value_or(std::string(name));
+    if (eq != absl::string_view::npos && IsSecretName(decoded)) {
+      absl::StrAppend(&out, pair.substr(0, eq + 1), "***");
+    } else {
+      absl::StrAppend(&out, pair);
+    }
+    if (end == rest.size()) break;
+    out.push_back(rest[end]);
+    rest.remove_prefix(end + 1);
+  }
+  return out;
 }
 
 }  // namespace leasehold::registry

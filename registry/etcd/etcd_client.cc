@@ -24,8 +24,10 @@
 #include "absl/strings/strip.h"
 #include "registry/cancel.h"
 #include "registry/errors.h"
+#include "registry/etcd/credentials.h"
 #include "registry/etcd/http_transport.h"
 #include "registry/etcd/json_codec.h"
+#include "registry/registry_uri.h"
 
 namespace leasehold::registry {
 namespace {
@@ -142,17 +144,30 @@ absl::Status Validate(EtcdOptions& options) {
   for (size_t i = 0; i < options.endpoints.size(); ++i) {
     std::string& endpoint = options.endpoints[i];
     absl::string_view rest = endpoint;
-    if (!absl::ConsumePrefix(&rest, "http://") &&
-        !absl::ConsumePrefix(&rest, "https://")) {
+    const bool https = absl::ConsumePrefix(&rest, "https://");
+    if (!https && !absl::ConsumePrefix(&rest, "http://")) {
       return absl::InvalidArgumentError(
-          absl::StrCat("endpoints[", i, "] \"", endpoint,
+          absl::StrCat("endpoints[", i, "] \"", RedactUri(endpoint),
                        "\": not an http:// or https:// URL"));
     }
     while (absl::ConsumeSuffix(&rest, "/")) endpoint.pop_back();
     if (rest.empty() || absl::StrContains(rest, '/')) {
       return absl::InvalidArgumentError(
-          absl::StrCat("endpoints[", i, "] \"", endpoint,
+          absl::StrCat("endpoints[", i, "] \"", RedactUri(endpoint),
                        "\": expected scheme://host:port with no path"));
+    }
+    // Credentials in the URL would bypass username/password: no warning,
+    // no redaction in libcurl's view of the request.
+    if (absl::StrContains(rest, '@')) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "endpoints[", i, "] \"", RedactUri(endpoint),
+          "\": user@ is not allowed; set username and password instead"));
+    }
+    if (!https && !options.server_name.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("server_name: applies to https:// endpoints only, not "
+                       "endpoints[",
+                       i, "] \"", endpoint, "\""));
     }
   }
   if (options.request_timeout <= absl::ZeroDuration()) {
@@ -165,8 +180,15 @@ absl::Status Validate(EtcdOptions& options) {
     return absl::InvalidArgumentError(
         "auto_sync_interval: must not be negative");
   }
-  if (options.username.empty() && !options.password.empty()) {
-    return absl::InvalidArgumentError("password: given without a username");
+  if (options.username.empty() &&
+      (!options.password.empty() || !options.password_file.empty())) {
+    return absl::InvalidArgumentError(
+        options.password.empty() ? "password_file: given without a username"
+                                 : "password: given without a username");
+  }
+  if (!options.password.empty() && !options.password_file.empty()) {
+    return absl::InvalidArgumentError(
+        "password and password_file: give one, not both");
   }
   if (options.cert_file.empty() != options.key_file.empty()) {
     return absl::InvalidArgumentError(
@@ -212,6 +234,7 @@ etcd_internal::HttpTransportOptions TransportOptions(
   out.ca_file = options.ca_file;
   out.cert_file = options.cert_file;
   out.key_file = options.key_file;
+  out.server_name = options.server_name;
   return out;
 }
 
@@ -221,7 +244,9 @@ class EtcdClient final : public KeysApi {
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? options_.clock : RealClock()),
         transport_(TransportOptions(options_)),
+        clear_text_(options_, etcd_internal::WarnerFor(options_)),
         endpoints_(options_.endpoints) {
+    clear_text_.Check(options_.endpoints);
     if (options_.auto_sync_interval > absl::ZeroDuration()) {
       sync_thread_ = std::thread([this] { SyncLoop(); });
     }
@@ -334,6 +359,7 @@ class EtcdClient final : public KeysApi {
   const EtcdOptions options_;
   Clock* const clock_;
   etcd_internal::HttpTransport transport_;
+  etcd_internal::ClearTextWarning clear_text_;
   // Set once a request with the configured credentials succeeded; see
   // AuthError for why etcd's answers need this.
   std::atomic<bool> credentials_worked_{false};
@@ -551,6 +577,7 @@ void EtcdClient::SyncMembers() {
     absl::StatusOr<std::vector<std::string>> urls =
         etcd_internal::ParseMemberClientUrls(result.response.body);
     if (!urls.ok() || urls->empty()) continue;
+    clear_text_.Check(*urls);
     std::lock_guard<std::mutex> lock(mu_);
     const std::string current = endpoints_[preferred_];
     endpoints_ = *std::move(urls);
@@ -565,6 +592,12 @@ void EtcdClient::SyncMembers() {
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options) {
   absl::Status valid = Validate(options);
   if (!valid.ok()) return valid;
+  if (!options.password_file.empty()) {
+    absl::StatusOr<std::string> password = etcd_internal::ReadPasswordFile(
+        options.password_file, etcd_internal::WarnerFor(options));
+    if (!password.ok()) return password.status();
+    options.password = *std::move(password);
+  }
   return std::make_unique<EtcdClient>(std::move(options));
 }
 

@@ -17,11 +17,13 @@
 #ifndef LEASEHOLD_REGISTRY_ETCD_ETCD_CLIENT_H_
 #define LEASEHOLD_REGISTRY_ETCD_ETCD_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "registry/clock.h"
 #include "registry/keys_api.h"
@@ -36,25 +38,46 @@ struct EtcdOptions {
   absl::Duration request_timeout = absl::Seconds(5);
   // TCP (and TLS) connect. Default: 2 s.
   absl::Duration dial_timeout = absl::Seconds(2);
-  // HTTP basic auth (etcd v2 auth). Empty username: none.
+  // HTTP basic auth (etcd v2 auth). Empty username: none. The password is
+  // either given here or read by NewEtcdClient from the first line of
+  // password_file (a file readable by group or others is used, with a
+  // warning). Neither ever appears in a message.
   std::string username;
   std::string password;
+  std::string password_file;
+  // Credentials over http:// to a host that is not loopback (127.0.0.0/8,
+  // ::1, localhost) travel in clear text; the client then warns once, unless
+  // this is true.
+  bool allow_insecure_auth = false;
   // TLS: CA bundle to verify the server, client certificate and key for
   // client-certificate authentication. Empty: system defaults / none.
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
+  // TLS: the host name the server's certificate must name (and the SNI
+  // sent), for endpoints reached by IP address whose certificate names a
+  // host. The connection still goes to the endpoint's address. Empty: the
+  // endpoint's host. https endpoints only.
+  std::string server_name;
   // Refresh the endpoint list from /v2/members this often. Zero: never.
   absl::Duration auto_sync_interval = absl::ZeroDuration();
   // Every Get goes through raft (quorum=true) even when not asked.
   bool quorum_reads = false;
   // Deadlines of watches are on this clock. Default: RealClock().
   Clock* clock = nullptr;
+  // Where the client's warnings go (clear-text credentials, a password file
+  // others can read), one line each without a trailing newline; each is
+  // reported once per client, from the thread calling NewEtcdClient or, for
+  // endpoints learned by auto-sync, from the client's sync thread.
+  // Default (empty): "leasehold: warning: …" on stderr, since a security
+  // warning nobody sees protects nobody.
+  std::function<void(absl::string_view)> warn;
 };
 
 // kInvalidArgument for options that cannot work (no endpoints, an endpoint
-// that is not an http(s) URL, a cert without its key, a file that does not
-// exist), naming the bad option.
+// that is not an http(s) URL or carries user:password@, a cert without its
+// key, a file that does not exist, an unreadable or empty password_file),
+// naming the bad option.
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options);
 
 }  // namespace leasehold::registry

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "registry/registry_uri.h"
 
 namespace leasehold::registry::etcd_internal {
 namespace {
@@ -98,20 +99,42 @@ absl::StatusCode CodeForCurlError(CURLcode code) {
 
 }  // namespace
 
-// A server that requires a client certificate drops the connection during
-// or just after the handshake; libcurl then reports only a socket error.
-std::string HttpTransport::MissingClientCertHint(absl::string_view url,
-                                                 int curl_code) const {
+std::string HttpTransport::TlsHint(absl::string_view url, int curl_code,
+                                   absl::string_view error_text) const {
+  if (!absl::StartsWith(url, "https://")) return "";
+  if (curl_code == CURLE_PEER_FAILED_VERIFICATION) {
+    return absl::StrContains(error_text, "host name") &&
+                   options_.server_name.empty()
+               ? " (if the endpoint is an address and the certificate names "
+                 "a host, set server-name to that host)"
+               : "";
+  }
+  // A server that requires a client certificate drops the connection during
+  // or just after the handshake; libcurl then reports only a socket error.
   const bool connection_dropped = curl_code != CURLE_COULDNT_CONNECT &&
                                   curl_code != CURLE_COULDNT_RESOLVE_HOST &&
-                                  curl_code != CURLE_OPERATION_TIMEDOUT &&
-                                  curl_code != CURLE_PEER_FAILED_VERIFICATION;
-  if (!absl::StartsWith(url, "https://") || !options_.cert_file.empty() ||
-      !connection_dropped) {
-    return "";
-  }
+                                  curl_code != CURLE_OPERATION_TIMEDOUT;
+  if (!options_.cert_file.empty() || !connection_dropped) return "";
   return " (no client certificate was offered; if the server requires one, "
          "set cert_file and key_file)";
+}
+
+BaseUrlParts SplitBaseUrl(absl::string_view base_url) {
+  BaseUrlParts parts;
+  absl::string_view rest = base_url;
+  if (const size_t colon = rest.find("://"); colon != absl::string_view::npos) {
+    parts.scheme = rest.substr(0, colon);
+    rest.remove_prefix(colon + 3);
+  }
+  const size_t close =
+      !rest.empty() && rest.front() == '[' ? rest.find(']') : 0;
+  const size_t port_colon =
+      close == absl::string_view::npos ? close : rest.find(':', close);
+  parts.host = rest.substr(0, port_colon);
+  if (port_colon != absl::string_view::npos) {
+    parts.port = rest.substr(port_colon + 1);
+  }
+  return parts;
 }
 
 std::string PercentEncode(absl::string_view raw) {
@@ -177,8 +200,10 @@ std::optional<std::string> HttpResponse::Header(absl::string_view name) const {
 // request building.)
 class HttpTransport::Handle {
  public:
-  explicit Handle(const HttpTransportOptions& options)
-      : easy_(curl_easy_init()), multi_(curl_multi_init()) {
+  Handle(const HttpTransportOptions& options, const std::string& base_url)
+      : easy_(curl_easy_init()),
+        multi_(curl_multi_init()),
+        url_base_(base_url) {
     // Go's net/http answers "Expect: 100-continue" fine, but waiting for the
     // interim answer costs a round trip on every large write.
     headers_ = curl_slist_append(nullptr, "Expect:");
@@ -203,8 +228,21 @@ class HttpTransport::Handle {
       curl_easy_setopt(easy_, CURLOPT_SSLCERT, options.cert_file.c_str());
       curl_easy_setopt(easy_, CURLOPT_SSLKEY, options.key_file.c_str());
     }
+    if (!options.server_name.empty()) {
+      // "https://10.0.0.1:2379" is asked for as "https://NAME:2379" and
+      // connected to 10.0.0.1:2379: libcurl then checks the certificate
+      // against NAME and sends NAME as SNI, without any name lookup.
+      const BaseUrlParts parts = SplitBaseUrl(base_url);
+      url_base_ = absl::StrCat(parts.scheme, "://", options.server_name,
+                               parts.port.empty() ? "" : ":", parts.port);
+      connect_to_ = curl_slist_append(
+          nullptr,
+          absl::StrCat(options.server_name, "::", parts.host, ":").c_str());
+      curl_easy_setopt(easy_, CURLOPT_CONNECT_TO, connect_to_);
+    }
   }
   ~Handle() {
+    curl_slist_free_all(connect_to_);
     curl_slist_free_all(headers_);
     curl_easy_cleanup(easy_);
     curl_multi_cleanup(multi_);
@@ -215,11 +253,15 @@ class HttpTransport::Handle {
   bool valid() const { return easy_ != nullptr && multi_ != nullptr; }
   CURL* easy() const { return easy_; }
   CURLM* multi() const { return multi_; }
+  // What request URLs start with: the base URL, or its server-name form.
+  const std::string& url_base() const { return url_base_; }
 
  private:
   CURL* const easy_;
   CURLM* const multi_;
   curl_slist* headers_;
+  curl_slist* connect_to_ = nullptr;
+  std::string url_base_;
 };
 
 HttpTransport::HttpTransport(HttpTransportOptions options)
@@ -253,7 +295,7 @@ std::unique_ptr<HttpTransport::Handle> HttpTransport::Borrow(
       return handle;
     }
   }
-  return std::make_unique<Handle>(options_);
+  return std::make_unique<Handle>(options_, base_url);
 }
 
 void HttpTransport::Return(const std::string& base_url,
@@ -270,9 +312,11 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
                                   std::optional<absl::Time> deadline,
                                   Clock& clock, const CancelToken* cancel) {
   const std::string endpoint(base_url);
-  const std::string url = absl::StrCat(endpoint, request.target);
   // "PUT http://…/v2/keys/a", for error messages only.
-  auto what = [&] { return absl::StrCat(request.method, " ", url); };
+  auto what = [&] {
+    return absl::StrCat(request.method, " ",
+                        RedactUri(absl::StrCat(endpoint, request.target)));
+  };
   HttpResult result;
   std::unique_ptr<Handle> handle = Borrow(endpoint);
   if (!handle->valid()) {
@@ -282,6 +326,7 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
   }
 
   CURL* easy = handle->easy();
+  const std::string url = absl::StrCat(handle->url_base(), request.target);
   Transfer transfer{&result.response, request.idempotent};
   char error_text[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
@@ -365,7 +410,7 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
         absl::StrCat(
             what(), ": ",
             error_text[0] != '\0' ? error_text : curl_easy_strerror(*done),
-            MissingClientCertHint(url, *done)));
+            TlsHint(url, *done, error_text)));
   }
   Return(endpoint, std::move(handle));
   return result;

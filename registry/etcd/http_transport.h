@@ -53,6 +53,15 @@ void AppendPercentEncoded(absl::string_view raw, std::string* out);
 // a '%' not followed by two hex digits.
 std::optional<std::string> PercentDecode(absl::string_view encoded);
 
+// The parts of a base URL "scheme://host[:port]", views into it: host keeps
+// an IPv6 address's brackets, port is empty when not given.
+struct BaseUrlParts {
+  absl::string_view scheme;
+  absl::string_view host;
+  absl::string_view port;
+};
+BaseUrlParts SplitBaseUrl(absl::string_view base_url);
+
 struct HttpRequest {
   std::string method = "GET";  // GET, PUT, POST or DELETE
   // Path and query, already percent-encoded: "/v2/keys/a%20b?recursive=true".
@@ -103,6 +112,9 @@ struct HttpTransportOptions {
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
+  // https: the name the server's certificate must carry (and the SNI), while
+  // the connection goes to the base URL's host. Empty: the base URL's host.
+  std::string server_name;
 };
 
 class HttpTransport {
@@ -140,7 +152,9 @@ class HttpTransport {
   void Return(const std::string& base_url, std::unique_ptr<Handle> handle)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  std::string MissingClientCertHint(absl::string_view url, int curl_code) const;
+  // What to try about a TLS failure, appended to its message; "" if nothing.
+  std::string TlsHint(absl::string_view url, int curl_code,
+                      absl::string_view error_text) const;
 
   const HttpTransportOptions options_;
   std::atomic<int64_t> connections_opened_{0};

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "registry/cancel.h"
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -21,11 +22,19 @@ using ::leasehold::testing::StatusIs;
 using testing::Eventually;
 using testing::KeysUnder;
 using ::testing::Optional;
+using testing::StaysFalse;
+using testing::Waiters;
 
 constexpr char kDir[] = "/leasehold/election/engine";
 
 class ElectionTest : public testing::LockFixture {
  protected:
+  // "value key fence", or "-" for no leader.
+  static std::string Describe(const std::optional<LeaderInfo>& leader) {
+    if (!leader.has_value()) return "-";
+    return absl::StrCat(leader->value, " ", leader->key, " ", leader->fence);
+  }
+
   // The leader values an observer reports ("-" for no leader).
   std::vector<std::string> Drain(LeaderObserver& observer, size_t count) {
     std::vector<std::string> out;
@@ -229,6 +238,81 @@ TEST_F(ElectionTest, ObserverSeesNoLeaderWhenTheElectionsParentIsRemoved) {
   ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> next,
                        observer.Next(clock_.Now()));
   EXPECT_FALSE(next.has_value());
+}
+
+// Renewals by refresh and the leader's Proclaims move modifiedIndex while
+// candidates wait; leadership still follows createdIndex. After several
+// renew intervals and two Proclaims (the leader's key last changed), a
+// waiting candidate's Leader() and its observer name the leader with its
+// new value, a candidate that re-reads the queue still waits, and the next
+// candidate in line leads when the leader resigns.
+TEST_F(ElectionTest, RenewalsAndProclaimsWhileCandidatesWaitKeepTheLeader) {
+  auto leader_session = NewSession(absl::Seconds(3));  // renewed every 1 s
+  Election leader(leader_session.get(), "engine");
+  ASSERT_OK(leader.Campaign("a1"));
+  constexpr int kCandidates = 3;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Election>> candidates;
+  std::vector<std::string> keys;
+  std::vector<Renewing> renewing = {{leader.key(), 1}};
+  Waiters waiters(kCandidates);
+  for (int i = 0; i < kCandidates; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
+    candidates.push_back(
+        std::make_unique<Election>(sessions.back().get(), "engine"));
+    Election* candidate = candidates.back().get();
+    Enqueue(
+        waiters, i,
+        [candidate, i](const CancelToken* cancel) {
+          return candidate->Campaign(absl::StrCat("c", i),
+                                     absl::InfiniteFuture(), cancel);
+        },
+        kDir, i + 2);
+    keys.push_back(candidate->key());
+    renewing.push_back({candidate->key(), 3});
+  }
+  Election& watcher = *candidates[2];  // the last in line looks on
+  std::unique_ptr<LeaderObserver> observer = watcher.Observe();
+  EXPECT_THAT(Drain(*observer, 1), ::testing::ElementsAre("a1"));
+
+  PassRenewals(renewing, absl::Milliseconds(1250), 6);
+  ASSERT_OK(leader.Proclaim("a2"));
+  PassRenewals(renewing, absl::Milliseconds(1250), 3);
+  ASSERT_OK(leader.Proclaim("a3"));
+  ExpectChangedLast({leader.key()}, keys);
+  for (int i = 0; i < kCandidates; ++i) {
+    EXPECT_EQ(waiters.state(i), 0) << i;
+    EXPECT_EQ(candidates[i]->Status(), ElectionStatus::kCandidate);
+  }
+  const std::string a3 =
+      Describe(LeaderInfo{"a3", leader.key(), leader.fence()});
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> seen, watcher.Leader());
+  EXPECT_EQ(Describe(seen), a3);
+  // Renewals are no leader change; each Proclaim is.
+  EXPECT_THAT(Drain(*observer, 2), ::testing::ElementsAre("a2", "a3"));
+  EXPECT_EQ(leader.Status(), ElectionStatus::kLeader);
+
+  // The first candidate withdraws; the second re-reads and waits on.
+  GiveUp(waiters, 0);
+  EXPECT_TRUE(StaysFalse(
+      [&] { return waiters.state(1) != 0 || waiters.state(2) != 0; }));
+  ASSERT_OK_AND_ASSIGN(seen, watcher.Leader());
+  EXPECT_EQ(Describe(seen), a3);
+
+  ASSERT_OK(leader.Resign());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
+  EXPECT_EQ(candidates[1]->Status(), ElectionStatus::kLeader);
+  EXPECT_EQ(watcher.Status(), ElectionStatus::kCandidate);
+  const std::string c1 =
+      Describe(LeaderInfo{"c1", candidates[1]->key(), candidates[1]->fence()});
+  ASSERT_OK_AND_ASSIGN(seen, watcher.Leader());
+  EXPECT_EQ(Describe(seen), c1);
+  EXPECT_THAT(Drain(*observer, 1), ::testing::ElementsAre("c1"));
+  ASSERT_OK(candidates[1]->Resign());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
+  ASSERT_OK(watcher.Resign());
 }
 
 }  // namespace

@@ -35,6 +35,26 @@ TEST(JsonObjectTest, SetReplacesOrAppendsInOrder) {
   EXPECT_EQ(o.Encode(), R"({"B":2,"A":"q\"uote\n"})");
 }
 
+// Whatever bytes a string holds, Encode writes JSON that Parse reads back
+// to the same bytes: control characters are escaped wherever they stand,
+// also after bytes >= 0x80 (which rapidjson's SSE2 writer got wrong).
+TEST(JsonObjectTest, AnyBytesEncodeToJsonThatReadsBack) {
+  for (const std::string& s :
+       {std::string(
+            "\xff\xff\xff\xff\xff\xff\xff\xff\x1b\x1b\x1b\x1b\xff\xffToken"),
+        std::string("\x01\x00\x02 \xc3\xa9\x1f\x7f\"\\", 11),
+        std::string(40, '\x80') + std::string(20, '\x01')}) {
+    JsonObject o;
+    o.Set("MachineID", s);
+    const std::string text = o.Encode();
+    for (char c : text) {
+      EXPECT_GE(static_cast<unsigned char>(c), 0x20) << text;
+    }
+    ASSERT_OK_AND_ASSIGN(JsonObject back, JsonObject::Parse(text));
+    EXPECT_EQ(back.GetString("MachineID"), s);
+  }
+}
+
 TEST(JsonObjectTest, RepeatedNameKeepsLastValue) {
   ASSERT_OK_AND_ASSIGN(JsonObject o, JsonObject::Parse(R"({"A":1,"A":2})"));
   EXPECT_EQ(o.GetInt("A"), 2);

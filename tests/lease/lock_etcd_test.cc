@@ -13,6 +13,7 @@
 #include "lease/mutex.h"
 #include "lease/semaphore.h"
 #include "lease/session.h"
+#include "registry/cancel.h"
 #include "registry/open.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/etcd_server.h"
@@ -55,10 +56,158 @@ class LockEtcdTest : public ::testing::Test {
     return session.ok() ? std::move(*session) : nullptr;
   }
 
+  // Polls until `min_time` has passed and each of `keys` has been renewed
+  // (its modifiedIndex moved) at least `min_renewals` times. False when a
+  // key vanished or the generous deadline passed.
+  bool WaitForRenewals(const std::vector<std::string>& keys, int min_renewals,
+                       absl::Duration min_time) {
+    const absl::Time start = RealClock()->Now();
+    std::vector<uint64_t> last(keys.size(), 0);
+    std::vector<int> renewals(keys.size(), -1);  // the first read is no renewal
+    return Eventually(
+        [&] {
+          bool enough = RealClock()->Now() - start >= min_time;
+          for (size_t i = 0; i < keys.size(); ++i) {
+            absl::StatusOr<registry::Response> r = keys_->Get(keys[i], {});
+            if (!r.ok()) return true;  // gone: the caller's checks say so
+            if (r->node.modified_index != last[i]) {
+              last[i] = r->node.modified_index;
+              ++renewals[i];
+            }
+            enough = enough && renewals[i] >= min_renewals;
+          }
+          return enough;
+        },
+        std::chrono::seconds(30));
+  }
+
   const std::string prefix_;
   std::unique_ptr<registry::KeysApi> keys_;
   Keeper keeper_;
 };
+
+// Sessions with a 1 s TTL: every key lives on only by renewals (about every
+// 330 ms), each of which moves its modifiedIndex. Waiters that stay queued
+// for 3 s keep their places: the holder holds, a waiter that re-reads the
+// queue waits on, and the lock passes in queue order.
+TEST_F(LockEtcdTest, OneSecondSessionsKeepTheLockQueueInOrderForThreeSeconds) {
+  FaultyKeysApi keys(keys_.get());  // counts the waiters' reads
+  auto holder_session = NewSession(absl::Seconds(1));
+  Mutex holder(holder_session.get(), "job");
+  ASSERT_OK(holder.Lock());
+  constexpr int kWaiters = 3;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Mutex>> mutexes;
+  std::vector<std::string> queue = {holder.key()};
+  const std::string dir = prefix_ + "lock/job";
+  testing::Waiters waiters(kWaiters);
+  for (int i = 0; i < kWaiters; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(1), &keys));
+    mutexes.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+    Mutex* mutex = mutexes.back().get();
+    waiters.Start(i, [mutex](const CancelToken* cancel) {
+      return mutex->Lock(absl::InfiniteFuture(), cancel);
+    });
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(keys_.get(), dir).size() == i + 2u; }));
+    queue.push_back(mutex->key());
+  }
+
+  ASSERT_TRUE(WaitForRenewals(queue, 3, absl::Seconds(3)));
+  EXPECT_THAT(KeysUnder(keys_.get(), dir),
+              ::testing::UnorderedElementsAreArray(queue));
+  EXPECT_TRUE(holder.IsOwner());
+  for (int i = 0; i < kWaiters; ++i) {
+    EXPECT_EQ(waiters.state(i), 0) << i;
+    EXPECT_FALSE(mutexes[i]->lost()->fired()) << i;
+  }
+
+  // The first waiter gives up; the second re-reads the queue and waits on.
+  const int gets = keys.calls(FaultyKeysApi::kGet);
+  waiters.Cancel(0);
+  ASSERT_TRUE(Eventually([&] {
+    return waiters.state(0) != 0 && keys.calls(FaultyKeysApi::kGet) > gets;
+  }));
+  EXPECT_THAT(waiters.result(0),
+              ::leasehold::testing::StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_TRUE(testing::StaysFalse([&] { return waiters.state(1) != 0; },
+                                  std::chrono::milliseconds(500)));
+  EXPECT_TRUE(holder.IsOwner());
+
+  ASSERT_OK(holder.Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
+  EXPECT_TRUE(mutexes[1]->IsOwner());
+  EXPECT_EQ(waiters.state(2), 0);
+  ASSERT_OK(mutexes[1]->Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
+  EXPECT_GT(mutexes[2]->fence(), mutexes[1]->fence());
+  ASSERT_OK(mutexes[2]->Unlock());
+}
+
+// The same for an election, where the leader also proclaims while the
+// candidates wait: a waiting candidate's Leader() and observer follow the
+// leader's value, and leadership passes in queue order.
+TEST_F(LockEtcdTest,
+       OneSecondSessionsKeepTheLeaderWhileCandidatesWaitAndItProclaims) {
+  auto leader_session = NewSession(absl::Seconds(1));
+  Election leader(leader_session.get(), "engine");
+  ASSERT_OK(leader.Campaign("a1"));
+  constexpr int kCandidates = 2;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Election>> candidates;
+  std::vector<std::string> queue = {leader.key()};
+  const std::string dir = prefix_ + "election/engine";
+  testing::Waiters waiters(kCandidates);
+  for (int i = 0; i < kCandidates; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(1)));
+    candidates.push_back(
+        std::make_unique<Election>(sessions.back().get(), "engine"));
+    Election* candidate = candidates.back().get();
+    waiters.Start(i, [candidate, i](const CancelToken* cancel) {
+      return candidate->Campaign(absl::StrCat("c", i), absl::InfiniteFuture(),
+                                 cancel);
+    });
+    ASSERT_TRUE(Eventually(
+        [&] { return KeysUnder(keys_.get(), dir).size() == i + 2u; }));
+    queue.push_back(candidates[i]->key());
+  }
+  Election& watcher = *candidates[1];
+  std::unique_ptr<LeaderObserver> observer = watcher.Observe();
+  auto next_value = [&]() -> std::string {
+    auto next = observer->Next(RealClock()->Now() + absl::Seconds(10));
+    if (!next.ok()) return next.status().ToString();
+    return next->has_value() ? (*next)->value : "-";
+  };
+  EXPECT_EQ(next_value(), "a1");
+
+  ASSERT_TRUE(WaitForRenewals(queue, 3, absl::Milliseconds(1500)));
+  ASSERT_OK(leader.Proclaim("a2"));
+  ASSERT_TRUE(WaitForRenewals(queue, 3, absl::Milliseconds(1500)));
+  ASSERT_OK(leader.Proclaim("a3"));
+  EXPECT_EQ(next_value(), "a2");  // renewals are no change of leader
+  EXPECT_EQ(next_value(), "a3");
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> seen, watcher.Leader());
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->value, "a3");
+  EXPECT_EQ(seen->key, leader.key());
+  EXPECT_EQ(seen->fence, leader.fence());
+  EXPECT_TRUE(leader.IsLeader());
+  for (int i = 0; i < kCandidates; ++i) {
+    EXPECT_EQ(candidates[i]->Status(), ElectionStatus::kCandidate) << i;
+  }
+
+  ASSERT_OK(leader.Resign());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(0) != 0; }));
+  ASSERT_OK(waiters.result(0));
+  EXPECT_EQ(next_value(), "c0");
+  EXPECT_EQ(watcher.Status(), ElectionStatus::kCandidate);
+  ASSERT_OK(candidates[0]->Resign());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
+  ASSERT_OK(watcher.Resign());
+}
 
 TEST_F(LockEtcdTest, ThousandContendersCountToThousandInFifoOrder) {
   // A pool keeps 32 contenders (and sessions) in flight at once.

@@ -5,9 +5,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -15,6 +17,7 @@
 #include "lease/keeper.h"
 #include "lease/mutex.h"
 #include "lease/session.h"
+#include "registry/cancel.h"
 #include "registry/keys_api.h"
 
 namespace leasehold::lease::testing {
@@ -31,6 +34,48 @@ bool Eventually(Predicate done,
   }
   return true;
 }
+
+// True when `happened` stays false for `window` of real time: the check
+// that a thread just woken (and seen back at rest) did not go on to act.
+template <typename Predicate>
+bool StaysFalse(Predicate happened, std::chrono::milliseconds window =
+                                        std::chrono::milliseconds(200)) {
+  return !Eventually(happened, window);
+}
+
+// Contenders waiting in a queue, each on its own thread: Start(i, wait)
+// runs `wait` (a Lock, Acquire or Campaign) with waiter i's cancel token.
+// state(i) is 0 while it waits, then 1 (in) or -1 (error: result(i)).
+// Destruction cancels whoever still waits and joins every thread, also
+// when a test stops at a failed assertion.
+class Waiters {
+ public:
+  using Wait = std::function<absl::Status(const CancelToken* cancel)>;
+
+  explicit Waiters(int count)
+      : cancels_(count), states_(count), results_(count) {}
+  ~Waiters() {
+    for (CancelToken& cancel : cancels_) cancel.Cancel();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  void Start(int i, Wait wait) {
+    threads_.emplace_back([this, i, wait = std::move(wait)] {
+      results_[i] = wait(&cancels_[i]);
+      states_[i] = results_[i].ok() ? 1 : -1;
+    });
+  }
+  void Cancel(int i) { cancels_[i].Cancel(); }
+  int state(int i) const { return states_[i]; }
+  // REQUIRES: state(i) != 0.
+  const absl::Status& result(int i) const { return results_[i]; }
+
+ private:
+  std::vector<CancelToken> cancels_;
+  std::vector<std::atomic<int>> states_;
+  std::vector<absl::Status> results_;
+  std::vector<std::thread> threads_;
+};
 
 // The keys directly under `dir` (empty when it does not exist).
 inline std::vector<std::string> KeysUnder(registry::KeysApi* keys,

@@ -27,6 +27,8 @@ using testing::Exists;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
+using testing::StaysFalse;
+using testing::Waiters;
 
 constexpr char kDir[] = "/leasehold/lock/job";
 
@@ -253,6 +255,30 @@ TEST_F(MutexTest, ExpiredHolderLosesAndTheNextWaiterGoesOnlyAfterItsKeyIsGone) {
   EXPECT_TRUE(Exists(memory_.get(), waiter.key()));
 }
 
+TEST_F(MutexTest, ExpiryIsTheKeysLocalExpiryAndMovesWithEachRenew) {
+  auto session = NewSession(absl::Seconds(6));
+  Mutex mutex(session.get(), "job");
+  EXPECT_EQ(mutex.expiry(), absl::InfinitePast());
+  const absl::Time locked = clock_.Now();
+  ASSERT_OK(mutex.Lock());
+  EXPECT_LE(mutex.expiry(), locked + absl::Seconds(6));
+  EXPECT_GT(mutex.expiry(), locked + absl::Seconds(5));
+  // Renewed a third of the TTL later (give or take the jitter).
+  clock_.Advance(absl::Seconds(3));
+  ASSERT_TRUE(
+      Eventually([&] { return mutex.expiry() > locked + absl::Seconds(8); }));
+  EXPECT_LE(mutex.expiry(), clock_.Now() + absl::Seconds(6));
+  ASSERT_OK(mutex.Unlock());
+  EXPECT_EQ(mutex.expiry(), absl::InfinitePast());
+
+  // A key deleted behind our back: gone, not merely expiring.
+  ASSERT_OK(mutex.Lock());
+  ASSERT_OK(memory_->Delete(mutex.key(), {}).status());
+  clock_.Advance(absl::Seconds(3));
+  ASSERT_TRUE(Eventually([&] { return mutex.lost()->fired(); }));
+  EXPECT_EQ(mutex.expiry(), absl::InfinitePast());
+}
+
 TEST_F(MutexTest, WorksWithStandardLockGuards) {
   auto s1 = NewSession();
   auto s2 = NewSession();
@@ -298,6 +324,59 @@ TEST_F(MutexTest, ThousandContendersCountToThousandInFifoOrder) {
     ASSERT_LT(result.fences[i - 1], result.fences[i]) << i;
   }
   EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/lock/counter"), IsEmpty());
+}
+
+// The queue is ordered by createdIndex, which nothing changes. Renewals by
+// refresh move every key's modifiedIndex while the waiters wait; after
+// several renew intervals, with the holder's key renewed last, the holder
+// still holds, a waiter that re-reads the queue still waits, and the lock
+// passes in queue order.
+TEST_F(MutexTest, RenewalsWhileWaitersWaitKeepTheQueueOrder) {
+  auto holder_session = NewSession(absl::Seconds(3));  // renewed every 1 s
+  Mutex holder(holder_session.get(), "job");
+  ASSERT_OK(holder.Lock());
+  constexpr int kWaiters = 3;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Mutex>> mutexes;
+  std::vector<std::string> keys;
+  std::vector<Renewing> renewing = {{holder.key(), 1}};
+  Waiters waiters(kWaiters);
+  for (int i = 0; i < kWaiters; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
+    mutexes.push_back(std::make_unique<Mutex>(sessions.back().get(), "job"));
+    Mutex* mutex = mutexes.back().get();
+    Enqueue(
+        waiters, i,
+        [mutex](const CancelToken* cancel) {
+          return mutex->Lock(absl::InfiniteFuture(), cancel);
+        },
+        kDir, i + 2);
+    keys.push_back(mutex->key());
+    renewing.push_back({mutex->key(), 3});
+  }
+
+  // 12.5 s: ten renewals of the holder's key, four of each waiter's, the
+  // last step renewing only the holder's.
+  PassRenewals(renewing, absl::Milliseconds(1250), 10);
+  ExpectChangedLast({holder.key()}, keys);
+  for (int i = 0; i < kWaiters; ++i) EXPECT_EQ(waiters.state(i), 0) << i;
+  EXPECT_TRUE(holder.IsOwner());
+
+  // The first waiter gives up; the second re-reads the queue and waits on.
+  GiveUp(waiters, 0);
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(1) != 0; }));
+  EXPECT_TRUE(holder.IsOwner());
+
+  ASSERT_OK(holder.Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
+  EXPECT_TRUE(mutexes[1]->IsOwner());
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(mutexes[1]->Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
+  EXPECT_GT(mutexes[2]->fence(), mutexes[1]->fence());
+  ASSERT_OK(mutexes[2]->Unlock());
 }
 
 // The hub that the waiting Mutexes of a process share (lease/watch_hub.h).

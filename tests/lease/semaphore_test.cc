@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "registry/cancel.h"
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -16,6 +17,8 @@ namespace {
 using testing::Eventually;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
+using testing::StaysFalse;
+using testing::Waiters;
 
 constexpr char kDir[] = "/leasehold/semaphore/pool";
 
@@ -63,6 +66,68 @@ TEST_F(SemaphoreTest, ADepartureBetweenHoldersLetsTheWaiterIn) {
   EXPECT_TRUE(slots[1]->IsHolder());
   EXPECT_TRUE(slots[3]->IsHolder());
   EXPECT_TRUE(slots[4]->IsHolder());
+}
+
+// Renewals by refresh move every key's modifiedIndex while waiters wait;
+// the slots still go to the first N keys by createdIndex. With the holders'
+// keys renewed last, a waiter that re-reads the queue still waits, and
+// each freed slot goes to the next waiter in line.
+TEST_F(SemaphoreTest, RenewalsWhileWaitersWaitKeepTheSlotHolders) {
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Semaphore>> holders;
+  std::vector<std::string> holder_keys;
+  std::vector<Renewing> renewing;
+  for (int i = 0; i < 2; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(3)));  // renewed every 1 s
+    holders.push_back(
+        std::make_unique<Semaphore>(sessions.back().get(), "pool", 2));
+    ASSERT_OK(holders.back()->Acquire());
+    holder_keys.push_back(holders.back()->key());
+    renewing.push_back({holders.back()->key(), 1});
+  }
+  constexpr int kWaiters = 3;
+  std::vector<std::unique_ptr<Semaphore>> slots;
+  std::vector<std::string> keys;
+  Waiters waiters(kWaiters);
+  for (int i = 0; i < kWaiters; ++i) {
+    sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
+    slots.push_back(
+        std::make_unique<Semaphore>(sessions.back().get(), "pool", 2));
+    Semaphore* slot = slots.back().get();
+    Enqueue(
+        waiters, i,
+        [slot](const CancelToken* cancel) {
+          return slot->Acquire(absl::InfiniteFuture(), cancel);
+        },
+        kDir, i + 3);
+    keys.push_back(slot->key());
+    renewing.push_back({slot->key(), 3});
+  }
+
+  PassRenewals(renewing, absl::Milliseconds(1250), 10);
+  ExpectChangedLast(holder_keys, keys);
+  for (int i = 0; i < kWaiters; ++i) EXPECT_EQ(waiters.state(i), 0) << i;
+
+  // The middle waiter gives up; the last re-reads the queue and waits on.
+  GiveUp(waiters, 1);
+  EXPECT_TRUE(StaysFalse(
+      [&] { return waiters.state(0) != 0 || waiters.state(2) != 0; }));
+  EXPECT_TRUE(holders[0]->IsHolder());
+  EXPECT_TRUE(holders[1]->IsHolder());
+
+  // A slot frees: the first waiter takes it, the last still waits.
+  ASSERT_OK(holders[0]->Release());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(0) != 0; }));
+  ASSERT_OK(waiters.result(0));
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(2) != 0; }));
+  EXPECT_TRUE(holders[1]->IsHolder());
+  ASSERT_OK(holders[1]->Release());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(2) != 0; }));
+  ASSERT_OK(waiters.result(2));
+  EXPECT_TRUE(slots[0]->IsHolder());
+  EXPECT_TRUE(slots[2]->IsHolder());
+  ASSERT_OK(slots[0]->Release());
+  ASSERT_OK(slots[2]->Release());
 }
 
 TEST_F(SemaphoreTest, ThirtyContendersNeverExceedThreeHolders) {

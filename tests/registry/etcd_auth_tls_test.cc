@@ -1,20 +1,26 @@
-// The etcd client against a real etcd with v2 auth switched on, and against
-// an etcd that serves https and requires client certificates.
-#include <stdlib.h>
+// The etcd client against a real etcd with v2 auth switched on (credentials
+// given directly, from a password file and from the environment), and
+// against etcds that serve https: one requiring client certificates, one
+// whose certificate names a host instead of the address it is reached at.
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include <cstdlib>
-#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "registry/errors.h"
 #include "registry/etcd/etcd_client.h"
-#include "registry/etcd/http_transport.h"
+#include "registry/open.h"
+#include "tests/testing/etcd_auth.h"
 #include "tests/testing/etcd_server.h"
+#include "tests/testing/scoped_env.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/throwaway_ca.h"
 
 namespace leasehold::registry {
 namespace {
@@ -22,9 +28,16 @@ namespace {
 using ::leasehold::testing::EtcdServer;
 using ::leasehold::testing::EtcdServerOptions;
 using ::leasehold::testing::IsOk;
+using ::leasehold::testing::kAlicePassword;
+using ::leasehold::testing::kRootPassword;
+using ::leasehold::testing::ScopedEnv;
 using ::leasehold::testing::StatusIs;
+using ::leasehold::testing::ThrowawayCa;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
 
 absl::StatusOr<std::unique_ptr<KeysApi>> Client(
     const std::string& endpoint, const std::string& user = "",
@@ -36,54 +49,39 @@ absl::StatusOr<std::unique_ptr<KeysApi>> Client(
   return NewEtcdClient(std::move(options));
 }
 
-// Sends one auth API request as `user` and expects a 2xx answer.
-void AuthApi(const std::string& endpoint, const std::string& method,
-             const std::string& path, const std::string& json,
-             const std::string& user = "", const std::string& password = "") {
-  etcd_internal::HttpTransportOptions options;
-  options.username = user;
-  options.password = password;
-  etcd_internal::HttpTransport transport(options);
-  etcd_internal::HttpResult r =
-      transport.Send(endpoint, {method, path, json, false});
-  ASSERT_THAT(r.status, IsOk());
-  ASSERT_GE(r.response.status, 200) << path << ": " << r.response.body;
-  ASSERT_LT(r.response.status, 300) << path << ": " << r.response.body;
-}
-
 class EtcdAuthTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto etcd = EtcdServer::Start();
+    auto etcd = testing::StartEtcdWithAuth();
     ASSERT_THAT(etcd, IsOk());
     etcd_ = etcd->release();
-    const std::string e = etcd_->endpoint();
-    AuthApi(e, "PUT", "/v2/auth/users/root",
-            R"({"user":"root","password":"rootpw"})");
-    AuthApi(
-        e, "PUT", "/v2/auth/roles/app",
-        R"({"role":"app","permissions":{"kv":{"read":["/app/*"],"write":["/app/*"]}}})");
-    AuthApi(e, "PUT", "/v2/auth/users/alice",
-            R"({"user":"alice","password":"alicepw","roles":["app"]})");
-    AuthApi(e, "PUT", "/v2/auth/enable", "");
-    // Enabling auth creates a "guest" role that may do everything; without
-    // it, a request without credentials is refused.
-    AuthApi(e, "DELETE", "/v2/auth/roles/guest", "", "root", "rootpw");
   }
   static void TearDownTestSuite() {
     delete etcd_;
     etcd_ = nullptr;
   }
+
+  // A file holding `text`, with permissions `mode`.
+  static std::string WriteFile(const std::string& text, mode_t mode) {
+    const std::string path = absl::StrCat(
+        ::testing::TempDir(), "/password-", getpid(), "-",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    { std::ofstream(path, std::ios::trunc) << text; }
+    chmod(path.c_str(), mode);
+    return path;
+  }
+
   static EtcdServer* etcd_;
 };
 
 EtcdServer* EtcdAuthTest::etcd_ = nullptr;
 
 TEST_F(EtcdAuthTest, RightCredentialsWork) {
-  ASSERT_OK_AND_ASSIGN(auto root, Client(etcd_->endpoint(), "root", "rootpw"));
+  ASSERT_OK_AND_ASSIGN(auto root,
+                       Client(etcd_->endpoint(), "root", kRootPassword));
   EXPECT_THAT(root->Set("/anywhere/k", "v", {}), IsOk());
   ASSERT_OK_AND_ASSIGN(auto alice,
-                       Client(etcd_->endpoint(), "alice", "alicepw"));
+                       Client(etcd_->endpoint(), "alice", kAlicePassword));
   EXPECT_THAT(alice->Set("/app/k", "v", {}), IsOk());
   ASSERT_OK_AND_ASSIGN(Response got, alice->Get("/app/k", {}));
   EXPECT_EQ(got.node.value, "v");
@@ -111,7 +109,7 @@ TEST_F(EtcdAuthTest, MissingCredentialsAreUnauthenticated) {
 
 TEST_F(EtcdAuthTest, KeyOutsideTheRoleIsPermissionDenied) {
   ASSERT_OK_AND_ASSIGN(auto alice,
-                       Client(etcd_->endpoint(), "alice", "alicepw"));
+                       Client(etcd_->endpoint(), "alice", kAlicePassword));
   // etcd v2 answers a missing permission exactly like a wrong password;
   // once the credentials have worked, the client knows which it is.
   ASSERT_THAT(alice->Set("/app/mine", "v", {}), IsOk());
@@ -124,67 +122,149 @@ TEST_F(EtcdAuthTest, KeyOutsideTheRoleIsPermissionDenied) {
               StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
-// A throwaway CA, a server certificate for 127.0.0.1 and a client
-// certificate, made with openssl in a temporary directory.
+TEST_F(EtcdAuthTest, PasswordFileGivesThePassword) {
+  std::vector<std::string> warnings;
+  EtcdOptions options;
+  options.endpoints = {etcd_->endpoint()};
+  options.username = "alice";
+  // The first line only; a CRLF line ending is not part of the password.
+  options.password_file =
+      WriteFile(absl::StrCat(kAlicePassword, "\r\nsecond line\n"), 0600);
+  options.warn = [&](absl::string_view w) { warnings.emplace_back(w); };
+  ASSERT_OK_AND_ASSIGN(auto alice, NewEtcdClient(options));
+  EXPECT_THAT(alice->Set("/app/from-file", "v", {}), IsOk());
+  EXPECT_THAT(warnings, IsEmpty());
+
+  // The same through a URI.
+  ASSERT_OK_AND_ASSIGN(
+      auto by_uri,
+      Open(absl::StrCat(etcd_->uri(), "?username=alice&password-file=",
+                        options.password_file)));
+  EXPECT_THAT(by_uri->Get("/app/from-file", {}), IsOk());
+}
+
+TEST_F(EtcdAuthTest, PasswordFileOthersCanReadIsUsedWithAWarning) {
+  std::vector<std::string> warnings;
+  const std::string path = WriteFile(kAlicePassword, 0644);
+  ASSERT_OK_AND_ASSIGN(
+      auto alice,
+      Open(absl::StrCat(etcd_->uri(), "?username=alice&password-file=", path),
+           OpenOptions{.warn = [&](absl::string_view w) {
+             warnings.emplace_back(w);
+           }}));
+  EXPECT_THAT(alice->Set("/app/readable", "v", {}), IsOk());
+  ASSERT_THAT(warnings, ElementsAre(AllOf(HasSubstr(path),
+                                          HasSubstr("readable by group or "
+                                                    "others (mode 0644)"))));
+  EXPECT_THAT(warnings[0], Not(HasSubstr(kAlicePassword)));
+}
+
+TEST_F(EtcdAuthTest, BadPasswordFileIsInvalidArgumentNamingIt) {
+  const std::string empty = WriteFile("\nsecond\n", 0600);
+  EXPECT_THAT(
+      Open(absl::StrCat(etcd_->uri(), "?username=alice&password-file=", empty)),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr(empty), HasSubstr("first line"))));
+  EXPECT_THAT(
+      Open(absl::StrCat(etcd_->uri(),
+                        "?username=alice&password-file=/no/such/file")),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("/no/such/file"), HasSubstr("No such file"))));
+}
+
+TEST_F(EtcdAuthTest, EnvironmentGivesCredentialsToAUriWithout) {
+  ScopedEnv user("LEASEHOLD_USERNAME", "alice");
+  ScopedEnv password("LEASEHOLD_PASSWORD", kAlicePassword);
+  ASSERT_OK_AND_ASSIGN(auto keys, Open(etcd_->uri()));
+  EXPECT_THAT(keys->Set("/app/from-env", "v", {}), IsOk());
+}
+
+TEST_F(EtcdAuthTest, UriCredentialsWinOverTheEnvironment) {
+  ScopedEnv user("LEASEHOLD_USERNAME", "root");
+  ScopedEnv password("LEASEHOLD_PASSWORD", kRootPassword);
+  // As root, /other would be writable; as the URI's alice it is not.
+  ASSERT_OK_AND_ASSIGN(
+      auto alice, Open(absl::StrCat(etcd_->uri(), "?username=alice&password=",
+                                    kAlicePassword)));
+  EXPECT_THAT(alice->Set("/app/uri-wins", "v", {}), IsOk());
+  EXPECT_THAT(alice->Set("/other/uri-wins", "v", {}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(EtcdAuthTest, HalfTheEnvironmentIsInvalidArgument) {
+  ScopedEnv user("LEASEHOLD_USERNAME", "alice");
+  ScopedEnv password("LEASEHOLD_PASSWORD", nullptr);
+  EXPECT_THAT(Open(etcd_->uri()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("LEASEHOLD_USERNAME is set but "
+                                 "LEASEHOLD_PASSWORD is not")));
+  // The in-memory registry takes no credentials and does not care.
+  EXPECT_THAT(Open("mem:"), IsOk());
+}
+
+// A throwaway CA and two https etcds: one for 127.0.0.1 requiring client
+// certificates, one whose certificate names only the host "etcd.test".
 class EtcdTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char dir_template[] = "/tmp/leasehold-tls-XXXXXX";
-    ASSERT_NE(mkdtemp(dir_template), nullptr);
-    dir_ = new std::string(dir_template);
-    const std::string script = absl::StrCat(
-        "set -e; cd ", *dir_, "; exec >openssl.log 2>&1\n",
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
-        "/CN=leasehold-test-ca -keyout ca.key -out ca.pem\n",
-        "for who in server client; do\n",
-        "  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 "
-        "-keyout $who.key -out $who.csr\n",
-        "  printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,"
-        "clientAuth\\n' > $who.ext\n",
-        "  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -days 2 -extfile $who.ext -out $who.pem\n",
-        "done\n");
-    ASSERT_EQ(std::system(("bash -c '" + Escape(script) + "'").c_str()), 0)
-        << "openssl failed; see " << *dir_ << "/openssl.log";
+    auto ca = ThrowawayCa::Create();
+    ASSERT_THAT(ca, IsOk());
+    ca_ = ca->release();
+    auto server = ca_->Issue("server", "IP:127.0.0.1");
+    auto named = ca_->Issue("named", "DNS:etcd.test");
+    auto client = ca_->Issue("client", "IP:127.0.0.1");
+    ASSERT_THAT(server, IsOk());
+    ASSERT_THAT(named, IsOk());
+    ASSERT_THAT(client, IsOk());
+    client_ = new ThrowawayCa::Issued(*client);
     EtcdServerOptions options;
-    options.server_cert_file = File("server.pem");
-    options.server_key_file = File("server.key");
-    options.client_ca_file = File("ca.pem");
+    options.server_cert_file = server->cert_file;
+    options.server_key_file = server->key_file;
+    options.client_ca_file = ca_->ca_file();
     auto etcd = EtcdServer::Start(options);
     ASSERT_THAT(etcd, IsOk());
     etcd_ = etcd->release();
+    EtcdServerOptions named_options;
+    named_options.server_cert_file = named->cert_file;
+    named_options.server_key_file = named->key_file;
+    auto named_etcd = EtcdServer::Start(named_options);
+    ASSERT_THAT(named_etcd, IsOk());
+    named_etcd_ = named_etcd->release();
   }
   static void TearDownTestSuite() {
     delete etcd_;
-    etcd_ = nullptr;
-    if (dir_ != nullptr) std::filesystem::remove_all(*dir_);
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static std::string File(const std::string& name) {
-    return *dir_ + "/" + name;
-  }
-  static std::string Escape(const std::string& s) {
-    std::string out;
-    for (char c : s)
-      out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out;
+    delete named_etcd_;
+    delete client_;
+    delete ca_;
+    etcd_ = named_etcd_ = nullptr;
+    client_ = nullptr;
+    ca_ = nullptr;
   }
   static EtcdOptions Options() {
     EtcdOptions options;
     options.endpoints = {etcd_->endpoint()};
-    options.ca_file = File("ca.pem");
-    options.cert_file = File("client.pem");
-    options.key_file = File("client.key");
+    options.ca_file = ca_->ca_file();
+    options.cert_file = client_->cert_file;
+    options.key_file = client_->key_file;
+    return options;
+  }
+  static EtcdOptions NamedOptions() {
+    EtcdOptions options;
+    options.endpoints = {named_etcd_->endpoint()};
+    options.ca_file = ca_->ca_file();
     return options;
   }
 
+  static ThrowawayCa* ca_;
+  static ThrowawayCa::Issued* client_;
   static EtcdServer* etcd_;
-  static std::string* dir_;
+  static EtcdServer* named_etcd_;
 };
 
+ThrowawayCa* EtcdTlsTest::ca_ = nullptr;
+ThrowawayCa::Issued* EtcdTlsTest::client_ = nullptr;
 EtcdServer* EtcdTlsTest::etcd_ = nullptr;
-std::string* EtcdTlsTest::dir_ = nullptr;
+EtcdServer* EtcdTlsTest::named_etcd_ = nullptr;
 
 TEST_F(EtcdTlsTest, ServesHttpsWithClientCertificates) {
   ASSERT_EQ(etcd_->endpoint().rfind("https://", 0), 0u) << etcd_->endpoint();
@@ -211,6 +291,49 @@ TEST_F(EtcdTlsTest, UntrustedServerCertificateFailsClearly) {
   ASSERT_OK_AND_ASSIGN(auto keys, NewEtcdClient(options));
   EXPECT_THAT(keys->Get("/tls/k", {}), StatusIs(absl::StatusCode::kUnavailable,
                                                 HasSubstr("certificate")));
+}
+
+TEST_F(EtcdTlsTest, CertificateFromAnUnknownCaIsRefused) {
+  ASSERT_OK_AND_ASSIGN(auto other_ca, ThrowawayCa::Create());
+  EtcdOptions options = NamedOptions();
+  options.ca_file = other_ca->ca_file();
+  options.server_name = "etcd.test";
+  ASSERT_OK_AND_ASSIGN(auto keys, NewEtcdClient(options));
+  EXPECT_THAT(keys->Get("/tls/k", {}),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("get \"/tls/k\""),
+                             HasSubstr("SSL certificate problem: unable to "
+                                       "get local issuer certificate"))));
+}
+
+TEST_F(EtcdTlsTest, CertificateForAnotherHostIsRefused) {
+  ASSERT_OK_AND_ASSIGN(auto keys, NewEtcdClient(NamedOptions()));
+  EXPECT_THAT(keys->Get("/tls/k", {}),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("target host name '127.0.0.1'"),
+                             HasSubstr("set server-name to that host"))));
+  EtcdOptions other = NamedOptions();
+  other.server_name = "other.test";
+  ASSERT_OK_AND_ASSIGN(auto other_keys, NewEtcdClient(other));
+  // The message names the address connected to and the name checked.
+  EXPECT_THAT(other_keys->Get("/tls/k", {}),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr(named_etcd_->endpoint()),
+                             HasSubstr("target host name 'other.test'"))));
+}
+
+TEST_F(EtcdTlsTest, ServerNameVerifiesTheCertificateAgainstThatHost) {
+  EtcdOptions options = NamedOptions();
+  options.server_name = "etcd.test";
+  ASSERT_OK_AND_ASSIGN(auto keys, NewEtcdClient(options));
+  EXPECT_THAT(keys->Set("/tls/named", "v", {}), IsOk());
+  // The same through a URI; messages still name the address connected to.
+  ASSERT_OK_AND_ASSIGN(
+      auto by_uri,
+      Open(absl::StrCat(named_etcd_->uri(), "?ca-file=", ca_->ca_file(),
+                        "&server-name=etcd.test")));
+  ASSERT_OK_AND_ASSIGN(Response got, by_uri->Get("/tls/named", {}));
+  EXPECT_EQ(got.node.value, "v");
 }
 
 }  // namespace

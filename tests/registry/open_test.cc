@@ -1,18 +1,24 @@
 #include "registry/open.h"
 
+#include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scoped_env.h"
 #include "tests/testing/status_matchers.h"
 
 namespace leasehold::registry {
 namespace {
 
 using ::leasehold::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
 
 EtcdOptions ParseEtcd(absl::string_view uri) {
   absl::StatusOr<RegistryConfig> config = ParseRegistryUri(uri);
@@ -63,6 +69,18 @@ TEST(RegistryUriTest, AllOptions) {
   EXPECT_EQ(options.key_file, "/k.pem");
 }
 
+TEST(RegistryUriTest, CredentialAndTlsOptions) {
+  const EtcdOptions options = ParseEtcd(
+      "etcd+https://10.0.0.1:2379?username=app&password-file=/run/pw&"
+      "allow-insecure-auth=true&server-name=etcd.example.com");
+  EXPECT_EQ(options.username, "app");
+  EXPECT_EQ(options.password, "");
+  EXPECT_EQ(options.password_file, "/run/pw");
+  EXPECT_TRUE(options.allow_insecure_auth);
+  EXPECT_EQ(options.server_name, "etcd.example.com");
+  EXPECT_FALSE(ParseEtcd("etcd://a:1").allow_insecure_auth);
+}
+
 TEST(RegistryUriTest, DefaultsWithoutOptions) {
   const EtcdOptions options = ParseEtcd("etcd://127.0.0.1:2379");
   const EtcdOptions defaults;
@@ -109,12 +127,147 @@ INSTANTIATE_TEST_SUITE_P(
         BadUri{"etcd://a:1?auto-sync-interval=inf", "auto-sync-interval"},
         BadUri{"etcd://a:1?quorum-reads=maybe", "quorum-reads"},
         BadUri{"etcd://a:1?username", "has no value"},
-        BadUri{"etcd://a:1?username=x", "username and password go together"},
+        BadUri{"etcd://a:1?username=x", "username needs a password"},
+        BadUri{"etcd://a:1?password=x", "needs a username"},
+        BadUri{"etcd://a:1?password-file=/p", "needs a username"},
+        BadUri{"etcd://a:1?username=u&password=x&password-file=/p",
+               "password and password-file: give one"},
+        BadUri{"etcd://a:1?allow-insecure-auth=yes please",
+               "allow-insecure-auth=\"yes please\" is not true/false"},
+        BadUri{"etcd://a:1?server-name=etcd.test",
+               "server-name applies to etcd+https:// only"},
         BadUri{"etcd://a:1?cert-file=/c.pem", "cert-file and key-file"},
         BadUri{"etcd://a:1?ca-file=", "ca-file is empty"},
-        BadUri{"etcd://a:1?password=%zz&username=u", "bad percent-escape"},
+        BadUri{"etcd://a:1?password=%zz&username=u",
+               "option password has a bad percent-escape"},
         BadUri{"etcd://a:1?password=%4&username=u", "bad percent-escape"},
         BadUri{"etcd://a:1?dial-timeout=1s&dial-timeout=2s", "given twice"}));
+
+TEST(RedactUriTest, HidesPasswordsAndNothingElse) {
+  EXPECT_EQ(RedactUri("etcd://a:1?username=u&password=s3cr3t&bogus=1"),
+            "etcd://a:1?username=u&password=***&bogus=1");
+  EXPECT_EQ(RedactUri("etcd://a:1,b:2?password=s3cr3t"),
+            "etcd://a:1,b:2?password=***");
+  EXPECT_EQ(RedactUri("etcd://a:1?password="), "etcd://a:1?password=***");
+  EXPECT_EQ(RedactUri("etcd://a:1?password-file=/run/pw&ca-file=/ca.pem"),
+            "etcd://a:1?password-file=/run/pw&ca-file=/ca.pem");
+  EXPECT_EQ(RedactUri("etcd://a:1"), "etcd://a:1");
+  EXPECT_EQ(RedactUri("mem:"), "mem:");
+  EXPECT_EQ(RedactUri(""), "");
+}
+
+TEST(RedactUriTest, HidesUserInfoPasswords) {
+  EXPECT_EQ(RedactUri("etcd://u:s3cr3t@a:1?x=1"), "etcd://u:***@a:1?x=1");
+  EXPECT_EQ(RedactUri("http://u:p@ss@a:1/v2/keys/k"),
+            "http://u:***@a:1/v2/keys/k");
+  EXPECT_EQ(RedactUri("http://u@a:1"), "http://u@a:1");
+  EXPECT_EQ(RedactUri("http://a:1/k@x"), "http://a:1/k@x");
+}
+
+TEST(RedactUriTest, HidesMisspeltAndMalformedPasswords) {
+  for (const char* uri :
+       {"etcd://a:1?Password=s3cr3t", "etcd://a:1?PASSWD=s3cr3t",
+        "etcd://a:1?pass=s3cr3t", "etcd://a:1?pass%77ord=s3cr3t",
+        "etcd://a:1?%70assword=s3cr3t", "etcd://a:1?x=1?password=s3cr3t",
+        "etcd://a:1?x=1;password=s3cr3t",
+        "etcd://a:1?password=s3cr3t&password=s3cr3t",
+        "etcd://a:1?password=%zzs3cr3t"}) {
+    const std::string redacted = RedactUri(uri);
+    EXPECT_THAT(redacted, Not(HasSubstr("s3cr3t"))) << uri;
+    EXPECT_THAT(redacted, HasSubstr("=***")) << uri;
+  }
+}
+
+// Every way a URI can be refused, with a password in it: the message shows
+// the URI redacted and never the password.
+class SecretUriErrorTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SecretUriErrorTest, MessageNeverShowsThePassword) {
+  absl::StatusOr<RegistryConfig> config = ParseRegistryUri(GetParam());
+  ASSERT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(config.status().message(), Not(HasSubstr("S3cr3t")));
+  EXPECT_THAT(config.status().message(), HasSubstr("***"));
+  EXPECT_THAT(Open(GetParam()), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         Not(HasSubstr("S3cr3t"))));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bad, SecretUriErrorTest,
+    ::testing::Values(
+        "etcd://127.0.0.1:1?username=u&password=S3cr3t&bogus=1",
+        "etcd://127.0.0.1:1?password=S3cr3t",
+        "etcd://127.0.0.1:1?username=u&password=S3cr3t&password=S3cr3t",
+        "etcd://127.0.0.1:1?username=u&password=S3cr3t&password-file=/p",
+        "etcd://127.0.0.1:1?username=u&password=S3cr3t%zz",
+        "etcd://127.0.0.1:1?username=u&password=S3cr3t&request-timeout=x",
+        "etcd://127.0.0.1:1?username=u&password=S3cr3t&server-name=h",
+        "etcd://127.0.0.1:99999?username=u&password=S3cr3t",
+        "etcd://bad host:1?username=u&password=S3cr3t",
+        "etcd://127.0.0.1:1/v2?username=u&password=S3cr3t",
+        "etcd://u:S3cr3t@127.0.0.1:1", "zk://127.0.0.1:1?password=S3cr3t",
+        "etcd://127.0.0.1:1?username=u&Password=S3cr3t",
+        "etcd://127.0.0.1:1?username=u&passwd=S3cr3t",
+        "etcd://127.0.0.1:1?username=u&password=S3cr3t&cert-file=/c"));
+
+// Opening never connects, so a non-loopback host is safe to name here.
+class ClearTextWarningTest : public ::testing::Test {
+ protected:
+  std::vector<std::string> OpenAndWarnings(const std::string& uri) {
+    std::vector<std::string> warnings;
+    absl::StatusOr<std::unique_ptr<KeysApi>> keys =
+        Open(uri, OpenOptions{.warn = [&](absl::string_view w) {
+               warnings.emplace_back(w);
+             }});
+    EXPECT_TRUE(keys.ok()) << keys.status();
+    return warnings;
+  }
+};
+
+TEST_F(ClearTextWarningTest, CredentialsOverHttpToARemoteHostWarnOnce) {
+  const std::vector<std::string> warnings = OpenAndWarnings(
+      "etcd://etcd-a.example.com:2379,127.0.0.1:2379,10.1.2.3?username=app&"
+      "password=S3cr3t");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(
+      warnings[0],
+      AllOf(HasSubstr("user \"app\""), HasSubstr("clear text"),
+            HasSubstr("http://etcd-a.example.com:2379"),
+            HasSubstr("http://10.1.2.3:2379"), Not(HasSubstr("127.0.0.1")),
+            HasSubstr("etcd+https://"), HasSubstr("allow-insecure-auth=true"),
+            Not(HasSubstr("S3cr3t"))));
+}
+
+TEST_F(ClearTextWarningTest, QuietWhenAllowedEncryptedLoopbackOrAnonymous) {
+  for (const char* uri : {
+           "etcd://etcd.example.com:2379?username=app&password=p&"
+           "allow-insecure-auth=true",
+           "etcd+https://etcd.example.com:2379?username=app&password=p",
+           "etcd://127.0.0.1:2379,127.8.9.10:1,localhost,LocalHost:2,[::1]:3,"
+           "[::ffff:127.0.0.1]:4?username=app&password=p",
+           "etcd://etcd.example.com:2379",
+       }) {
+    EXPECT_THAT(OpenAndWarnings(uri), IsEmpty()) << uri;
+  }
+}
+
+TEST_F(ClearTextWarningTest, CredentialsFromTheEnvironmentWarnToo) {
+  testing::ScopedEnv user("LEASEHOLD_USERNAME", "app");
+  testing::ScopedEnv password("LEASEHOLD_PASSWORD", "S3cr3t");
+  EXPECT_EQ(OpenAndWarnings("etcd://etcd.example.com:2379").size(), 1u);
+  EXPECT_THAT(OpenAndWarnings("etcd://127.0.0.1:2379"), IsEmpty());
+}
+
+TEST_F(ClearTextWarningTest, LoopbackLookalikesStillWarn) {
+  for (const char* uri : {
+           "etcd://128.0.0.1?username=app&password=p",
+           "etcd://localhost.example.com?username=app&password=p",
+           "etcd://127.0.0.1.example.com?username=app&password=p",
+           "etcd://[::2]?username=app&password=p",
+           "etcd://0.0.0.0?username=app&password=p",
+       }) {
+    EXPECT_EQ(OpenAndWarnings(uri).size(), 1u) << uri;
+  }
+}
 
 }  // namespace
 }  // namespace leasehold::registry

@@ -19,6 +19,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -43,25 +44,25 @@ size_t AppendToString(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-// GET http://127.0.0.1:port/health on the plaintext metrics listener, which
-// answers even when the client listener requires TLS client certificates.
-bool Healthy(int metrics_port) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return false;
-  std::string body;
-  const std::string url =
-      absl::StrCat("http://127.0.0.1:", metrics_port, "/health");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 1000L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendToString);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  const CURLcode rc = curl_easy_perform(curl);
-  long code = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(curl);
-  return rc == CURLE_OK && code == 200 &&
-         body.find("\"true\"") != std::string::npos;
+// Whether every thread of `pid` is stopped (state T in /proc).
+bool AllThreadsStopped(pid_t pid) {
+  std::error_code error;
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+    // "pid (comm) S ...": the state follows the last ')'.
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
+    const char state = stat[paren + 2];
+    if (state != 'T' && state != 't') return false;
+  }
+  return !error;
+}
+
+std::string Millis(absl::Duration d) {
+  return absl::StrCat(absl::ToInt64Milliseconds(d));
 }
 
 // The parent-death signal (PR_SET_PDEATHSIG) is sent when the THREAD that
@@ -107,23 +108,75 @@ class Launcher {
   pid_t result_ = -1;
 };
 
-}  // namespace
-
-int FreePort() {
+// Binds 127.0.0.1:port (0: any) and releases it; the port bound, or 0.
+int TryPort(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   socklen_t len = sizeof(addr);
-  int port = 0;
+  int bound = 0;
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+    bound = ntohs(addr.sin_port);
   }
   close(fd);
-  return port;
+  return bound;
+}
+
+// The lowest port the kernel hands out for outgoing connections.
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  return in >> low ? low : 32768;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> HttpGet(const std::string& url,
+                                    absl::Duration timeout) {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(timeout)));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendToString);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(curl);
+  long code = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return absl::UnavailableError(
+        absl::StrCat("GET ", url, ": ", curl_easy_strerror(rc)));
+  }
+  if (code != 200) {
+    return absl::InternalError(
+        absl::StrCat("GET ", url, ": HTTP ", code, ": ", body));
+  }
+  return body;
+}
+
+int FreePort() {
+  // A port from below the ephemeral range: between being picked here and
+  // bound by etcd, it cannot become the source port of some connection
+  // (on a busy machine, a port the kernel picks would).
+  static std::mutex mu;
+  static std::mt19937 random(std::random_device{}());
+  const int low = 10000;
+  const int high = EphemeralLow() - 1;
+  if (high > low) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::uniform_int_distribution<int> pick(low, high);
+    for (int tries = 0; tries < 100; ++tries) {
+      if (const int port = TryPort(pick(random)); port != 0) return port;
+    }
+  }
+  return TryPort(0);
 }
 
 absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(
@@ -136,8 +189,9 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(
         absl::StrCat("mkdtemp ", pattern, ": ", strerror(errno)));
   }
   server->dir_ = pattern;
-  server->client_port_ = FreePort();
-  server->peer_port_ = FreePort();
+  const EtcdServerOptions& o = server->options_;
+  server->client_port_ = o.client_port != 0 ? o.client_port : FreePort();
+  server->peer_port_ = o.peer_port != 0 ? o.peer_port : FreePort();
   server->metrics_port_ = FreePort();
   if (server->client_port_ == 0 || server->peer_port_ == 0 ||
       server->metrics_port_ == 0) {
@@ -169,20 +223,36 @@ std::string EtcdServer::uri() const {
                       "://127.0.0.1:", client_port_);
 }
 
+std::string EtcdServer::peer_url() const {
+  return options_.advertise_peer_url.empty()
+             ? absl::StrCat("http://127.0.0.1:", peer_port_)
+             : options_.advertise_peer_url;
+}
+
 absl::Status EtcdServer::Launch() {
-  const std::string peer = absl::StrCat("http://127.0.0.1:", peer_port_);
+  const std::string& name = options_.name;
   std::vector<std::string> args = {
       "etcd",
-      "--name=leasehold-test",
+      "--name=" + name,
       absl::StrCat("--data-dir=", dir_, "/data"),
       "--enable-v2=true",
       absl::StrCat("--listen-client-urls=", endpoint()),
       absl::StrCat("--advertise-client-urls=", endpoint()),
-      absl::StrCat("--listen-peer-urls=", peer),
-      absl::StrCat("--initial-advertise-peer-urls=", peer),
-      absl::StrCat("--initial-cluster=leasehold-test=", peer),
+      absl::StrCat("--listen-peer-urls=http://127.0.0.1:", peer_port_),
+      absl::StrCat("--initial-advertise-peer-urls=", peer_url()),
+      absl::StrCat("--initial-cluster=",
+                   options_.initial_cluster.empty()
+                       ? absl::StrCat(name, "=", peer_url())
+                       : options_.initial_cluster),
       absl::StrCat("--listen-metrics-urls=http://127.0.0.1:", metrics_port_),
   };
+  if (options_.heartbeat_interval > absl::ZeroDuration()) {
+    args.push_back("--heartbeat-interval=" +
+                   Millis(options_.heartbeat_interval));
+  }
+  if (options_.election_timeout > absl::ZeroDuration()) {
+    args.push_back("--election-timeout=" + Millis(options_.election_timeout));
+  }
   if (tls()) {
     args.push_back("--cert-file=" + options_.server_cert_file);
     args.push_back("--key-file=" + options_.server_key_file);
@@ -222,8 +292,16 @@ absl::Status EtcdServer::Launch() {
   return absl::OkStatus();
 }
 
-absl::Status EtcdServer::WaitHealthy() {
-  const absl::Time deadline = absl::Now() + options_.start_timeout;
+bool EtcdServer::Healthy() const {
+  absl::StatusOr<std::string> body =
+      HttpGet(absl::StrCat("http://127.0.0.1:", metrics_port_, "/health"),
+              absl::Seconds(1));
+  return body.ok() && body->find("\"true\"") != std::string::npos;
+}
+
+absl::Status EtcdServer::WaitHealthy(absl::Duration timeout) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("etcd is not running");
+  const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -232,12 +310,12 @@ absl::Status EtcdServer::WaitHealthy() {
           absl::StrCat("etcd exited during start-up; log:\n", LogTail(dir_),
                        "\n(is etcd-server installed?)"));
     }
-    if (Healthy(metrics_port_)) return absl::OkStatus();
+    if (Healthy()) return absl::OkStatus();
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "etcd not healthy after ", absl::FormatDuration(options_.start_timeout),
-      "; log:\n", LogTail(dir_)));
+  return absl::DeadlineExceededError(
+      absl::StrCat("etcd ", options_.name, " not healthy after ",
+                   absl::FormatDuration(timeout), "; log:\n", LogTail(dir_)));
 }
 
 absl::Status EtcdServer::Signal(int signal) {
@@ -251,6 +329,9 @@ absl::Status EtcdServer::Signal(int signal) {
 
 absl::Status EtcdServer::StopWith(int signal) {
   if (absl::Status s = Signal(signal); !s.ok()) return s;
+  // A stopped process acts on SIGTERM only once it runs again.
+  if (paused_) kill(pid_, SIGCONT);
+  paused_ = false;
   // etcd exits within a second of SIGTERM; a stuck one gets SIGKILL.
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   int status = 0;
@@ -268,13 +349,32 @@ absl::Status EtcdServer::StopWith(int signal) {
 
 absl::Status EtcdServer::Stop() { return StopWith(SIGTERM); }
 absl::Status EtcdServer::Kill() { return StopWith(SIGKILL); }
-absl::Status EtcdServer::Pause() { return Signal(SIGSTOP); }
-absl::Status EtcdServer::Resume() { return Signal(SIGCONT); }
+absl::Status EtcdServer::Pause() {
+  if (absl::Status s = Signal(SIGSTOP); !s.ok()) return s;
+  paused_ = true;
+  // kill() returns before every thread has stopped: wait until none runs.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!AllThreadsStopped(pid_)) {
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "etcd ", options_.name, " (pid ", pid_, ") did not stop on SIGSTOP"));
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EtcdServer::Resume() {
+  absl::Status s = Signal(SIGCONT);
+  if (s.ok()) paused_ = false;
+  return s;
+}
 
 absl::Status EtcdServer::Restart() {
   if (pid_ > 0) return absl::FailedPreconditionError("etcd is already running");
   if (absl::Status s = Launch(); !s.ok()) return s;
-  return WaitHealthy();
+  if (!options_.wait_healthy) return absl::OkStatus();
+  return WaitHealthy(options_.start_timeout);
 }
 
 EtcdServer& SharedEtcd() {

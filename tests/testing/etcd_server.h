@@ -35,6 +35,25 @@ struct EtcdServerOptions {
   std::vector<std::string> extra_args;
   // How long to wait for /health after starting.
   absl::Duration start_timeout = absl::Seconds(20);
+  // Wait for /health after every (re)start. A member of a larger cluster is
+  // healthy only once a quorum is up, so EtcdCluster starts every member
+  // first and then waits.
+  bool wait_healthy = true;
+
+  // Membership, for a member of a larger cluster (EtcdCluster fills these).
+  // Defaults: a one-member cluster on free ports.
+  std::string name = "leasehold-test";
+  int client_port = 0;  // 0: a free port
+  int peer_port = 0;    // 0: a free port; the member listens here
+  // The peer URL the other members dial (say, a fault proxy in front of
+  // peer_port). Empty: http://127.0.0.1:<peer_port>.
+  std::string advertise_peer_url;
+  // --initial-cluster ("name=peer-url,..."). Empty: the member alone.
+  std::string initial_cluster;
+  // Raft timing (--heartbeat-interval, --election-timeout). Zero: etcd's
+  // defaults (100 ms, 1 s).
+  absl::Duration heartbeat_interval = absl::ZeroDuration();
+  absl::Duration election_timeout = absl::ZeroDuration();
 };
 
 class EtcdServer {
@@ -50,9 +69,15 @@ class EtcdServer {
   std::string endpoint() const;
   // "etcd://127.0.0.1:PORT" (etcd+https://…), for registry::Open.
   std::string uri() const;
+  const std::string& name() const { return options_.name; }
   int client_port() const { return client_port_; }
+  int peer_port() const { return peer_port_; }
+  // The URL other members dial: advertise_peer_url or the peer listener.
+  std::string peer_url() const;
   pid_t pid() const { return pid_; }
+  // Started and not stopped or killed (a paused server is running).
   bool running() const { return pid_ > 0; }
+  bool paused() const { return paused_; }
 
   // SIGTERM and wait. The data directory is kept for Restart().
   absl::Status Stop();
@@ -61,15 +86,21 @@ class EtcdServer {
   // SIGSTOP / SIGCONT: the server stops answering but keeps its sockets.
   absl::Status Pause();
   absl::Status Resume();
-  // Starts again on the same ports and data directory; waits for health.
+  // Starts again on the same ports and data directory; waits for health
+  // (with options.wait_healthy).
   absl::Status Restart();
+  // Waits until /health says true (the member has a leader), up to
+  // `timeout`. kDeadlineExceeded with the log's tail; kInternal if etcd
+  // exited.
+  absl::Status WaitHealthy(absl::Duration timeout);
+  // One look at /health: true when the member answers and has a leader.
+  bool Healthy() const;
 
  private:
   explicit EtcdServer(EtcdServerOptions options)
       : options_(std::move(options)) {}
   bool tls() const;
   absl::Status Launch();
-  absl::Status WaitHealthy();
   absl::Status Signal(int signal);
   absl::Status StopWith(int signal);
 
@@ -79,6 +110,7 @@ class EtcdServer {
   int peer_port_ = 0;
   int metrics_port_ = 0;  // plaintext /health, even when clients need TLS
   pid_t pid_ = -1;
+  bool paused_ = false;
 };
 
 // One server per test binary, started on first use. Aborts the test binary
@@ -87,6 +119,11 @@ EtcdServer& SharedEtcd();
 
 // A free TCP port on 127.0.0.1 (bound and released; the caller uses it next).
 int FreePort();
+
+// GET `url` (plain http, loopback) with a `timeout`: the body of a 200
+// answer; kUnavailable for no answer, kInternal for another status.
+absl::StatusOr<std::string> HttpGet(const std::string& url,
+                                    absl::Duration timeout);
 
 }  // namespace leasehold::testing
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -16,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 
 namespace leasehold::testing {
 namespace {
@@ -61,6 +63,31 @@ size_t CompleteRequestLength(absl::string_view buffer) {
   }
   const size_t total = end + 4 + content_length;
   return buffer.size() >= total ? total : 0;
+}
+
+// The direction indices (0: to the upstream, 1: to the client) `d` covers.
+std::vector<int> Indices(Direction d) {
+  switch (d) {
+    case Direction::kToUpstream:
+      return {0};
+    case Direction::kToClient:
+      return {1};
+    case Direction::kBoth:
+      break;
+  }
+  return {0, 1};
+}
+
+// The value of header `name` in the request head `head` ("" if absent).
+absl::string_view HeaderValue(absl::string_view head, absl::string_view name) {
+  for (absl::string_view line :
+       absl::StrSplit(head.substr(0, head.find("\r\n\r\n")), "\r\n")) {
+    if (line.size() > name.size() && line[name.size()] == ':' &&
+        absl::StartsWithIgnoreCase(line, name)) {
+      return absl::StripAsciiWhitespace(line.substr(name.size() + 1));
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -124,9 +151,16 @@ void LoopbackListener::Untrack(int fd) {
                   open_fds_.end());
 }
 
-void LoopbackListener::CutAll() {
+void LoopbackListener::CutAll(bool reset) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
+  for (int fd : open_fds_) {
+    if (reset) {
+      // Closed with an RST once its thread closes it.
+      const linger abort = {1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+    }
+    ::shutdown(fd, SHUT_RDWR);
+  }
 }
 
 void LoopbackListener::Stop() {
@@ -149,33 +183,151 @@ void LoopbackListener::Stop() {
   listen_fd_ = -1;
 }
 
-absl::StatusOr<std::unique_ptr<TcpProxy>> TcpProxy::Start(int upstream_port) {
-  std::unique_ptr<TcpProxy> proxy(new TcpProxy(upstream_port));
+absl::StatusOr<std::unique_ptr<TcpProxy>> TcpProxy::Start(
+    int upstream_port, TcpProxyOptions options) {
+  std::unique_ptr<TcpProxy> proxy(
+      new TcpProxy(upstream_port, std::move(options)));
   absl::Status listening = proxy->Listen();
   if (!listening.ok()) return listening;
   return proxy;
 }
 
+template <typename F>
+void TcpProxy::Update(F update) {
+  std::lock_guard<std::mutex> lock(faults_mu_);
+  update(faults_);
+}
+
+void TcpProxy::Delay(Direction direction, absl::Duration delay) {
+  Update([&](Faults& f) {
+    for (int d : Indices(direction)) f.delay[d] = delay;
+  });
+}
+
+void TcpProxy::Drop(Direction direction) {
+  Update([&](Faults& f) {
+    for (int d : Indices(direction)) f.drop[d] = true;
+  });
+}
+
+void TcpProxy::Blackhole(Direction direction) {
+  Update([&](Faults& f) {
+    for (int d : Indices(direction)) f.blackhole[d] = true;
+  });
+}
+
+void TcpProxy::BlackholeSource(const std::string& source) {
+  Update([&](Faults& f) { f.blackholed_sources.push_back(source); });
+}
+
+void TcpProxy::Reset() { CutAll(/*reset=*/true); }
+
+void TcpProxy::Heal() {
+  Update([](Faults& f) { f = Faults(); });
+  refuse_.store(false);
+}
+
+void TcpProxy::set_drop_responses(bool on) {
+  Update([&](Faults& f) { f.drop[1] = on; });
+}
+
+TcpProxy::Fate TcpProxy::FateOf(int d, const std::string& source,
+                                absl::Duration* delay) {
+  std::lock_guard<std::mutex> lock(faults_mu_);
+  *delay = faults_.delay[d];
+  if (faults_.drop[d]) return Fate::kClose;
+  const std::vector<std::string>& cut = faults_.blackholed_sources;
+  if (faults_.blackhole[d] ||
+      (!source.empty() &&
+       std::find(cut.begin(), cut.end(), source) != cut.end())) {
+    return Fate::kDiscard;
+  }
+  return Fate::kForward;
+}
+
+void TcpProxy::Pump(int from, int to, int d, const std::string& source,
+                    std::string pending) {
+  struct Chunk {
+    absl::Time due;
+    std::string bytes;
+  };
+  std::deque<Chunk> queue;
+  // Decides each chunk's fate as it arrives: false when it closes the
+  // connection.
+  const auto take = [&](std::string bytes) {
+    absl::Duration delay;
+    switch (FateOf(d, source, &delay)) {
+      case Fate::kClose:
+        return false;
+      case Fate::kDiscard:
+        return true;
+      case Fate::kForward:
+        queue.push_back({absl::Now() + delay, std::move(bytes)});
+        return true;
+    }
+    return true;
+  };
+  bool open = pending.empty() || take(std::move(pending));
+  bool reading = open;
+  char buffer[16384];
+  while (open && (reading || !queue.empty())) {
+    while (!queue.empty() && queue.front().due <= absl::Now()) {
+      if (!WriteAll(to, queue.front().bytes)) {
+        open = false;
+        break;
+      }
+      queue.pop_front();
+    }
+    if (!open || (!reading && queue.empty())) break;
+    int timeout_ms = -1;
+    if (!queue.empty()) {
+      timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(
+                       queue.front().due - absl::Now())) +
+                   1;
+      timeout_ms = std::max(timeout_ms, 0);
+    }
+    pollfd fd = {from, POLLIN, 0};
+    const int ready = ::poll(&fd, reading ? 1 : 0, timeout_ms);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
+    const ssize_t n = ::recv(from, buffer, sizeof(buffer), 0);
+    if (n <= 0) {
+      reading = false;  // deliver what is queued, then close
+      continue;
+    }
+    open = take(std::string(buffer, static_cast<size_t>(n)));
+  }
+  // Ends the other direction's pump too.
+  ::shutdown(from, SHUT_RDWR);
+  ::shutdown(to, SHUT_RDWR);
+}
+
 void TcpProxy::Serve(int client) {
-  if (refuse_.load()) return;
+  if (refuse_.load()) {
+    const linger reset = {1, 0};
+    ::setsockopt(client, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    return;
+  }
+  // The first request's headers name the source (when asked to).
+  std::string first;
+  std::string source;
+  if (!options_.source_header.empty()) {
+    char buffer[4096];
+    while (first.find("\r\n\r\n") == std::string::npos &&
+           first.size() < 65536) {
+      const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
+      if (n <= 0) return;
+      first.append(buffer, static_cast<size_t>(n));
+    }
+    source = std::string(HeaderValue(first, options_.source_header));
+  }
   const int upstream = ConnectLoopback(upstream_port_);
   if (upstream < 0) return;
   Track(upstream);
-  char buffer[16384];
-  pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
-  while (::poll(fds, 2, -1) > 0) {
-    if (fds[0].revents != 0) {
-      const ssize_t n = ::recv(client, buffer, sizeof(buffer), 0);
-      if (n <= 0 || !WriteAll(upstream, absl::string_view(buffer, n))) break;
-    }
-    if (fds[1].revents != 0) {
-      // The answer is dropped unread: the client sees the connection close
-      // after its request was delivered.
-      if (drop_responses_.load()) break;
-      const ssize_t n = ::recv(upstream, buffer, sizeof(buffer), 0);
-      if (n <= 0 || !WriteAll(client, absl::string_view(buffer, n))) break;
-    }
-  }
+  std::thread answers(
+      [&] { Pump(upstream, client, 1, source, std::string()); });
+  Pump(client, upstream, 0, source, std::move(first));
+  answers.join();
   Untrack(upstream);
   ::close(upstream);
 }

@@ -1,9 +1,11 @@
-// Loopback network fakes for tests of the HTTP layer: a TCP proxy that can
-// lose answers or cut connections, and an HTTP server with canned answers.
+// Loopback network fakes for tests of the HTTP layer: a TCP proxy that
+// injects network faults (delay, drop, reset, blackhole, per direction, and
+// per source for a partition), and an HTTP server with canned answers.
 //
 //   ASSERT_OK_AND_ASSIGN(auto proxy, TcpProxy::Start(etcd.client_port()));
-//   proxy->set_drop_responses(true);   // requests arrive, answers are lost
+//   proxy->Drop(Direction::kToClient);  // requests arrive, answers are lost
 //   ... point a client at "http://127.0.0.1:" + proxy->port() ...
+//   proxy->Heal();
 //
 //   ASSERT_OK_AND_ASSIGN(auto server, CannedHttpServer::Start(
 //       [](absl::string_view request) { return HttpAnswer(200, "{}"); }));
@@ -27,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace leasehold::testing {
 
@@ -37,8 +40,9 @@ class LoopbackListener {
   virtual ~LoopbackListener();
   int port() const { return port_; }
   int connections_accepted() const { return accepted_.load(); }
-  // Shuts every open connection down (their threads then end).
-  void CutAll() ABSL_LOCKS_EXCLUDED(mu_);
+  // Shuts every open connection down (their threads then end); with
+  // `reset`, each is closed with an RST instead of a FIN.
+  void CutAll(bool reset = false) ABSL_LOCKS_EXCLUDED(mu_);
 
  protected:
   LoopbackListener() = default;
@@ -64,26 +68,83 @@ class LoopbackListener {
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
 };
 
-// Forwards each connection to 127.0.0.1:upstream_port.
+// Which way bytes travel through a TcpProxy.
+enum class Direction {
+  kToUpstream,  // from the connecting client to the upstream server
+  kToClient,    // the answers
+  kBoth,
+};
+
+struct TcpProxyOptions {
+  // Name each connection's source by this header of the first request on it
+  // (etcd members send "X-Server-From: <member id>" on raft traffic), for
+  // BlackholeSource. Empty: sources are not told apart.
+  std::string source_header;
+};
+
+// Forwards each connection to 127.0.0.1:upstream_port, through the faults
+// set on it. Every fault applies at once to open connections and to new
+// ones, until Heal().
 class TcpProxy final : public LoopbackListener {
  public:
-  static absl::StatusOr<std::unique_ptr<TcpProxy>> Start(int upstream_port);
+  static absl::StatusOr<std::unique_ptr<TcpProxy>> Start(
+      int upstream_port, TcpProxyOptions options = {});
   ~TcpProxy() override { Stop(); }
 
-  // While true, the client's bytes still reach the upstream, but the
-  // connection is closed as soon as the upstream starts to answer: a
-  // request that was applied and whose response was lost.
-  void set_drop_responses(bool on) { drop_responses_.store(on); }
-  // While true, new connections are closed as soon as they are accepted.
-  void set_refuse(bool on) { refuse_.store(on); }
+  // Bytes travelling `direction` arrive `delay` late (in order).
+  void Delay(Direction direction, absl::Duration delay)
+      ABSL_LOCKS_EXCLUDED(faults_mu_);
+  // The connection is closed as soon as bytes would travel `direction`,
+  // unforwarded. Drop(kToClient): a request that was applied and whose
+  // response was lost.
+  void Drop(Direction direction) ABSL_LOCKS_EXCLUDED(faults_mu_);
+  // Bytes travelling `direction` vanish; connections stay open, so the
+  // sender only learns by its own timeouts (a cable cut, a frozen router).
+  void Blackhole(Direction direction) ABSL_LOCKS_EXCLUDED(faults_mu_);
+  // Both directions of every connection whose source (see
+  // TcpProxyOptions::source_header) is `source` vanish, as Blackhole.
+  void BlackholeSource(const std::string& source)
+      ABSL_LOCKS_EXCLUDED(faults_mu_);
+  // Resets every open connection (RST) now.
+  void Reset();
+  // While on, new connections are reset as soon as they are accepted.
+  void Refuse(bool on) { refuse_.store(on); }
+  // Lifts every fault above (open connections carry on).
+  void Heal() ABSL_LOCKS_EXCLUDED(faults_mu_);
+
+  // The same as Drop(kToClient) / Heal(), and Refuse.
+  void set_drop_responses(bool on);
+  void set_refuse(bool on) { Refuse(on); }
 
  private:
-  explicit TcpProxy(int upstream_port) : upstream_port_(upstream_port) {}
+  struct Faults {
+    absl::Duration delay[2] = {absl::ZeroDuration(), absl::ZeroDuration()};
+    bool drop[2] = {false, false};
+    bool blackhole[2] = {false, false};
+    std::vector<std::string> blackholed_sources;
+  };
+  enum class Fate { kForward, kDiscard, kClose };
+
+  TcpProxy(int upstream_port, TcpProxyOptions options)
+      : upstream_port_(upstream_port), options_(std::move(options)) {}
   void Serve(int fd) override;
+  // Copies `from` to `to` (d: 0 towards the upstream, 1 towards the client)
+  // until either side closes or a fault closes the connection.
+  // `pending`: bytes already read from `from`.
+  void Pump(int from, int to, int d, const std::string& source,
+            std::string pending);
+  // What happens to bytes travelling `d` on a connection from `source`,
+  // and how late they arrive.
+  Fate FateOf(int d, const std::string& source, absl::Duration* delay)
+      ABSL_LOCKS_EXCLUDED(faults_mu_);
+  template <typename F>
+  void Update(F update) ABSL_LOCKS_EXCLUDED(faults_mu_);
 
   const int upstream_port_;
-  std::atomic<bool> drop_responses_{false};
+  const TcpProxyOptions options_;
   std::atomic<bool> refuse_{false};
+  std::mutex faults_mu_;
+  Faults faults_ ABSL_GUARDED_BY(faults_mu_);
 };
 
 // "HTTP/1.1 <status>" with Content-Length, any extra header lines

@@ -6,14 +6,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -24,6 +23,7 @@
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/run_process.h"
 #include "tools/sim/history.h"
+#include "tools/sim/hold_line.h"
 
 namespace leasehold::cli {
 namespace {
@@ -83,26 +83,18 @@ class CliAgentTest : public ::testing::Test {
   // killed) end at `killed_by`, a moment it was surely dead.
   void Judge(const std::string& output,
              absl::Time killed_by = absl::InfiniteFuture()) {
-    static const std::regex kHold(
-        R"re(\{"time_ns":(\d+),"event":"(\w+)","lease":"([^"]+)","machine":"([^"]+)","fence":(\d+)\})re");
     std::map<std::string, size_t> open;  // lease/fence → hold id
     std::istringstream lines(output);
     for (std::string line; std::getline(lines, line);) {
-      std::smatch m;
-      if (!std::regex_match(line, m, kHold)) continue;
-      int64_t ns = 0;
-      uint64_t fence = 0;
-      ASSERT_TRUE(absl::SimpleAtoi(m[1].str(), &ns)) << line;
-      ASSERT_TRUE(absl::SimpleAtoi(m[5].str(), &fence)) << line;
-      const absl::Time at = absl::FromUnixNanos(ns);
-      const std::string id = absl::StrCat(m[3].str(), "/", fence);
-      const std::string event = m[2].str();
-      if (event == "acquired" || event == "stole") {
-        open[id] = history_.Begin(m[3].str(), m[4].str(), fence, at,
-                                  /*by_steal=*/event == "stole");
+      std::optional<sim::HoldLine> hold = sim::ParseHoldLine(line);
+      if (!hold.has_value()) continue;
+      const std::string id = absl::StrCat(hold->lease, "/", hold->fence);
+      if (hold->begins()) {
+        open[id] = history_.Begin(hold->lease, hold->machine, hold->fence,
+                                  hold->at, hold->by_steal());
       } else {
         ASSERT_EQ(open.count(id), 1u) << "an end without a begin: " << line;
-        history_.End(open[id], at, event);
+        history_.End(open[id], hold->at, hold->event);
         open.erase(id);
       }
     }

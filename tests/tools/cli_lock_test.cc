@@ -2,10 +2,14 @@
 // real etcd: mutual exclusion of the commands they run, exit statuses,
 // environment, loss and signal handling, and the leader's output.
 #include <signal.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
-#include <functional>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -41,7 +45,8 @@ using CliLockTest = CliTest;
 
 TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   constexpr int kProcesses = 50;
-  const std::string counter = ::testing::TempDir() + "/lock_counter";
+  const std::string counter =
+      absl::StrCat(::testing::TempDir(), "/lock_counter_", getpid());
   { std::ofstream(counter) << "0\n"; }
   // A read-sleep-write race that loses increments unless the lock excludes.
   const std::string increment = absl::StrCat(
@@ -58,6 +63,7 @@ TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   for (std::thread& t : threads) t.join();
   for (const ProcessResult& r : results) EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(ReadFile(counter), "50\n");
+  std::remove(counter.c_str());
 }
 
 TEST_F(CliLockTest, PassesStatusAndEnvironmentThrough) {
@@ -112,37 +118,6 @@ TEST_F(CliLockTest, TimeoutOnAHeldLockAndSignalForwarding) {
   EXPECT_EQ(next.exit_code, 0) << next.err;
 }
 
-// Runs `lock doomed --ttl 1s --grace GRACE -- sh -c SCRIPT` on an etcd of
-// its own; once SCRIPT printed its first line, hands the output so far to
-// `before_loss`, kills that etcd and returns how leasehold ended.
-ProcessResult LoseTheLock(
-    absl::Duration grace, const std::string& script,
-    const std::function<void(const std::string&)>& before_loss) {
-  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
-  EXPECT_TRUE(etcd.ok()) << etcd.status();
-  if (!etcd.ok()) return {};
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  Subprocess lock({LEASEHOLD_BINARY, "--registry",
-                   absl::StrCat((*etcd)->uri(), "?request-timeout=1s"), "lock",
-                   "doomed", "--ttl", "1s", "--grace",
-                   absl::FormatDuration(grace), "--", "sh", "-c", script});
-  EXPECT_TRUE(lock.WaitForOutput("\n", deadline)) << lock.out();
-  before_loss(lock.out());
-  EXPECT_TRUE((*etcd)->Kill().ok());
-  return lock.Wait(deadline);
-}
-
-TEST_F(CliLockTest, LosingTheLockKillsTheCommand) {
-  // The command ignores SIGTERM, so only the SIGKILL after --grace ends it.
-  ProcessResult r =
-      LoseTheLock(absl::Seconds(1), "trap '' TERM; echo started; exec sleep 60",
-                  [](const std::string&) {});
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("lock \"doomed\" lost"));
-  EXPECT_THAT(r.err, HasSubstr("sent SIGTERM to \"sh\""));
-  EXPECT_THAT(r.err, HasSubstr("sent SIGKILL"));
-}
-
 // True once `pid` has exited (gone, or a zombie nobody reaped yet).
 bool Exited(pid_t pid) {
   std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
@@ -154,24 +129,247 @@ bool Exited(pid_t pid) {
 }
 
 TEST_F(CliLockTest, LosingTheLockKillsWhatTheCommandStartedToo) {
+  // A registry of its own, to kill it.
+  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
   // sh dies of the SIGTERM; the worker it started in the background ignores
   // SIGTERM and would go on writing for a holder that lost the lock.
+  Subprocess lock({LEASEHOLD_BINARY, "--registry",
+                   absl::StrCat((*etcd)->uri(), "?request-timeout=1s"), "lock",
+                   "doomed", "--ttl", "1s", "--", "sh", "-c",
+                   "(trap '' TERM; exec sleep 60) & echo worker=$!; wait"});
+  ASSERT_TRUE(lock.WaitForOutput("\n", deadline)) << lock.out();
   pid_t worker = 0;
-  ProcessResult r = LoseTheLock(
-      absl::Seconds(30), "(trap '' TERM; exec sleep 60) & echo worker=$!; wait",
-      [&](const std::string& out) {
-        ASSERT_TRUE(absl::SimpleAtoi(Field(out, "worker"), &worker)) << out;
-        ASSERT_FALSE(Exited(worker));
-      });
+  ASSERT_TRUE(absl::SimpleAtoi(Field(lock.out(), "worker"), &worker))
+      << lock.out();
+  ASSERT_FALSE(Exited(worker));
+  ASSERT_TRUE((*etcd)->Kill().ok());
+
+  ProcessResult r = lock.Wait(deadline);
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("lock \"doomed\" lost"));
+  EXPECT_THAT(r.err, HasSubstr("lock \"doomed\" not renewed"));
   EXPECT_THAT(r.err, Not(HasSubstr("sent SIGKILL")));  // sh ended on SIGTERM
-  ASSERT_GT(worker, 0);
   const absl::Time until = absl::Now() + absl::Seconds(10);
   while (!Exited(worker) && absl::Now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(Exited(worker)) << "the background worker outlived the loss";
+}
+
+// signal_recorder as CMD: it and its child record the signals they get,
+// in a directory of its own (test binaries may run side by side).
+struct Recorder {
+  Recorder() {
+    std::string pattern = ::testing::TempDir() + "/signals-XXXXXX";
+    EXPECT_NE(mkdtemp(pattern.data()), nullptr) << pattern;
+    dir = pattern;
+  }
+  ~Recorder() {
+    for (const char* file : {"/cmd", "/child"}) unlink((dir + file).c_str());
+    rmdir(dir.c_str());
+  }
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  std::string dir;  // holds "cmd" and "child", one line per signal
+  pid_t cmd = 0;
+  pid_t child = 0;
+};
+
+// Waits for the recorder's "ready cmd=<pid> child=<pid>" line.
+bool WaitReady(Subprocess& leasehold, Recorder& recorder, absl::Time deadline) {
+  return leasehold.WaitForOutput("\n", deadline) &&
+         std::sscanf(leasehold.out().c_str(), "ready cmd=%d child=%d",
+                     &recorder.cmd, &recorder.child) == 2;
+}
+
+// CLOCK_MONOTONIC, the clock signal_recorder stamps its records with.
+absl::Duration Monotonic() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return absl::DurationFromTimespec(now);
+}
+
+struct Received {
+  std::string signal;  // "TERM" or "INT"
+  absl::Duration at;   // on Monotonic()
+};
+
+// The first signal `who` ("cmd" or "child") recorded; nullopt if none by
+// `deadline`.
+std::optional<Received> WaitForSignal(const Recorder& recorder,
+                                      const std::string& who,
+                                      absl::Time deadline) {
+  for (;;) {
+    std::ifstream in(absl::StrCat(recorder.dir, "/", who));
+    std::string signal;
+    int64_t ns = 0;
+    if (in >> signal >> ns) return Received{signal, absl::Nanoseconds(ns)};
+    if (absl::Now() > deadline) return std::nullopt;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+// How late a process may act on a deadline on a loaded machine.
+constexpr absl::Duration kLate = absl::Milliseconds(500);
+
+TEST_F(CliLockTest, TheCommandIsDeadByTheExpiryWhenTheRegistryStops) {
+  // A registry of its own, to stop it.
+  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  constexpr absl::Duration kTtl = absl::Seconds(2);
+  constexpr absl::Duration kGrace = absl::Milliseconds(1200);  // < 1.266s
+  Recorder recorder;
+  // CMD and its child ignore SIGTERM: only the SIGKILL ends them.
+  Subprocess lock({LEASEHOLD_BINARY, "--registry",
+                   absl::StrCat((*etcd)->uri(), "?request-timeout=1s"), "lock",
+                   "stalled", "--ttl", absl::FormatDuration(kTtl), "--grace",
+                   absl::FormatDuration(kGrace), "--", SIGNAL_RECORDER,
+                   recorder.dir});
+  ASSERT_TRUE(WaitReady(lock, recorder, deadline)) << lock.out();
+
+  // The lock is held as long as both its queue key and the session key
+  // are: stop etcd just after both were renewed. Every renew that can have
+  // been confirmed was sent before the stop, so the expiry is at most the
+  // stop plus the TTL, and the renews seen make it hardly less.
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
+      registry::Open((*etcd)->uri());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  absl::StatusOr<registry::Response> queue =
+      (*keys)->Get("/leasehold/lock/stalled", {.recursive = true});
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  ASSERT_EQ(queue->node.nodes.size(), 1u);
+  const registry::Node& queued = queue->node.nodes[0];
+  // Its value names the session: "<session key>#<n>".
+  const std::vector<std::string> held_keys = {
+      queued.key, queued.value.substr(0, queued.value.find('#'))};
+  std::vector<uint64_t> index(held_keys.size(), 0);
+  std::vector<absl::Duration> renewed(held_keys.size(), -absl::Hours(1));
+  for (;;) {
+    for (size_t i = 0; i < held_keys.size(); ++i) {
+      absl::StatusOr<registry::Response> read = (*keys)->Get(held_keys[i], {});
+      ASSERT_TRUE(read.ok()) << read.status();
+      if (read->node.modified_index == index[i]) continue;
+      if (index[i] != 0) renewed[i] = Monotonic();
+      index[i] = read->node.modified_index;
+    }
+    if (Monotonic() - *std::min_element(renewed.begin(), renewed.end()) <
+        absl::Milliseconds(200)) {
+      break;
+    }
+    ASSERT_LT(absl::Now(), deadline) << "never renewed together";
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_TRUE((*etcd)->Pause().ok());
+  const absl::Duration latest_expiry = Monotonic() + kTtl;
+
+  while (!Exited(recorder.cmd) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  const absl::Duration died = Monotonic();
+  ASSERT_TRUE((*etcd)->Resume().ok());
+  ProcessResult r = lock.Wait(deadline);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("lock \"stalled\" not renewed"));
+  EXPECT_THAT(r.err, HasSubstr("still running at the expiry of lock "
+                               "\"stalled\"; sent SIGKILL"));
+
+  // SIGTERM to the whole group a grace period before the expiry, SIGKILL
+  // at the expiry.
+  std::optional<Received> cmd =
+      WaitForSignal(recorder, "cmd", absl::Now() + absl::Seconds(5));
+  std::optional<Received> child =
+      WaitForSignal(recorder, "child", absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(cmd.has_value());
+  ASSERT_TRUE(child.has_value());
+  EXPECT_EQ(cmd->signal, "TERM");
+  EXPECT_EQ(child->signal, "TERM");
+  EXPECT_LE(cmd->at, latest_expiry - kGrace + kLate)
+      << "SIGTERM came " << cmd->at - (latest_expiry - kGrace)
+      << " after the expiry minus the grace period";
+  EXPECT_LE(child->at, latest_expiry - kGrace + kLate);
+  EXPECT_LE(died, latest_expiry + kLate)
+      << "CMD died " << died - latest_expiry << " after the expiry";
+}
+
+TEST_F(CliLockTest, ALossStopsWhatTheCommandStartedAtOnce) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  Recorder recorder;
+  // A renew comes at most 733ms after the last (a third of the TTL, plus
+  // jitter), well before the expiry is a grace period away: the SIGTERM
+  // is the loss's, and the SIGKILL comes a grace period later. The child
+  // records only a signal it can catch.
+  Subprocess lock(Argv({"lock", "deleted", "--ttl", "2s", "--grace", "800ms",
+                        "--", SIGNAL_RECORDER, recorder.dir}));
+  ASSERT_TRUE(WaitReady(lock, recorder, deadline)) << lock.out();
+
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
+      registry::Open(SharedEtcd().uri());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  absl::StatusOr<registry::Response> queue =
+      (*keys)->Get(prefix_ + "lock/deleted", {.recursive = true});
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  ASSERT_EQ(queue->node.nodes.size(), 1u);
+  ASSERT_TRUE((*keys)->Delete(queue->node.nodes[0].key, {}).ok());
+  const absl::Duration deleted = Monotonic();
+
+  // The next renew finds the key gone; then the whole group gets SIGTERM.
+  std::optional<Received> child =
+      WaitForSignal(recorder, "child", absl::Now() + absl::Seconds(20));
+  std::optional<Received> cmd =
+      WaitForSignal(recorder, "cmd", absl::Now() + absl::Seconds(5));
+  ProcessResult r = lock.Wait(deadline);
+  ASSERT_TRUE(child.has_value()) << "CMD's child never got a signal\n" << r.err;
+  ASSERT_TRUE(cmd.has_value()) << r.err;
+  EXPECT_EQ(child->signal, "TERM");
+  EXPECT_EQ(cmd->signal, "TERM");
+  EXPECT_LE(child->at, deleted + absl::Milliseconds(733) + kLate);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, MatchesRegex("(.|\n)*lock \"deleted\" lost \\([^)]*\\); "
+                                  "sent SIGTERM to(.|\n)*"));
+  // CMD ignored the SIGTERM its child died of.
+  EXPECT_THAT(r.err, HasSubstr("after the loss; sent SIGKILL"));
+}
+
+TEST_F(CliLockTest, SignalsToLeaseholdReachWhatTheCommandStarted) {
+  struct Case {
+    std::vector<std::string> command;
+    int signal;
+    std::string recorded;
+  };
+  const std::vector<Case> cases = {
+      {{"lock", "signalled"}, SIGTERM, "TERM"},
+      {{"elect", "signalled", "v"}, SIGINT, "INT"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.command[0]);
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    Recorder recorder;
+    std::vector<std::string> args = c.command;
+    args.insert(args.end(), {"--", SIGNAL_RECORDER, recorder.dir});
+    Subprocess held(Argv(args));
+    ASSERT_TRUE(WaitReady(held, recorder, deadline)) << held.out();
+    held.Signal(c.signal);
+    const absl::Duration sent = Monotonic();
+
+    std::optional<Received> child =
+        WaitForSignal(recorder, "child", absl::Now() + absl::Seconds(20));
+    std::optional<Received> cmd =
+        WaitForSignal(recorder, "cmd", absl::Now() + absl::Seconds(5));
+    // CMD ignores the signal and holds on; leasehold waits for it.
+    const bool cmd_ran_on = !Exited(recorder.cmd);
+    kill(-recorder.cmd, SIGKILL);  // its group: the child too, if it is left
+    ProcessResult r = held.Wait(deadline);
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
+    EXPECT_TRUE(cmd_ran_on);
+    ASSERT_TRUE(child.has_value()) << "CMD's child never got a signal";
+    ASSERT_TRUE(cmd.has_value());
+    EXPECT_EQ(child->signal, c.recorded);
+    EXPECT_EQ(cmd->signal, c.recorded);
+    EXPECT_LE(child->at, sent + kLate);
+  }
 }
 
 TEST_F(CliLockTest, OnATerminalTheCommandGetsTheTerminal) {
@@ -260,6 +458,12 @@ TEST_F(CliLockTest, BadInputExitsTwoNamingTheProblem) {
       {{"lock", "x"}, "missing \"-- CMD [ARGS...]\""},
       {{"lock", "x", "--ttl", "soon", "--", "true"}, "--ttl=\"soon\""},
       {{"lock", "x", "--grace", "-1s", "--", "true"}, "--grace=\"-1s\""},
+      {{"lock", "x", "--ttl", "2s", "--grace", "2s", "--", "true"},
+       "--grace=2s must be less than 1.266s, the TTL minus the renew interval "
+       "(--ttl=2s - 734ms)"},
+      {{"elect", "x", "v", "--ttl", "1500ms", "--grace", "1300ms", "--",
+        "true"},
+       "--grace=1.3s must be less than 1.266s"},
       {{"lock", "x/y", "--", "true"}, "lock name \"x/y\""},
       {{"lock", "--wait", "x", "--", "true"}, "unknown flag \"--wait\""},
       {{"elect", "e", "--", "true"}, "expected 2 arguments"},

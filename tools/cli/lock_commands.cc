@@ -1,5 +1,6 @@
 // `leasehold lock`, `elect`, `leader` and `observe`: the lock and election
 // layer (lease/mutex.h, lease/election.h) from the command line.
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lease/election.h"
+#include "lease/keeper.h"
 #include "lease/mutex.h"
 #include "lease/session.h"
 #include "lease/validate.h"
@@ -27,7 +29,9 @@ const std::vector<FlagSpec> kHoldFlags = {
     {"timeout", FlagSpec::kValue, "DUR",
      "stop waiting after DUR: exit 1 \"not acquired\" (default: wait)"},
     {"grace", FlagSpec::kValue, "DUR",
-     "after a loss, time from SIGTERM to SIGKILL for CMD (default 5s)"},
+     "CMD gets SIGTERM when the expiry is this close, SIGKILL at the "
+     "expiry; less than the TTL minus the renew interval (a third of the "
+     "TTL, plus jitter) (default 5s, at most half the TTL)"},
 };
 
 const CommandSpec kLock = {
@@ -35,9 +39,12 @@ const CommandSpec kLock = {
     "Wait for the lock NAME (first come, first served), run CMD while holding\n"
     "it and release it when CMD exits; exit with CMD's status (128+N for\n"
     "signal N). CMD's environment has LEASEHOLD_LOCK_KEY and LEASEHOLD_FENCE\n"
-    "(a number that grows with every holder). If the lock is lost, CMD gets\n"
-    "SIGTERM, then SIGKILL after the grace period, and leasehold exits 1.\n"
-    "SIGINT/SIGTERM to leasehold are passed on to CMD.",
+    "(a number that grows with every holder), and not LEASEHOLD_PASSWORD.\n"
+    "If the lock is lost, or not renewed until its expiry is less than the\n"
+    "grace period away, CMD's process group gets SIGTERM, then SIGKILL at\n"
+    "the expiry (after a loss, at most the grace period later), and\n"
+    "leasehold exits 1.\n"
+    "SIGINT/SIGTERM to leasehold are passed on to CMD's process group.",
     kHoldFlags,
     /*runs_command=*/true};
 const CommandSpec kElect = {
@@ -45,10 +52,12 @@ const CommandSpec kElect = {
     "NAME VALUE [--ttl DUR] [--timeout DUR] [--grace DUR] -- CMD [ARGS...]",
     "Campaign in election NAME with VALUE, run CMD once leader and resign\n"
     "when it exits; exit with CMD's status. CMD's environment has\n"
-    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE. If leadership is lost, CMD\n"
-    "gets SIGTERM, then SIGKILL after the grace period, and leasehold exits "
-    "1.\n"
-    "SIGINT/SIGTERM to leasehold are passed on to CMD.",
+    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE, and not LEASEHOLD_PASSWORD.\n"
+    "If leadership is lost, or not renewed until its expiry is less than the\n"
+    "grace period away, CMD's process group gets SIGTERM, then SIGKILL at\n"
+    "the expiry (after a loss, at most the grace period later), and\n"
+    "leasehold exits 1.\n"
+    "SIGINT/SIGTERM to leasehold are passed on to CMD's process group.",
     kHoldFlags,
     /*runs_command=*/true};
 const CommandSpec kLeader = {
@@ -85,11 +94,12 @@ struct Holding {
   std::function<std::string()> key;
   std::function<uint64_t()> fence;
   std::function<std::shared_ptr<const lease::Signal>()> lost;
+  std::function<absl::Time()> expiry;
 };
 
 // The flags of `lock` and `elect`.
 struct HoldFlags {
-  absl::Duration ttl;
+  absl::Duration ttl;      // the session's: whole seconds
   absl::Duration timeout;  // infinite: wait
   absl::Duration grace;
 };
@@ -98,13 +108,31 @@ absl::StatusOr<HoldFlags> ParseHoldFlags(const Args& args) {
   absl::StatusOr<absl::Duration> ttl = args.DurationOr("ttl", kDefaultTtl);
   absl::StatusOr<absl::Duration> timeout =
       args.DurationOr("timeout", absl::InfiniteDuration());
-  absl::StatusOr<absl::Duration> grace =
-      args.DurationOr("grace", kDefaultGrace);
-  for (const absl::Status& s :
-       {ttl.status(), timeout.status(), grace.status()}) {
+  for (const absl::Status& s : {ttl.status(), timeout.status()}) {
     if (!s.ok()) return s;
   }
-  return HoldFlags{*ttl, *timeout, *grace};
+  absl::StatusOr<absl::Duration> session_ttl = lease::RoundPeriod(*ttl);
+  if (!session_ttl.ok()) return session_ttl.status();
+  absl::StatusOr<absl::Duration> grace =
+      args.DurationOr("grace", std::min(kDefaultGrace, *session_ttl / 2));
+  if (!grace.ok()) return grace.status();
+  // A healthy lock is renewed at least once per renew interval (a third of
+  // the TTL, plus jitter), so its expiry stays at least TTL - interval
+  // away; a grace that long would stop CMD while every renew succeeds.
+  const lease::KeeperOptions keeper;
+  const absl::Duration renew_interval =
+      *session_ttl * keeper.renew_fraction * (1 + keeper.jitter);
+  if (*grace >= *session_ttl - renew_interval) {
+    const absl::Duration ms = absl::Milliseconds(1);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "flag --grace=", absl::FormatDuration(*grace), " must be less than ",
+        absl::FormatDuration(absl::Floor(*session_ttl - renew_interval, ms)),
+        ", the TTL minus the renew interval (--ttl=",
+        absl::FormatDuration(*session_ttl), " - ",
+        absl::FormatDuration(absl::Ceil(renew_interval, ms)),
+        "): CMD gets SIGTERM when the expiry is --grace away"));
+  }
+  return HoldFlags{*session_ttl, *timeout, *grace};
 }
 
 // Waits for `holding`, runs CMD while it is held, releases it.
@@ -131,6 +159,8 @@ int HoldAndRun(Context& ctx, const CommandSpec& spec, const Args& args,
       .env = {absl::StrCat(holding.key_env, "=", holding.key()),
               absl::StrCat("LEASEHOLD_FENCE=", holding.fence())},
       .lost = holding.lost(),
+      .expiry = holding.expiry,
+      .clock = session.clock(),
       .grace = flags.grace,
   };
   const int exit_code = RunWhileHeld(ctx, spec.name, command);
@@ -175,7 +205,8 @@ int RunHolding(Context& ctx, const CommandSpec& spec,
                        .release = [&] { return mutex.Unlock(); },
                        .key = [&] { return mutex.key(); },
                        .fence = [&] { return mutex.fence(); },
-                       .lost = [&] { return mutex.lost(); }});
+                       .lost = [&] { return mutex.lost(); },
+                       .expiry = [&] { return mutex.expiry(); }});
   }
   const std::string& value = args->positional()[1];
   lease::Election election(session->get(), name);
@@ -190,7 +221,8 @@ int RunHolding(Context& ctx, const CommandSpec& spec,
        .release = [&] { return election.Resign(); },
        .key = [&] { return election.key(); },
        .fence = [&] { return election.fence(); },
-       .lost = [&] { return election.revoked(); }});
+       .lost = [&] { return election.revoked(); },
+       .expiry = [&] { return election.expiry(); }});
 }
 
 int RunReading(Context& ctx, const CommandSpec& spec,

@@ -6,8 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -16,7 +16,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "registry/cancel.h"
 
 extern "C" char** environ;
@@ -27,12 +26,12 @@ namespace {
 constexpr int kExitCannotRun = 126;
 constexpr int kExitNotFound = 127;
 
-// Ours, minus the names `extra` sets, plus `extra`.
+// Ours minus LEASEHOLD_PASSWORD and the names `extra` sets, plus `extra`.
 std::vector<std::string> ChildEnvironment(
     const std::vector<std::string>& extra) {
   std::vector<std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    bool replaced = false;
+    bool replaced = absl::StartsWith(*entry, "LEASEHOLD_PASSWORD=");
     for (const std::string& mine : extra) {
       replaced |= absl::StartsWith(*entry, mine.substr(0, mine.find('=') + 1));
     }
@@ -156,63 +155,112 @@ int RunWhileHeld(Context& ctx, absl::string_view command,
   CancelToken::Registration on_lost = lost.OnCancel(wake);
   CancelToken::Registration on_interrupt = interrupted.OnCancel(wake);
 
-  bool terminated = false;  // SIGTERM sent for the loss
+  enum class Step { kLoss, kExpiring, kForward, kKill };
+  bool loss_seen = false;
+  bool terminated = false;  // SIGTERM sent: the holder is lost or in doubt
   bool forwarded = false;   // the interrupt passed on
   bool killed = false;
-  absl::Time kill_at = absl::InfiniteFuture();
+  absl::Time lost_at = absl::InfiniteFuture();
+  // The expiry as last seen. A loss the registry reports (our key deleted
+  // or changed) clears it (InfinitePast); then the last one seen still
+  // bounds CMD's time. Sampled at least every tenth of the grace period,
+  // so CMD gets nearly all of it after such a loss.
+  absl::Time expiry = absl::InfinitePast();
+  const absl::Duration sample_every =
+      std::max(held.grace / 10, absl::Milliseconds(10));
   for (;;) {
+    Step step;
+    absl::Time now;
     {
       std::unique_lock<std::mutex> lock(mu);
-      auto something_to_do = [&] {
-        return exited || (lost.cancelled() && !terminated) ||
-               (interrupted.cancelled() && !forwarded) ||
-               (!killed && absl::Now() >= kill_at);
-      };
-      while (!something_to_do()) {
-        if (kill_at == absl::InfiniteFuture()) {
-          cv.wait(lock);
-        } else {
-          cv.wait_until(lock, absl::ToChronoTime(kill_at));
+      for (;;) {
+        if (exited) break;
+        now = held.clock->Now();
+        if (const absl::Time seen = held.expiry();
+            seen != absl::InfinitePast()) {
+          expiry = seen;
         }
+        const absl::Time term_at = expiry - held.grace;
+        const absl::Time kill_at = std::min(expiry, lost_at + held.grace);
+        if (lost.cancelled() && !loss_seen) {
+          step = Step::kLoss;
+        } else if (!terminated && now >= term_at) {
+          step = Step::kExpiring;
+        } else if (interrupted.cancelled() && !forwarded) {
+          step = Step::kForward;
+        } else if (!killed && now >= kill_at) {
+          step = Step::kKill;
+        } else {
+          absl::Time wake_at = killed       ? absl::InfiniteFuture()
+                               : terminated ? kill_at
+                                            : term_at;
+          if (!loss_seen) wake_at = std::min(wake_at, now + sample_every);
+          held.clock->WaitUntil(cv, lock, wake_at);
+          continue;
+        }
+        break;
       }
       if (exited) break;
     }
     // CMD is not reaped yet, so its pid still names its group.
-    if (lost.cancelled() && !terminated) {
-      terminated = true;
-      kill(group, SIGTERM);
-      kill_at = absl::Now() + held.grace;
-      ctx.err() << "leasehold " << command << ": " << held.what << " lost ("
-                << held.lost->cause().message() << "); sent SIGTERM to \""
-                << held.argv[0] << "\" (pid " << pid << ")" << std::endl;
-    } else if (interrupted.cancelled() && !forwarded) {
-      forwarded = true;
-      kill(group, ctx.interrupt_signal());
-    } else if (!killed && absl::Now() >= kill_at) {
-      killed = true;
-      kill(group, SIGKILL);
-      ctx.err() << "leasehold " << command << ": \"" << held.argv[0]
-                << "\" still running " << absl::FormatDuration(held.grace)
-                << " after SIGTERM; sent SIGKILL" << std::endl;
+    const std::string prefix = absl::StrCat("leasehold ", command, ": ");
+    switch (step) {
+      case Step::kLoss:
+        loss_seen = true;
+        lost_at = now;
+        ctx.err() << prefix << held.what << " lost ("
+                  << held.lost->cause().message() << ")";
+        if (!terminated) {
+          terminated = true;
+          kill(group, SIGTERM);
+          ctx.err() << "; sent SIGTERM to \"" << held.argv[0] << "\" (pid "
+                    << pid << ")";
+        }
+        ctx.err() << std::endl;
+        break;
+      case Step::kExpiring:
+        terminated = true;
+        kill(group, SIGTERM);
+        ctx.err() << prefix << held.what << " not renewed: expires in "
+                  << absl::FormatDuration(
+                         std::max(expiry - now, absl::ZeroDuration()))
+                  << ", within the grace period of "
+                  << absl::FormatDuration(held.grace) << "; sent SIGTERM to \""
+                  << held.argv[0] << "\" (pid " << pid << ")" << std::endl;
+        break;
+      case Step::kForward:
+        forwarded = true;
+        kill(group, ctx.interrupt_signal());
+        break;
+      case Step::kKill:
+        killed = true;
+        kill(group, SIGKILL);
+        ctx.err() << prefix << "\"" << held.argv[0] << "\" still running "
+                  << (now >= expiry
+                          ? absl::StrCat("at the expiry of ", held.what)
+                          : absl::StrCat(absl::FormatDuration(held.grace),
+                                         " after the loss"))
+                  << "; sent SIGKILL" << std::endl;
+        break;
     }
   }
   reaper.join();
   on_lost.Reset();
   on_interrupt.Reset();
-  // Whatever CMD started and left running must not act for a lost holder.
-  if (lost.cancelled()) kill(group, SIGKILL);
+  // Whatever CMD started and left running must not act for a holder that
+  // is lost or in doubt.
+  const bool not_held = lost.cancelled() || terminated;
+  if (not_held) kill(group, SIGKILL);
   int wait_status = 0;
   while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
   }
 
-  if (lost.cancelled()) {
-    if (!terminated) {
-      ctx.err() << "leasehold " << command << ": " << held.what
-                << " lost while \"" << held.argv[0] << "\" ran ("
-                << held.lost->cause().message() << ")" << std::endl;
-    }
-    return kExitNotHeld;
+  if (lost.cancelled() && !loss_seen) {
+    ctx.err() << "leasehold " << command << ": " << held.what
+              << " lost while \"" << held.argv[0] << "\" ran ("
+              << held.lost->cause().message() << ")" << std::endl;
   }
+  if (not_held) return kExitNotHeld;
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
   return WEXITSTATUS(wait_status);
 }

@@ -6,6 +6,8 @@
 //                    .argv = {"make", "deploy"},
 //                    .env = {"LEASEHOLD_FENCE=42"},
 //                    .lost = mutex.lost(),
+//                    .expiry = [&] { return mutex.expiry(); },
+//                    .clock = session->clock(),
 //                    .grace = absl::Seconds(5)};
 //   int exit_code = RunWhileHeld(ctx, "lock", held);
 //
@@ -13,6 +15,7 @@
 #ifndef LEASEHOLD_TOOLS_CLI_RUN_WHILE_HELD_H_
 #define LEASEHOLD_TOOLS_CLI_RUN_WHILE_HELD_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lease/signal.h"
+#include "registry/clock.h"
 #include "tools/cli/command.h"
 
 namespace leasehold::cli {
@@ -29,22 +33,37 @@ struct HeldCommand {
   std::vector<std::string> argv;              // argv[0] is looked up in $PATH
   std::vector<std::string> env;               // "NAME=value", replacing ours
   std::shared_ptr<const lease::Signal> lost;  // fires when `what` is lost
-  absl::Duration grace;  // after a loss, from SIGTERM to SIGKILL
+  // When `what` ends at the latest unless renewed, on `clock` (the clock of
+  // its leases): moves forward with every renew; InfinitePast once the
+  // registry showed it gone (then the last expiry seen counts).
+  std::function<absl::Time()> expiry;
+  Clock* clock = nullptr;
+  // CMD gets SIGTERM when the expiry is this close, so that it has this
+  // long to stop before the SIGKILL at the expiry.
+  absl::Duration grace;
 };
 
 // Runs `held.argv` (no shell) in a process group of its own, with our
 // environment plus `held.env`, our stdin/stdout/stderr and no other
 // descriptor, and waits for it. Signals go to the whole group, so they
-// reach what CMD started too: a SIGINT/SIGTERM to leasehold
-// (ctx.interrupted()) is forwarded once; when `held.lost` fires, the group
-// gets SIGTERM, then SIGKILL after `held.grace` if CMD still runs, and
-// SIGKILL once CMD has exited (nothing it left behind may act for a lost
-// holder); the loss is reported on stderr. If leasehold runs in the
-// foreground of a terminal, CMD's group has the terminal while it runs.
+// reach what CMD started too:
+//   - a SIGINT/SIGTERM to leasehold (ctx.interrupted()) is forwarded once;
+//   - SIGTERM when `held.lost` fires, or when `held.expiry` is less than
+//     `held.grace` away (renews have failed for that long);
+//   - SIGKILL at `held.expiry` if CMD still runs, so that CMD is dead by the
+//     time another holder can have what it held; after a loss, at the
+//     latest `held.grace` after the SIGTERM;
+//   - SIGKILL once CMD has exited after such a SIGTERM (nothing it left
+//     behind may act for a holder in doubt).
+// The deadlines are read on `held.clock`, and each is reported on stderr.
+// If leasehold runs in the foreground of a terminal, CMD's group has the
+// terminal while it runs. CMD never gets our LEASEHOLD_PASSWORD: it is
+// leasehold's, not the job's.
 //
 // Returns the exit code for leasehold: CMD's exit status (128+N when signal
-// N ended it); kExitNotHeld when `held.lost` fired before CMD ended, whatever
-// its status; 127 when CMD was not found, 126 when it could not be run.
+// N ended it); kExitNotHeld when `held.lost` fired or the expiry came within
+// the grace period before CMD ended, whatever its status; 127 when CMD was
+// not found, 126 when it could not be run.
 int RunWhileHeld(Context& ctx, absl::string_view command,
                  const HeldCommand& held);
 

@@ -3,19 +3,23 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 
 namespace leasehold::sim {
 namespace {
 
-// Holds grouped by lease, each group in order of start.
+// Holds grouped by lease, each group in grant order: by start, and holds
+// that started in the same clock tick by fence (the order the registry
+// granted them), whatever order they were recorded in.
 std::map<std::string, std::vector<Hold>> ByLease(std::vector<Hold> holds) {
   std::map<std::string, std::vector<Hold>> by_lease;
   for (Hold& hold : holds) by_lease[hold.lease].push_back(std::move(hold));
   for (auto& [lease, group] : by_lease) {
-    std::sort(group.begin(), group.end(),
-              [](const Hold& a, const Hold& b) { return a.start < b.start; });
+    std::sort(group.begin(), group.end(), [](const Hold& a, const Hold& b) {
+      return std::tie(a.start, a.fence) < std::tie(b.start, b.fence);
+    });
   }
   return by_lease;
 }

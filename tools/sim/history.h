@@ -7,7 +7,9 @@
 // expiry (Lease::expiry: the time the last granting request was SENT plus
 // the TTL) passed — whichever came first. The verdict is safe when no two
 // holds of one lease overlap (but for takeovers by steal, see Hold::by_steal)
-// and fences strictly increase from each holder to the next.
+// and fences strictly increase from each holder to the next. Holds are taken
+// in grant order: by start, and by fence among holds that started in the
+// same clock tick (so the order they were recorded in never matters).
 //
 // Thread-safety: History is safe from any thread.
 #ifndef LEASEHOLD_TOOLS_SIM_HISTORY_H_

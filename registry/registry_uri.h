@@ -1,0 +1,30 @@
+// RedactUri: a registry URI or request URL as it may be shown in messages,
+// logs and usage texts, with its secrets replaced by "***".
+//
+//   RedactUri("etcd://a:2379?username=u&password=s3cr3t&bogus=1")
+//     == "etcd://a:2379?username=u&password=***&bogus=1"
+//   RedactUri("http://u:s3cr3t@a:2379/v2/keys/k")
+//     == "http://u:***@a:2379/v2/keys/k"
+//
+// Every message of leasehold that shows a registry URI or a request URL
+// passes it through this one function.
+//
+// Thread-safety: a pure function.
+#ifndef LEASEHOLD_REGISTRY_REGISTRY_URI_H_
+#define LEASEHOLD_REGISTRY_REGISTRY_URI_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace leasehold::registry {
+
+// `uri` with the password of a "scheme://user:password@" prefix and the value
+// of every query parameter whose name contains "pass" in any case (password,
+// Password, a misspelt passwd; password-file, a path, stays) replaced by
+// "***". Works on malformed input too: it only ever removes text.
+std::string RedactUri(absl::string_view uri);
+
+}  // namespace leasehold::registry
+
+#endif  // LEASEHOLD_REGISTRY_REGISTRY_URI_H_

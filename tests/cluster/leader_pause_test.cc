@@ -1,0 +1,22 @@
+// SIGSTOP of the raft leader for 10 s, with etcd's default election
+// settings: the others elect a new leader and no agent loses a hold (TTL
+// 5 s, renewed at the default interval), over 1 round, or
+// $LEASEHOLD_CLUSTER_ROUNDS (the full target: 10).
+#include "gtest/gtest.h"
+#include "tests/cluster/agent_fleet.h"
+#include "tests/testing/etcd_cluster.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::testing {
+namespace {
+
+TEST(ClusterFaultTest, FreezingTheLeaderLosesNoHold) {
+  EtcdClusterOptions cluster_options;
+  cluster_options.timing = ElectionTiming::kDefault;
+  ASSERT_OK_AND_ASSIGN(auto cluster, EtcdCluster::Start(cluster_options));
+  ExpectNoHoldLost(*cluster, Rounds(1), absl::Seconds(10),
+                   [&] { return cluster->PauseLeader(); });
+}
+
+}  // namespace
+}  // namespace leasehold::testing
