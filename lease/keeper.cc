@@ -191,10 +191,9 @@ void Keeper::SetState(const std::shared_ptr<KeptLease>& kept, LeaseState state,
     kept->kept_ = false;
     kept_.erase(kept);
     if (kept->lost_ != nullptr && !kept->removed_) {
-      to_fire_.emplace_back(kept->lost_,
-                            absl::AbortedError(absl::StrCat(
-                                kept->lease_->name(),
-                                ": lost (expired, taken or deleted): ", why)));
+      to_fire_.emplace_back(
+          kept->lost_, absl::AbortedError(
+                           absl::StrCat(kept->lease_->name(), " lost: ", why)));
     }
   }
   if (kept->on_change_) {
@@ -283,7 +282,7 @@ void Keeper::Dispatch(const Due& due) {
     // A renew or a SetValue may have moved the expiry meanwhile: watch the
     // new one.
     if (kept->lease_->expired()) {
-      SetState(kept, LeaseState::kLost, "not renewed before its expiry");
+      SetState(kept, LeaseState::kLost, "expired, not renewed in time");
     } else {
       kept->expiry_seq_ =
           Push(kept->lease_->expiry(), kept, /*expiry_check=*/true);
@@ -291,7 +290,7 @@ void Keeper::Dispatch(const Due& due) {
     return;
   }
   if (kept->lease_->expired()) {
-    SetState(kept, LeaseState::kLost, "not renewed before its expiry");
+    SetState(kept, LeaseState::kLost, "expired, not renewed in time");
     return;
   }
   ready_.push_back(kept);
@@ -322,7 +321,10 @@ void Keeper::RenewOne(const std::shared_ptr<KeptLease>& kept,
     return;
   }
   if (absl::IsAborted(status) || absl::IsNotFound(status) || lease.expired()) {
-    SetState(kept, LeaseState::kLost, status.message());
+    SetState(kept, LeaseState::kLost,
+             absl::IsAborted(status)    ? "taken by another holder"
+             : absl::IsNotFound(status) ? "expired or deleted"
+                                        : "expired, not renewed in time");
     return;
   }
   SetState(kept, LeaseState::kSuspect);
