@@ -175,7 +175,8 @@ absl::Time Keeper::NextRenew(const Lease& lease) {
   const absl::Duration period = lease.period();
   std::uniform_real_distribution<double> jitter(-options_.jitter,
                                                 options_.jitter);
-  return lease.expiry() - period +
+  // From the grant's send: the margin shortens belief, not the interval.
+  return lease.expiry() + lease.safety_margin() - period +
          period * (options_.renew_fraction * (1 + jitter(rng_)));
 }
 

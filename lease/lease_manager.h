@@ -108,6 +108,9 @@ class Lease {
   // expired. In the past after a Release or once a Renew found the lease
   // gone or taken; InfiniteFuture for a key without a TTL.
   absl::Time expiry() const;
+  // How much earlier than the server expiry() is: the safety margin of
+  // period() (see SafetyMargin).
+  absl::Duration safety_margin() const { return margin_.For(period()); }
   // max(expiry() - now, 0), counting down on the manager's clock.
   absl::Duration time_remaining() const;
   bool expired() const { return time_remaining() == absl::ZeroDuration(); }
