@@ -12,11 +12,6 @@ std::string ElectionDir(const std::string& prefix, const std::string& name) {
   return absl::StrCat(prefix, "election/", name);
 }
 
-bool IsRemoval(const std::string& action) {
-  return action == "delete" || action == "compareAndDelete" ||
-         action == "expire";
-}
-
 }  // namespace
 
 const char* ElectionStatusName(ElectionStatus status) {
@@ -100,14 +95,15 @@ std::optional<LeaderInfo> LeaderObserver::Current() const {
 
 void LeaderObserver::Apply(const registry::Response& event) {
   const std::string& key = event.node.key;
-  if (key == dir_) {
-    if (IsRemoval(event.action)) candidates_.clear();
+  // The election's directory or one above it went: no candidates are left.
+  if (internal::RemovesKeyOrParent(event, dir_)) {
+    candidates_.clear();
     return;
   }
   if (!absl::StartsWith(key, absl::StrCat(dir_, "/")) || event.node.dir) {
     return;
   }
-  if (IsRemoval(event.action)) {
+  if (internal::IsRemoval(event)) {
     candidates_.erase(key);
     return;
   }

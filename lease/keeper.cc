@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "absl/strings/str_cat.h"
+
 namespace leasehold::lease {
 
 const char* LeaseStateName(LeaseState state) {
@@ -63,9 +65,10 @@ Keeper::~Keeper() {
 }
 
 std::shared_ptr<KeptLease> Keeper::Add(std::unique_ptr<Lease> lease,
-                                       StateCallback on_change) {
-  std::shared_ptr<KeptLease> kept(
-      new KeptLease(std::move(lease), std::move(on_change), clock_));
+                                       StateCallback on_change,
+                                       std::shared_ptr<Signal> lost) {
+  std::shared_ptr<KeptLease> kept(new KeptLease(
+      std::move(lease), std::move(on_change), std::move(lost), clock_));
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) {
     kept->kept_ = false;
@@ -102,11 +105,12 @@ void Keeper::Stop(bool release) {
     stopping_ = true;
     leases.assign(kept_.begin(), kept_.end());
     for (const std::shared_ptr<KeptLease>& kept : leases) {
+      SetState(kept, LeaseState::kLost, "its keeper stopped");
       kept->removed_ = true;
-      SetState(kept, LeaseState::kLost);
     }
     heap_ = {};
     ready_.clear();
+    FireLost(lock);
   }
   wake_cv_.notify_all();
   ready_cv_.notify_all();
@@ -171,12 +175,13 @@ absl::Time Keeper::NextRenew(const Lease& lease) {
   const absl::Duration period = lease.period();
   std::uniform_real_distribution<double> jitter(-options_.jitter,
                                                 options_.jitter);
-  return lease.expiry() - period +
+  // From the grant's send: the margin shortens belief, not the interval.
+  return lease.expiry() + lease.safety_margin() - period +
          period * (options_.renew_fraction * (1 + jitter(rng_)));
 }
 
-void Keeper::SetState(const std::shared_ptr<KeptLease>& kept,
-                      LeaseState state) {
+void Keeper::SetState(const std::shared_ptr<KeptLease>& kept, LeaseState state,
+                      absl::string_view why) {
   {
     std::lock_guard<std::mutex> lock(kept->mu_);
     if (kept->state_ == state || kept->state_ == LeaseState::kLost) return;
@@ -186,11 +191,25 @@ void Keeper::SetState(const std::shared_ptr<KeptLease>& kept,
   if (state == LeaseState::kLost) {
     kept->kept_ = false;
     kept_.erase(kept);
+    if (kept->lost_ != nullptr && !kept->removed_) {
+      to_fire_.emplace_back(
+          kept->lost_, absl::AbortedError(
+                           absl::StrCat(kept->lease_->name(), " lost: ", why)));
+    }
   }
   if (kept->on_change_) {
     notify_.emplace_back(kept, state);
     notify_cv_.notify_one();
   }
+}
+
+void Keeper::FireLost(std::unique_lock<std::mutex>& lock) {
+  if (to_fire_.empty()) return;
+  std::vector<std::pair<std::shared_ptr<Signal>, absl::Status>> fire;
+  fire.swap(to_fire_);
+  lock.unlock();
+  for (auto& [signal, cause] : fire) signal->Fire(std::move(cause));
+  lock.lock();
 }
 
 void Keeper::ScheduleNext(const std::shared_ptr<KeptLease>& kept) {
@@ -200,7 +219,10 @@ void Keeper::ScheduleNext(const std::shared_ptr<KeptLease>& kept) {
 
 void Keeper::SchedulerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (std::optional<Due> due = WaitForDue(lock)) Dispatch(*due);
+  while (std::optional<Due> due = WaitForDue(lock)) {
+    Dispatch(*due);
+    FireLost(lock);
+  }
 }
 
 void Keeper::WorkerLoop() {
@@ -211,6 +233,7 @@ void Keeper::WorkerLoop() {
     const std::shared_ptr<KeptLease> kept = std::move(ready_.front());
     ready_.pop_front();
     RenewOne(kept, lock);
+    FireLost(lock);
   }
 }
 
@@ -257,12 +280,18 @@ bool Keeper::Stale(const Due& due) const {
 void Keeper::Dispatch(const Due& due) {
   const std::shared_ptr<KeptLease>& kept = due.kept;
   if (due.expiry_check) {
-    // A renew that is in flight may have moved the expiry already.
-    if (kept->lease_->expired()) SetState(kept, LeaseState::kLost);
+    // A renew or a SetValue may have moved the expiry meanwhile: watch the
+    // new one.
+    if (kept->lease_->expired()) {
+      SetState(kept, LeaseState::kLost, "expired, not renewed in time");
+    } else {
+      kept->expiry_seq_ =
+          Push(kept->lease_->expiry(), kept, /*expiry_check=*/true);
+    }
     return;
   }
   if (kept->lease_->expired()) {
-    SetState(kept, LeaseState::kLost);
+    SetState(kept, LeaseState::kLost, "expired, not renewed in time");
     return;
   }
   ready_.push_back(kept);
@@ -293,7 +322,10 @@ void Keeper::RenewOne(const std::shared_ptr<KeptLease>& kept,
     return;
   }
   if (absl::IsAborted(status) || absl::IsNotFound(status) || lease.expired()) {
-    SetState(kept, LeaseState::kLost);
+    SetState(kept, LeaseState::kLost,
+             absl::IsAborted(status)    ? "taken by another holder"
+             : absl::IsNotFound(status) ? "expired or deleted"
+                                        : "expired, not renewed in time");
     return;
   }
   SetState(kept, LeaseState::kSuspect);

@@ -25,10 +25,23 @@
 //   unit->WaitLost(absl::InfiniteFuture());  // or poll unit->state()
 //   keeper.Stop(/*release=*/true);
 //
+// Every kept lease has its local expiry watched at every moment, whatever
+// else is in flight (a renew, a Lease::SetValue, a release): the scheduler
+// reports it lost at Lease::expiry() (which already stops the safety margin
+// short of the computed end, see SafetyMargin), even when every worker hangs.
+//
+// Timing: a renew is sent when renew_fraction of the period has passed and
+// each attempt gives up after a third of the time left, so a TTL leaves
+// room for about three tries. Choose a TTL of at least three times the
+// longest request you expect plus the safety margin; a renew that cannot
+// finish before the local expiry reports the lease lost.
+//
 // Thread-safety: all methods are safe from any thread. Callbacks run on one
 // Keeper thread, in the order the states changed, never under an internal
-// lock (a slow callback delays other callbacks, not renews). A callback may
-// call Add, Remove and Stop, but must not destroy the Keeper.
+// lock (a slow callback delays other callbacks, not renews, and never a lost
+// Signal: those fire on the thread that saw the loss, before any callback
+// runs). A callback may call Add, Remove and Stop, but must not destroy the
+// Keeper.
 #ifndef LEASEHOLD_LEASE_KEEPER_H_
 #define LEASEHOLD_LEASE_KEEPER_H_
 
@@ -48,8 +61,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lease/lease_manager.h"
+#include "lease/signal.h"
 #include "registry/cancel.h"
 #include "registry/clock.h"
 
@@ -87,8 +102,10 @@ struct KeeperOptions {
 class KeptLease {
  public:
   // The lease (fence(), time_remaining() and index() are safe to read
-  // while the Keeper renews it).
+  // while the Keeper renews it; a Lease::SetValue is serialized with its
+  // renews, and its expiry stays watched meanwhile).
   const Lease& lease() const { return *lease_; }
+  Lease& lease() { return *lease_; }
   LeaseState state() const;
 
   // Blocks while state() == `state`. Returns the state when it changed, or
@@ -100,13 +117,16 @@ class KeptLease {
 
  private:
   friend class Keeper;
-  KeptLease(std::unique_ptr<Lease> lease, StateCallback on_change, Clock* clock)
+  KeptLease(std::unique_ptr<Lease> lease, StateCallback on_change,
+            std::shared_ptr<Signal> lost, Clock* clock)
       : lease_(std::move(lease)),
         on_change_(std::move(on_change)),
+        lost_(std::move(lost)),
         clock_(clock) {}
 
   const std::unique_ptr<Lease> lease_;
   const StateCallback on_change_;
+  const std::shared_ptr<Signal> lost_;
   Clock* const clock_;
 
   mutable std::mutex mu_;
@@ -133,9 +153,12 @@ class Keeper {
   Keeper& operator=(const Keeper&) = delete;
 
   // Keeps `lease`, renewing it with its period(). `on_change` (optional)
-  // gets every state change. After Stop the lease is returned lost.
+  // gets every state change. `lost` (optional) fires when the lease is lost
+  // (not when removed), with kAborted and the reason, before `on_change`
+  // hears of it. After Stop the lease is returned lost (nothing fires).
   std::shared_ptr<KeptLease> Add(std::unique_ptr<Lease> lease,
-                                 StateCallback on_change = nullptr);
+                                 StateCallback on_change = nullptr,
+                                 std::shared_ptr<Signal> lost = nullptr);
 
   // Stops keeping `kept` (it becomes lost) and, with `release`, releases it
   // (Lease::Release's status; OK without release).
@@ -196,7 +219,11 @@ class Keeper {
   void ScheduleRenew(const std::shared_ptr<KeptLease>& kept, absl::Time at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time NextRenew(const Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetState(const std::shared_ptr<KeptLease>& kept, LeaseState state)
+  // `why`: for kLost, the reason its lost Signal gives.
+  void SetState(const std::shared_ptr<KeptLease>& kept, LeaseState state,
+                absl::string_view why = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fires the lost Signals SetState queued, with `lock` released meanwhile.
+  void FireLost(std::unique_lock<std::mutex>& lock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const KeeperOptions options_;
@@ -213,6 +240,8 @@ class Keeper {
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::unordered_set<std::shared_ptr<KeptLease>> kept_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<std::shared_ptr<KeptLease>, LeaseState>> notify_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::shared_ptr<Signal>, absl::Status>> to_fire_
       ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   // Renews due now, waiting for a free worker.

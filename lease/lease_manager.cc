@@ -30,10 +30,12 @@ std::string LeaseContext(absl::string_view name, absl::string_view op) {
 
 // Reads `key` back after a write with a lost response; always a quorum read,
 // since a stale member could miss the write. nullopt: the key is absent.
-absl::StatusOr<std::optional<registry::Node>> ReadBack(registry::KeysApi* keys,
-                                                       const std::string& key) {
+absl::StatusOr<std::optional<registry::Node>> ReadBack(
+    registry::KeysApi* keys, const std::string& key,
+    absl::Time deadline = absl::InfiniteFuture()) {
   registry::GetOptions quorum;
   quorum.quorum = true;
+  quorum.deadline = deadline;
   absl::StatusOr<registry::Response> r = keys->Get(key, quorum);
   if (absl::IsNotFound(r.status())) return std::nullopt;
   if (!r.ok()) return r.status();
@@ -45,6 +47,28 @@ absl::Status StillUnknown(absl::string_view name, absl::string_view op,
   return registry::OutcomeUnknownError(
       absl::StrCat(LeaseContext(name, op), ": response lost and not resolved (",
                    cause.message(), ")"));
+}
+
+// A period as a TTL (RoundPeriod) that leaves time after its safety margin.
+absl::StatusOr<absl::Duration> RoundPeriod(absl::Duration period,
+                                           const SafetyMargin& margin) {
+  absl::StatusOr<absl::Duration> ttl = lease::RoundPeriod(period);
+  if (!ttl.ok()) return ttl;
+  if (margin.fraction < 0 || margin.fixed < absl::ZeroDuration() ||
+      margin.For(*ttl) >= *ttl) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "period ", absl::FormatDuration(*ttl), ": safety margin (",
+        margin.fraction, " of it + ", absl::FormatDuration(margin.fixed),
+        ") leaves no time to hold it"));
+  }
+  return ttl;
+}
+
+// When a holder must consider a lease granted by a write sent at `sent`
+// gone (the expiry rule in lease_manager.h).
+absl::Time ExpiryOf(absl::Time sent, absl::Duration ttl,
+                    const SafetyMargin& margin) {
+  return sent + ttl - margin.For(ttl);
 }
 
 LeaseManagerOptions Normalized(LeaseManagerOptions options) {
@@ -65,18 +89,20 @@ uint64_t RandomSeed() {
 
 // ---------------------------------------------------------------- Lease
 
-Lease::Lease(registry::KeysApi* keys, Clock* clock, std::string name,
-             std::string key, std::string value, LeaseValue holder,
-             uint64_t index, uint64_t fence, absl::Duration period,
-             absl::Time expiry)
+Lease::Lease(registry::KeysApi* keys, Clock* clock, SafetyMargin margin,
+             bool adopted, std::string name, std::string key, std::string value,
+             LeaseValue holder, uint64_t index, uint64_t fence,
+             absl::Duration period, absl::Time expiry)
     : keys_(keys),
       clock_(clock),
+      margin_(margin),
+      adopted_(adopted),
       name_(std::move(name)),
       key_(std::move(key)),
-      value_(std::move(value)),
       machine_id_(std::move(holder.machine_id)),
       version_(holder.version),
       fence_(fence),
+      value_(std::move(value)),
       index_(index),
       period_(period),
       expiry_(expiry) {}
@@ -100,11 +126,11 @@ absl::Duration Lease::time_remaining() const {
   return std::max(expiry() - clock_->Now(), absl::ZeroDuration());
 }
 
-void Lease::Granted(uint64_t index, absl::Duration period, absl::Time expiry) {
+void Lease::Granted(uint64_t index, absl::Duration period, absl::Time sent) {
   std::lock_guard<std::mutex> lock(mu_);
   index_ = index;
   period_ = period;
-  expiry_ = expiry;
+  expiry_ = ExpiryOf(sent, period, margin_);
 }
 
 void Lease::Gone() {
@@ -122,86 +148,132 @@ absl::Status Lease::Annotate(const absl::Status& status, const char* op,
       absl::StrCat(LeaseContext(name_, op), " (prevIndex ", index, ")"));
 }
 
+absl::Time Lease::AttemptDeadline(absl::Time now) const {
+  const absl::Duration left = expiry() - now;
+  // An expired lease has no time to save: the request timeout applies.
+  if (left <= absl::ZeroDuration()) return absl::InfiniteFuture();
+  return now + left / 3;
+}
+
+bool Lease::IsOurs(const std::string& value) const {
+  return value == value_ ||
+         std::find(unresolved_values_.begin(), unresolved_values_.end(),
+                   value) != unresolved_values_.end();
+}
+
+void Lease::Settled() {
+  unresolved_since_.reset();
+  unresolved_values_.clear();
+}
+
 absl::Status Lease::Renew(absl::Duration period) {
-  absl::StatusOr<absl::Duration> ttl = RoundPeriod(period);
+  absl::StatusOr<absl::Duration> ttl = RoundPeriod(period, margin_);
   if (!ttl.ok())
     return registry::WithContext(ttl.status(), LeaseContext(name_, "renew"));
   std::lock_guard<std::mutex> op(op_mu_);
-  const uint64_t index = this->index();
-  const absl::Time sent = clock_->Now();
-  registry::SetOptions set;
-  set.prev_index = index;
-  set.ttl = *ttl;
-  set.refresh = true;
-  bool uncertain = false;
-  for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<registry::Response> r = keys_->Set(key_, "", set);
-    if (r.ok()) {
-      Granted(r->node.modified_index, *ttl, sent + *ttl);
-      return absl::OkStatus();
-    }
-    if (!registry::IsOutcomeUnknown(r.status()) &&
-        !(uncertain && IsConditionFailed(r.status()))) {
-      if (IsConditionFailed(r.status())) Gone();
-      return Annotate(r.status(), "renew", index);
-    }
-    uncertain = true;
-    absl::StatusOr<std::optional<registry::Node>> seen = ReadBack(keys_, key_);
-    if (!seen.ok()) return StillUnknown(name_, "renew", seen.status());
-    if (!seen->has_value()) {
-      Gone();
-      return absl::NotFoundError(absl::StrCat(
-          LeaseContext(name_, "renew"), ": expired (prevIndex ", index, ")"));
-    }
-    const registry::Node& node = **seen;
-    if (node.value != value_) {
-      Gone();
-      return absl::AbortedError(absl::StrCat(
-          LeaseContext(name_, "renew"), ": held by another holder (prevIndex ",
-          index, ", now ", node.modified_index, ")"));
-    }
-    if (node.modified_index != index) {  // our renew landed
-      Granted(node.modified_index, *ttl, sent + *ttl);
-      return absl::OkStatus();
-    }
-    if (attempt == kMaxAttempts) {
-      return StillUnknown(name_, "renew", r.status());
-    }
+  return Write(WriteOp::kRenew, "", *ttl);
+}
+
+absl::Status Lease::SetValue(const std::string& value) {
+  if (!adopted_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(LeaseContext(name_, "set value"),
+                     ": only an adopted key's value can be replaced"));
   }
+  std::lock_guard<std::mutex> op(op_mu_);
+  return Write(WriteOp::kSetValue, value, period());
 }
 
 absl::Status Lease::Release() {
   std::lock_guard<std::mutex> op(op_mu_);
-  const uint64_t index = this->index();
-  registry::DeleteOptions del;
-  del.prev_index = index;
-  bool uncertain = false;
+  return Write(WriteOp::kRelease, "", period());
+}
+
+absl::Status Lease::Write(WriteOp op, const std::string& value,
+                          absl::Duration ttl) {
+  const char* what = op == WriteOp::kRenew      ? "renew"
+                     : op == WriteOp::kSetValue ? "set value"
+                                                : "release";
+  // A release saves no time: only the request timeout bounds it.
+  const bool bounded = op != WriteOp::kRelease;
+  uint64_t index = this->index();
   for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<registry::Response> r = keys_->Delete(key_, del);
+    const absl::Time sent = clock_->Now();
+    const absl::Time deadline =
+        bounded ? AttemptDeadline(sent) : absl::InfiniteFuture();
+    absl::StatusOr<registry::Response> r;
+    if (op == WriteOp::kRelease) {
+      registry::DeleteOptions del;
+      del.prev_index = index;
+      del.deadline = deadline;
+      r = keys_->Delete(key_, del);
+    } else {
+      registry::SetOptions set;
+      set.prev_index = index;
+      set.ttl = ttl;
+      set.refresh = op == WriteOp::kRenew;
+      set.deadline = deadline;
+      r = keys_->Set(key_, value, set);
+    }
     if (r.ok()) {
+      // This very write made the index: no earlier one of ours can land
+      // after it (they compare against an older index).
+      Settled();
+      if (op == WriteOp::kRelease) {
+        Gone();
+      } else {
+        if (op == WriteOp::kSetValue) value_ = value;
+        Granted(r->node.modified_index, ttl, sent);
+      }
+      return absl::OkStatus();
+    }
+    const bool unknown = registry::IsOutcomeUnknown(r.status());
+    if (unknown) {
+      unresolved_since_ = std::min(unresolved_since_.value_or(sent), sent);
+      if (op == WriteOp::kSetValue && !IsOurs(value)) {
+        unresolved_values_.push_back(value);
+      }
+    } else if (!IsConditionFailed(r.status())) {
+      return Annotate(r.status(), what, index);
+    } else if (!unresolved_since_.has_value()) {
+      // No write of ours can have moved the key: the answer is certain.
       Gone();
-      return absl::OkStatus();
+      return Annotate(r.status(), what, index);
     }
-    if (!registry::IsOutcomeUnknown(r.status()) &&
-        !(uncertain && IsConditionFailed(r.status()))) {
-      if (IsConditionFailed(r.status())) Gone();
-      return Annotate(r.status(), "release", index);
+    // The outcome is unknown, or the condition failed while a write of ours
+    // may have landed: the key itself says which.
+    absl::StatusOr<std::optional<registry::Node>> seen = ReadBack(
+        keys_, key_,
+        bounded ? AttemptDeadline(clock_->Now()) : absl::InfiniteFuture());
+    if (!seen.ok()) return StillUnknown(name_, what, seen.status());
+    if (!seen->has_value() || !IsOurs((*seen)->value)) {
+      Settled();
+      Gone();
+      // Our key is not there any more, whoever removed it.
+      if (op == WriteOp::kRelease) return absl::OkStatus();
+      if (!seen->has_value()) {
+        return absl::NotFoundError(absl::StrCat(
+            LeaseContext(name_, what), ": expired (prevIndex ", index, ")"));
+      }
+      return absl::AbortedError(absl::StrCat(
+          LeaseContext(name_, what), ": held by another holder (prevIndex ",
+          index, ", now ", (*seen)->modified_index, ")"));
     }
-    uncertain = true;
-    absl::StatusOr<std::optional<registry::Node>> seen = ReadBack(keys_, key_);
-    if (!seen.ok()) return StillUnknown(name_, "release", seen.status());
-    if (!seen->has_value() || (*seen)->value != value_) {
-      Gone();  // our key is not there any more, whoever removed it
-      return absl::OkStatus();
+    const registry::Node& node = **seen;
+    if (node.modified_index != index) {
+      // A write of ours landed, and any of those still unresolved may be
+      // the one: count from the earliest.
+      const absl::Time since = *unresolved_since_;
+      value_ = node.value;
+      Settled();
+      Granted(node.modified_index, std::min(ttl, period()), since);
+      if (op == WriteOp::kRenew) return absl::OkStatus();
+      if (op == WriteOp::kSetValue && node.value == value) {
+        return absl::OkStatus();
+      }
+      index = node.modified_index;  // a renew landed: write at its index
     }
-    if ((*seen)->modified_index != index) {
-      return absl::AbortedError(
-          absl::StrCat(LeaseContext(name_, "release"), ": moved (prevIndex ",
-                       index, ", now ", (*seen)->modified_index, ")"));
-    }
-    if (attempt == kMaxAttempts) {
-      return StillUnknown(name_, "release", r.status());
-    }
+    if (attempt == kMaxAttempts) return StillUnknown(name_, what, r.status());
   }
 }
 
@@ -232,11 +304,20 @@ std::unique_ptr<Lease> LeaseManager::FromRead(const std::string& name,
                                               const registry::Node& node,
                                               absl::Time read_at) {
   const absl::Duration ttl = absl::Seconds(node.ttl);
-  const absl::Time expiry =
-      node.ttl > 0 ? read_at + ttl - absl::Seconds(1) : absl::InfiniteFuture();
-  return std::unique_ptr<Lease>(new Lease(
-      keys_, clock_, name, node.key, node.value, DecodeLeaseValue(node.value),
-      node.modified_index, node.modified_index, ttl, expiry));
+  // A key with a TTL the server reports as 0 or less has expired and waits
+  // for the server's periodic sweep (etcd's runs every 500 ms).
+  const bool has_ttl = node.expiration.has_value() || node.ttl != 0;
+  absl::Time expiry = absl::InfiniteFuture();
+  if (has_ttl) {
+    // The server rounds what is left up to whole seconds.
+    expiry = node.ttl > 0 ? ExpiryOf(read_at - absl::Seconds(1), ttl,
+                                     options_.safety_margin)
+                          : absl::InfinitePast();
+  }
+  return std::unique_ptr<Lease>(
+      new Lease(keys_, clock_, options_.safety_margin, /*adopted=*/false, name,
+                node.key, node.value, DecodeLeaseValue(node.value),
+                node.modified_index, node.modified_index, ttl, expiry));
 }
 
 absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::GetLease(
@@ -271,7 +352,8 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::Grant(
   if (absl::Status s = ValidateName("machine id", machine_id); !s.ok()) {
     return registry::WithContext(s, LeaseContext(name, op));
   }
-  absl::StatusOr<absl::Duration> ttl = RoundPeriod(period);
+  absl::StatusOr<absl::Duration> ttl =
+      RoundPeriod(period, options_.safety_margin);
   if (!ttl.ok())
     return registry::WithContext(ttl.status(), LeaseContext(name, op));
 
@@ -286,9 +368,10 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::Grant(
     set.prev_exist = false;
   }
   auto granted = [&](const registry::Node& node, absl::Time sent) {
-    return std::unique_ptr<Lease>(
-        new Lease(keys_, clock_, name, key, value, holder, node.modified_index,
-                  node.modified_index, *ttl, sent + *ttl));
+    return std::unique_ptr<Lease>(new Lease(
+        keys_, clock_, options_.safety_margin, /*adopted=*/false, name, key,
+        value, holder, node.modified_index, node.modified_index, *ttl,
+        ExpiryOf(sent, *ttl, options_.safety_margin)));
   };
 
   // The first attempt's send time: an earlier attempt may be the one that
@@ -387,11 +470,11 @@ absl::StatusOr<std::unique_ptr<Lease>> LeaseManager::WaitForChange(
 
 std::unique_ptr<Lease> LeaseManager::AdoptKey(const registry::Node& node,
                                               absl::Duration ttl,
-                                              absl::Time expiry) {
-  return std::unique_ptr<Lease>(
-      new Lease(keys_, clock_, node.key, node.key, node.value,
-                DecodeLeaseValue(node.value), node.modified_index,
-                node.created_index, ttl, expiry));
+                                              absl::Time sent) {
+  return std::unique_ptr<Lease>(new Lease(
+      keys_, clock_, options_.safety_margin, /*adopted=*/true, node.key,
+      node.key, node.value, DecodeLeaseValue(node.value), node.modified_index,
+      node.created_index, ttl, ExpiryOf(sent, ttl, options_.safety_margin)));
 }
 
 }  // namespace leasehold::lease

@@ -24,6 +24,15 @@
 // kUnavailable and IsOutcomeUnknown(status) — at worst an unknown write of
 // ours holds the lease, unused, until its TTL runs out.
 //
+// Expiry rule: a holder believes in its lease until the EARLIEST send time of
+// any of its writes that could have produced the key's current index, plus
+// the TTL, minus the safety margin (LeaseManagerOptions::safety_margin), on
+// a clock that keeps counting through suspend (RealClock()). A write whose
+// outcome stays unknown is remembered until a later answer settles it, so a
+// renew that lands late is never credited to a later send, and a renew that
+// fails its compare-and-swap because an earlier one of ours landed reads the
+// key back instead of reporting the lease lost.
+//
 // Thread-safety: LeaseManager is safe from any number of threads. A Lease's
 // accessors are safe from any thread; its Renew and Release calls are
 // serialized with each other.
@@ -48,6 +57,21 @@
 #include "registry/keys_api.h"
 
 namespace leasehold::lease {
+
+// How long before its computed expiry a holder stops believing in a lease:
+// room for the skew between etcd members' clocks (etcd v2 computes the end
+// of a TTL on the wall clock of the member that applies the write) and for
+// the rate error of this machine's clock. The margin of a TTL is
+// `fraction` × TTL + `fixed`; a period must be longer than its margin.
+// Default: 2 % + 10 ms (210 ms of a 10 s lease).
+struct SafetyMargin {
+  double fraction = 0.02;
+  absl::Duration fixed = absl::Milliseconds(10);
+
+  absl::Duration For(absl::Duration ttl) const {
+    return ttl * fraction + fixed;
+  }
+};
 
 class Lease {
  public:
@@ -76,31 +100,51 @@ class Lease {
   absl::Duration period() const;
 
   // When this holder must consider the lease gone, on the manager's clock:
-  // the time the granting request was SENT plus its TTL, so never later than
-  // the server's own expiry. A read lease counts from its read, less one
-  // second (the server rounds its TTL up). In the past after a Release or
-  // once a Renew found the lease gone or taken; InfiniteFuture for a key
-  // without a TTL.
+  // the time the granting request was SENT (the earliest send of any write
+  // of ours that could have granted it) plus its TTL, minus the safety
+  // margin, so never later than the server's own expiry. A read lease
+  // counts from its read, less one second (the server rounds its TTL up);
+  // a key the server reports past its TTL (expired, not swept yet) is
+  // expired. In the past after a Release or once a Renew found the lease
+  // gone or taken; InfiniteFuture for a key without a TTL.
   absl::Time expiry() const;
+  // How much earlier than the server expiry() is: the safety margin of
+  // period() (see SafetyMargin).
+  absl::Duration safety_margin() const { return margin_.For(period()); }
   // max(expiry() - now, 0), counting down on the manager's clock.
   absl::Duration time_remaining() const;
   bool expired() const { return time_remaining() == absl::ZeroDuration(); }
 
   // Extends the lease to `period` (rounded up to whole seconds) from now,
   // with a compare-and-swap on index() that does not wake watchers
-  // (refresh). OK: index(), period() and expiry() are updated.
+  // (refresh). Each attempt (and its read-back) gives up after a third of
+  // the time the lease has left, so a stuck request leaves time to retry.
+  // OK: index(), period() and expiry() are updated.
   //   kAborted: someone else holds it now (it was stolen).
   //   kNotFound: it expired or was released.
-  //   kInvalidArgument: a period that is not positive.
+  //   kInvalidArgument: a period that is not positive, or not longer than
+  //     its safety margin.
   //   kUnavailable / kDeadlineExceeded: the registry did not answer; the
   //     lease may still be held until expiry(); retry.
   absl::Status Renew(absl::Duration period);
 
+  // Replaces the stored value with a compare-and-swap on index(), renewing
+  // the TTL to period(): for a key adopted with LeaseManager::AdoptKey (a
+  // session's queue key; the value must name only this holder's key).
+  // Attempts are bounded as Renew's. OK: written; index() and expiry() are
+  // updated. kAborted: someone else holds it; kNotFound: it expired or was
+  // deleted; kFailedPrecondition: not an adopted key; kUnavailable
+  // (possibly IsOutcomeUnknown) / kDeadlineExceeded: not confirmed.
+  absl::Status SetValue(const std::string& value);
+
   // Deletes the key with a compare-and-delete on index(), so it never
-  // deletes a newer holder's key. OK: it is gone (after a lost response: our
-  // key is no longer there). kAborted: someone else holds it; kNotFound: it
-  // had already expired; kUnavailable: retry. After OK, kAborted or
-  // kNotFound the lease is expired().
+  // deletes a newer holder's key. When the answer is lost, or the compare
+  // fails while a write of ours is unresolved, it reads the key back: if
+  // our own late write moved it, it deletes at the new index. OK: it is
+  // gone (after a lost response: our key is no longer there). kAborted:
+  // someone else holds it; kNotFound: it had already expired;
+  // kUnavailable: retry. After OK, kAborted or kNotFound the lease is
+  // expired().
   absl::Status Release();
 
  private:
@@ -108,12 +152,26 @@ class Lease {
   // `holder` is `value` decoded (DecodeLeaseValue), or for a value the
   // manager just encoded, what it encoded: decoding costs more than the
   // rest of building a Lease.
-  Lease(registry::KeysApi* keys, Clock* clock, std::string name,
-        std::string key, std::string value, LeaseValue holder, uint64_t index,
-        uint64_t fence, absl::Duration period, absl::Time expiry);
+  Lease(registry::KeysApi* keys, Clock* clock, SafetyMargin margin,
+        bool adopted, std::string name, std::string key, std::string value,
+        LeaseValue holder, uint64_t index, uint64_t fence,
+        absl::Duration period, absl::Time expiry);
 
-  // Records a grant (index, TTL, expiry).
-  void Granted(uint64_t index, absl::Duration period, absl::Time expiry);
+  enum class WriteOp { kRenew, kSetValue, kRelease };
+  // One conditional write of ours at index(), retried and resolved by
+  // reading back (see the expiry rule in the file comment).
+  absl::Status Write(WriteOp op, const std::string& value, absl::Duration ttl)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
+  // When an attempt made at `now` gives up: after a third of the time left.
+  absl::Time AttemptDeadline(absl::Time now) const;
+  // Whether `value` is ours: the stored value or one of a write of ours
+  // whose outcome is unknown.
+  bool IsOurs(const std::string& value) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
+  // Forgets the writes whose outcome was unknown: an answer settled them.
+  void Settled() ABSL_EXCLUSIVE_LOCKS_REQUIRED(op_mu_);
+  // Records a grant by a write sent at `sent` (index, TTL, expiry).
+  void Granted(uint64_t index, absl::Duration period, absl::Time sent);
   // Records that the lease is certainly not ours any more.
   void Gone();
   absl::Status Annotate(const absl::Status& status, const char* op,
@@ -121,14 +179,21 @@ class Lease {
 
   registry::KeysApi* const keys_;
   Clock* const clock_;
+  const SafetyMargin margin_;
+  const bool adopted_;
   const std::string name_;
   const std::string key_;
-  const std::string value_;  // exactly as stored: our token is in it
   const std::string machine_id_;
   const int64_t version_;
   const uint64_t fence_;
 
-  std::mutex op_mu_;  // serializes Renew and Release
+  std::mutex op_mu_;  // serializes Renew, SetValue and Release
+  std::string value_ ABSL_GUARDED_BY(op_mu_);  // as stored: our token is in it
+  // The earliest send time of a write of ours whose outcome is still
+  // unknown (nullopt: none since the last settled answer), and the values
+  // such writes may have stored.
+  std::optional<absl::Time> unresolved_since_ ABSL_GUARDED_BY(op_mu_);
+  std::vector<std::string> unresolved_values_ ABSL_GUARDED_BY(op_mu_);
   mutable std::mutex mu_;
   uint64_t index_ ABSL_GUARDED_BY(mu_);
   absl::Duration period_ ABSL_GUARDED_BY(mu_);
@@ -145,6 +210,11 @@ struct LeaseManagerOptions {
   bool quorum_reads = true;
   // Every expiry decision reads this clock. Default: RealClock().
   Clock* clock = nullptr;
+  // Holders treat a lease as expired this long before its computed expiry
+  // (see SafetyMargin). Its TTL must also leave room for the Keeper's
+  // renews: with the default renew fraction 1/3, a TTL of at least 3× the
+  // longest request time plus the margin.
+  SafetyMargin safety_margin = {};
 };
 
 class LeaseManager {
@@ -193,11 +263,12 @@ class LeaseManager {
   // Wraps a key the caller created itself (say, an in-order key of a lock
   // queue) as a renewable Lease, so that a Keeper can keep it alive with
   // the same CAS-on-index renewals. `node` is the key as the creating (or
-  // last) write returned it; `ttl` its TTL; `expiry` when the caller must
-  // consider it gone (the time that write was sent plus `ttl`). name() is
-  // the key, fence() its createdIndex. The value is not fleet JSON.
+  // last) write returned it; `ttl` its TTL; `sent` when that write was sent
+  // (the earliest send, if several tries could have created it). name() is
+  // the key, fence() its createdIndex. The value is not fleet JSON; it can
+  // be changed with Lease::SetValue.
   std::unique_ptr<Lease> AdoptKey(const registry::Node& node,
-                                  absl::Duration ttl, absl::Time expiry);
+                                  absl::Duration ttl, absl::Time sent);
 
   const LeaseManagerOptions& options() const { return options_; }
 

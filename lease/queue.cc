@@ -12,10 +12,9 @@
 namespace leasehold::lease::internal {
 namespace {
 
-bool IsRemoval(const std::string& action) {
-  return action == "delete" || action == "compareAndDelete" ||
-         action == "expire";
-}
+// Creates of a queue key whose outcome stays unknown before a waiter gives
+// up: each is remembered as a stray, and the next try has a fresh value.
+constexpr int kMaxCreates = 3;
 
 // The events that can let `my_key` in: removals, after `after_index`, of a
 // key from `first` up to `my_key` (in-order names are zero-padded indexes,
@@ -25,13 +24,56 @@ WatchHub::Filter RemovalsAhead(std::string my_key, std::string first,
   return [my_key = std::move(my_key), first = std::move(first),
           after_index](const registry::Response& event) {
     const std::string& key = event.node.key;
-    return IsRemoval(event.action) && event.node.modified_index > after_index &&
-           ((first <= key && key <= my_key) ||
-            (absl::StartsWith(my_key, key) && my_key[key.size()] == '/'));
+    return event.node.modified_index > after_index &&
+           ((IsRemoval(event) && first <= key && key <= my_key) ||
+            RemovesKeyOrParent(event, my_key));
   };
 }
 
 }  // namespace
+
+bool IsRemoval(const registry::Response& event) {
+  return event.action == "delete" || event.action == "compareAndDelete" ||
+         event.action == "expire";
+}
+
+bool RemovesKeyOrParent(const registry::Response& event,
+                        const std::string& key) {
+  const std::string& removed = event.node.key;
+  return IsRemoval(event) &&
+         (removed == key ||
+          (absl::StartsWith(key, removed) && key[removed.size()] == '/'));
+}
+
+void StrayKeys::Add(std::string value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  values_.push_back(std::move(value));
+}
+
+void StrayKeys::Sweep(registry::KeysApi* keys, Queue& queue) {
+  std::vector<std::string> values;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (values_.empty()) return;
+    values = values_;
+  }
+  auto stray = [&](const registry::Node& node) {
+    return std::find(values.begin(), values.end(), node.value) != values.end();
+  };
+  for (const registry::Node& node : queue.keys) {
+    if (!stray(node)) continue;
+    registry::DeleteOptions del;
+    del.prev_index = node.modified_index;
+    const absl::Status deleted = keys->Delete(node.key, del).status();
+    if (deleted.ok() || absl::IsNotFound(deleted)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = std::find(values_.begin(), values_.end(), node.value);
+      if (it != values_.end()) values_.erase(it);
+    }
+  }
+  queue.keys.erase(std::remove_if(queue.keys.begin(), queue.keys.end(), stray),
+                   queue.keys.end());
+}
 
 absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
                                 const std::string& dir) {
@@ -61,11 +103,13 @@ absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
 absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
                          const std::string& root, const std::string& dir,
                          const std::string& my_key, size_t slots,
-                         absl::Time deadline, const CancelToken* cancel) {
+                         absl::Time deadline, const CancelToken* cancel,
+                         StrayKeys* strays) {
   std::unique_ptr<WatchHub::Subscription> events;
   while (true) {
     absl::StatusOr<Queue> queue = ReadQueue(keys, dir);
     if (!queue.ok()) return queue.status();
+    if (strays != nullptr) strays->Sweep(keys, *queue);
     auto mine = std::find_if(
         queue->keys.begin(), queue->keys.end(),
         [&](const registry::Node& node) { return node.key == my_key; });
@@ -161,7 +205,7 @@ std::shared_ptr<SessionKey> QueueHold::held_key() const {
 }
 
 absl::StatusOr<std::shared_ptr<SessionKey>> QueueHold::Enqueue(
-    const std::optional<std::string>& value) {
+    const std::optional<std::string>& value, int creates) {
   absl::Status valid = ValidateName(absl::StrCat(kind_, " name"), name_);
   if (!valid.ok()) return valid;
   std::lock_guard<std::mutex> lock(mu_);
@@ -169,16 +213,30 @@ absl::StatusOr<std::shared_ptr<SessionKey>> QueueHold::Enqueue(
     return absl::FailedPreconditionError(absl::StrCat(
         What(), ": already held or being acquired through this object"));
   }
-  absl::StatusOr<std::shared_ptr<SessionKey>> key = session_->CreateKey(
-      dir_, value.has_value() ? *value : session_->UniqueValue(),
-      /*unique_value=*/!value.has_value());
-  if (!key.ok()) {
-    return absl::Status(key.status().code(),
-                        absl::StrCat(What(), ": ", key.status().message()));
+  const bool unique = !value.has_value();
+  absl::Status failure;
+  for (int attempt = 1; attempt <= creates; ++attempt) {
+    const std::string stored = unique ? session_->UniqueValue() : *value;
+    absl::StatusOr<std::shared_ptr<SessionKey>> key =
+        session_->CreateKey(dir_, stored, unique);
+    if (key.ok()) {
+      key_ = *key;
+      lost_ = (*key)->lost();
+      return key;
+    }
+    failure = registry::WithContext(key.status(), What());
+    // A create that may still land: look for it from now on, and try
+    // again under a fresh value.
+    if (!unique || !registry::IsOutcomeUnknown(key.status())) break;
+    strays_.Add(stored);
   }
-  key_ = *key;
-  lost_ = (*key)->lost();
-  return key;
+  return failure;
+}
+
+absl::StatusOr<Queue> QueueHold::Read() {
+  absl::StatusOr<Queue> queue = ReadQueue(session_->keys(), dir_);
+  if (queue.ok()) strays_.Sweep(session_->keys(), *queue);
+  return queue;
 }
 
 void QueueHold::Abandon(const std::shared_ptr<SessionKey>& key) {
@@ -190,7 +248,7 @@ void QueueHold::Abandon(const std::shared_ptr<SessionKey>& key) {
 absl::Status QueueHold::Acquire(const std::optional<std::string>& value,
                                 absl::Time deadline,
                                 const CancelToken* cancel) {
-  absl::StatusOr<std::shared_ptr<SessionKey>> key = Enqueue(value);
+  absl::StatusOr<std::shared_ptr<SessionKey>> key = Enqueue(value, kMaxCreates);
   if (!key.ok()) return key.status();
   const std::shared_ptr<const Signal> lost = (*key)->lost();
   absl::Status status;
@@ -204,7 +262,7 @@ absl::Status QueueHold::Acquire(const std::optional<std::string>& value,
         lost->token().OnCancel([&stop] { stop.Cancel(); });
     status =
         WaitForTurn(session_->keys(), session_->clock(), session_->prefix(),
-                    dir_, (*key)->key(), slots_, deadline, &stop);
+                    dir_, (*key)->key(), slots_, deadline, &stop, &strays_);
   }
   if (status.ok() && !lost->fired()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -218,8 +276,7 @@ absl::Status QueueHold::Acquire(const std::optional<std::string>& value,
     status = absl::AbortedError(absl::StrCat(
         What(), ": queue key vanished while waiting (", status.message(), ")"));
   } else {
-    status = absl::Status(status.code(),
-                          absl::StrCat(What(), ": ", status.message()));
+    status = registry::WithContext(status, What());
   }
   Abandon(*key);
   return status;
@@ -234,13 +291,13 @@ absl::StatusOr<bool> QueueHold::TryAcquire(
           What(), ": already held or being acquired through this object"));
     }
   }
-  absl::StatusOr<Queue> before = ReadQueue(session_->keys(), dir_);
+  absl::StatusOr<Queue> before = Read();
   if (!before.ok()) return before.status();
   if (before->keys.size() >= slots_) return false;  // one round trip
 
-  absl::StatusOr<std::shared_ptr<SessionKey>> key = Enqueue(value);
+  absl::StatusOr<std::shared_ptr<SessionKey>> key = Enqueue(value, 1);
   if (!key.ok()) return key.status();
-  absl::StatusOr<Queue> after = ReadQueue(session_->keys(), dir_);
+  absl::StatusOr<Queue> after = Read();
   if (!after.ok()) {
     Abandon(*key);
     return after.status();
@@ -268,8 +325,7 @@ absl::Status QueueHold::Release() {
   }
   absl::Status status = key->Release();
   if (status.ok()) return status;
-  return absl::Status(status.code(),
-                      absl::StrCat(What(), ": release: ", status.message()));
+  return registry::WithContext(status, absl::StrCat(What(), ": release"));
 }
 
 }  // namespace leasehold::lease::internal

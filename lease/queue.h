@@ -45,15 +45,40 @@ struct Queue {
 absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
                                 const std::string& dir);
 
+// Whether `event` removes a key (delete, compare-and-delete, expire).
+bool IsRemoval(const registry::Response& event);
+// Whether `event` removes `key` or a directory above it.
+bool RemovesKeyOrParent(const registry::Response& event,
+                        const std::string& key);
+
+// The values of our queue keys whose create had an unknown outcome and was
+// not found by its read-back: such a key may still land later, and then
+// nobody renews or deletes it while it holds up the queue for a whole TTL.
+// Every queue read of ours looks for these values and deletes their keys.
+class StrayKeys {
+ public:
+  void Add(std::string value);
+  // Deletes (compare-and-delete, best effort) every key of `queue` holding
+  // one of the values and leaves it out of `queue`: a stray is ours, so it
+  // never stands in our own way.
+  void Sweep(registry::KeysApi* keys, Queue& queue);
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> values_ ABSL_GUARDED_BY(mu_);
+};
+
 // Blocks until `my_key` is among the first `slots` keys under `dir`,
 // waiting on the WatchHub of `root` (the session prefix; `dir` is under
 // it). OK: it is. kNotFound: `my_key` is not in the queue (expired or
 // deleted). kDeadlineExceeded past `deadline` (on `clock`), kCancelled when
 // `cancel` fires; other registry errors as the registry reports them.
+// `strays` (optional) are swept from every read of the queue.
 absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
                          const std::string& root, const std::string& dir,
                          const std::string& my_key, size_t slots,
-                         absl::Time deadline, const CancelToken* cancel);
+                         absl::Time deadline, const CancelToken* cancel,
+                         StrayKeys* strays = nullptr);
 
 // One contender's place in a queue: the common core of Mutex, Semaphore
 // and Election. `kind` names the queue ("lock", "semaphore", "election"):
@@ -104,17 +129,22 @@ class QueueHold {
  private:
   // "lock \"name\"" for messages.
   std::string What() const;
-  // Creates our key; kFailedPrecondition when one exists.
+  // Creates our key, up to `creates` times while the outcome of a create
+  // under a unique value stays unknown (each such value becomes a stray);
+  // kFailedPrecondition when one exists.
   absl::StatusOr<std::shared_ptr<SessionKey>> Enqueue(
-      const std::optional<std::string>& value);
+      const std::optional<std::string>& value, int creates);
   // Gives up `key` after a failed acquire.
   void Abandon(const std::shared_ptr<SessionKey>& key);
+  // The queue now, without our strays.
+  absl::StatusOr<Queue> Read();
 
   Session* const session_;
   const std::string kind_;
   const std::string name_;
   const std::string dir_;
   const size_t slots_;
+  StrayKeys strays_;
 
   mutable std::mutex mu_;
   std::shared_ptr<SessionKey> key_ ABSL_GUARDED_BY(mu_);

@@ -43,7 +43,7 @@ bool IsGone(const absl::Status& status) {
 
 struct Created {
   registry::Node node;
-  absl::Time expiry;  // when the creating request was sent, plus the TTL
+  absl::Time sent;  // when the creating request was sent
 };
 
 // Creates an in-order key under `dir`. A lost response is resolved by
@@ -57,7 +57,7 @@ absl::StatusOr<Created> CreateNode(State& s, const std::string& dir,
   create.ttl = s.ttl;
   absl::StatusOr<registry::Response> r =
       s.keys->CreateInOrder(dir, value, create);
-  if (r.ok()) return Created{std::move(r->node), sent + s.ttl};
+  if (r.ok()) return Created{std::move(r->node), sent};
   if (!unique_value || !registry::IsOutcomeUnknown(r.status())) {
     return registry::WithContext(r.status(), context);
   }
@@ -66,7 +66,7 @@ absl::StatusOr<Created> CreateNode(State& s, const std::string& dir,
   absl::StatusOr<registry::Response> read = s.keys->Get(dir, quorum);
   if (read.ok()) {
     for (registry::Node& child : read->node.nodes) {
-      if (child.value == value) return Created{std::move(child), sent + s.ttl};
+      if (child.value == value) return Created{std::move(child), sent};
     }
   }
   if (read.ok() || absl::IsNotFound(read.status())) {
@@ -112,7 +112,13 @@ SessionKey::SessionKey(std::shared_ptr<State> session, registry::Node node)
     : session_(std::move(session)),
       key_(std::move(node.key)),
       created_index_(node.created_index),
-      lost_(std::make_shared<Signal>(session_->clock)) {}
+      lost_(std::make_shared<Signal>(session_->clock)),
+      // The keys of a session end with it, at once: not only once the
+      // session's callbacks get their turn on the Keeper's notifier.
+      on_session_done_(session_->done->token().OnCancel(
+          [lost = lost_, done = session_->done] {
+            lost->Fire(done->cause());
+          })) {}
 
 SessionKey::~SessionKey() {
   std::shared_ptr<KeptLease> kept;
@@ -124,41 +130,37 @@ SessionKey::~SessionKey() {
   if (kept != nullptr) session_->keeper->Remove(kept, true).IgnoreError();
 }
 
-bool SessionKey::Keep(std::unique_ptr<Lease> lease) {
+void SessionKey::Keep(std::unique_ptr<Lease> lease) {
   std::weak_ptr<SessionKey> weak = weak_from_this();
-  uint64_t generation;
   std::shared_ptr<KeptLease> kept;
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (ended_) {
-      lock.unlock();
-      lease->Release().IgnoreError();
-      return false;
-    }
-    generation = ++generation_;
+    std::lock_guard<std::mutex> lock(mu_);
+    // The Keeper fires lost_ itself, before any callback runs; the
+    // callback only forgets the lease.
     kept_ = session_->keeper->Add(
-        std::move(lease), [weak, generation](LeaseState state) {
+        std::move(lease),
+        [weak](LeaseState state) {
           if (state != LeaseState::kLost) return;
           if (std::shared_ptr<SessionKey> self = weak.lock()) {
-            self->OnKeeperLost(generation);
+            self->OnKeeperLost();
           }
-        });
+        },
+        lost_);
     kept = kept_;
   }
   // A stopped Keeper returns the lease lost, without a callback.
-  if (kept->state() == LeaseState::kLost) OnKeeperLost(generation);
-  return true;
+  if (kept->state() == LeaseState::kLost) OnKeeperLost();
 }
 
-void SessionKey::OnKeeperLost(uint64_t generation) {
+void SessionKey::OnKeeperLost() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (ended_ || generation != generation_) return;
+    if (ended_) return;
     ended_ = true;
     kept_.reset();
   }
-  lost_->Fire(absl::AbortedError(absl::StrCat(
-      "key ", key_, " lost: not renewed within its TTL, changed or deleted")));
+  lost_->Fire(absl::AbortedError(
+      absl::StrCat("key ", key_, " lost: its keeper stopped")));
 }
 
 absl::Time SessionKey::expiry() const {
@@ -181,7 +183,6 @@ absl::Status SessionKey::End(bool release,
     std::lock_guard<std::mutex> lock(mu_);
     if (ended_) return absl::OkStatus();
     ended_ = true;
-    ++generation_;
     kept = std::move(kept_);
   }
   if (lost_cause.has_value()) lost_->Fire(*lost_cause);
@@ -191,8 +192,7 @@ absl::Status SessionKey::End(bool release,
 }
 
 absl::Status SessionKey::SetValue(const std::string& value) {
-  std::lock_guard<std::mutex> writing(set_mu_);
-  std::shared_ptr<KeptLease> old;
+  std::shared_ptr<KeptLease> kept;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (ended_) {
@@ -200,56 +200,26 @@ absl::Status SessionKey::SetValue(const std::string& value) {
       return absl::FailedPreconditionError(
           absl::StrCat("key ", key_, ": released"));
     }
-    ++generation_;  // the Keeper's report of `old` is ours, not a loss
-    old = kept_;
+    kept = kept_;
   }
-  // Stop renewing while we write; a renew already in flight makes our
-  // compare-and-swap fail once, and we retry at the index it left.
-  session_->keeper->Remove(old, false).IgnoreError();
-  uint64_t index = old->lease().index();
-  State& s = *session_;
-  absl::Status failure;
-  constexpr int kMaxAttempts = 3;
-  for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
-    const absl::Time sent = s.clock->Now();
-    registry::SetOptions set;
-    set.prev_index = index;
-    set.ttl = s.ttl;
-    absl::StatusOr<registry::Response> r = s.keys->Set(key_, value, set);
-    if (r.ok()) {
-      Keep(s.manager->AdoptKey(r->node, s.ttl, sent + s.ttl));
-      return absl::OkStatus();
-    }
-    failure = registry::WithContext(r.status(), absl::StrCat("set key ", key_));
-    if (!absl::IsAborted(r.status()) &&
-        !registry::IsOutcomeUnknown(r.status())) {
-      break;
-    }
-    registry::GetOptions quorum;
-    quorum.quorum = true;
-    absl::StatusOr<registry::Response> read = s.keys->Get(key_, quorum);
-    if (!read.ok()) {
-      failure = absl::IsNotFound(read.status())
-                    ? absl::AbortedError(absl::StrCat("key ", key_, " is gone"))
-                    : registry::WithContext(read.status(),
-                                            absl::StrCat("read ", key_));
-      break;
-    }
-    if (registry::IsOutcomeUnknown(r.status()) && read->node.value == value &&
-        read->node.modified_index != index) {
-      Keep(s.manager->AdoptKey(read->node, s.ttl, sent + s.ttl));
-      return absl::OkStatus();
-    }
-    index = read->node.modified_index;
+  // The key stays with the Keeper, which watches its expiry meanwhile; the
+  // write is serialized with its renews.
+  const absl::Status status = kept->lease().SetValue(value);
+  if (status.ok()) {
+    if (!lost_->fired()) return status;
+    // Written after the key was reported lost (the write hung past its
+    // expiry): the key is not ours to keep; give it back.
+    kept->lease().Release().IgnoreError();
+    return lost_->cause();
   }
-  // Ownership is in doubt: say so rather than keep a key we cannot vouch for.
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ended_ = true;
-    ++generation_;
-    kept_.reset();
-  }
-  lost_->Fire(failure);
+  const bool gone = absl::IsAborted(status) || absl::IsNotFound(status);
+  const absl::Status failure =
+      gone ? absl::AbortedError(absl::StrCat(
+                 "set key ", key_, ": gone or taken (", status.message(), ")"))
+           : registry::WithContext(status, absl::StrCat("set key ", key_));
+  // Ownership is in doubt: say so rather than keep a key we cannot vouch
+  // for (and delete it, if it is still ours).
+  End(/*release=*/!gone, failure).IgnoreError();
   return failure;
 }
 
@@ -279,6 +249,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(
   LeaseManagerOptions manager_options;
   manager_options.prefix = options.prefix;
   manager_options.clock = clock;
+  manager_options.safety_margin = options.safety_margin;
   state->manager = std::make_unique<LeaseManager>(keys, manager_options);
   state->prefix = options.prefix;
   state->ttl = *ttl;
@@ -296,11 +267,12 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(
 
   std::weak_ptr<State> weak = state;
   std::unique_ptr<Lease> lease =
-      state->manager->AdoptKey(created->node, *ttl, created->expiry);
+      state->manager->AdoptKey(created->node, *ttl, created->sent);
   {
     std::lock_guard<std::mutex> lock(state->mu);
     state->kept = state->keeper->Add(
-        std::move(lease), [weak, id = state->id](LeaseState lease_state) {
+        std::move(lease),
+        [weak, id = state->id](LeaseState lease_state) {
           if (lease_state != LeaseState::kLost) return;
           std::shared_ptr<State> s = weak.lock();
           if (s == nullptr) return;
@@ -311,7 +283,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(
                          "changed or deleted")),
                      /*release=*/false)
               .IgnoreError();
-        });
+        },
+        state->done);
   }
   return std::unique_ptr<Session>(
       new Session(std::move(state), std::move(own_keeper)));
@@ -380,7 +353,7 @@ absl::StatusOr<std::shared_ptr<SessionKey>> Session::CreateKey(
   absl::StatusOr<Created> created = CreateNode(s, dir, value, unique_value);
   if (!created.ok()) return created.status();
   auto key = std::make_shared<SessionKey>(state_, created->node);
-  key->Keep(s.manager->AdoptKey(created->node, s.ttl, created->expiry));
+  key->Keep(s.manager->AdoptKey(created->node, s.ttl, created->sent));
   absl::Status status;
   {
     std::lock_guard<std::mutex> lock(s.mu);

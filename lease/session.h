@@ -57,6 +57,9 @@ struct SessionOptions {
   // (it must use the same clock and outlive the session). Default: the
   // session runs its own Keeper with two workers.
   Keeper* keeper = nullptr;
+  // Every key counts as lost this long before its computed expiry (see
+  // SafetyMargin in lease/lease_manager.h). Default: 2 % of the TTL + 10 ms.
+  SafetyMargin safety_margin = {};
 };
 
 class Session;
@@ -92,10 +95,13 @@ class SessionKey : public std::enable_shared_from_this<SessionKey> {
   absl::Status Release();
 
   // Replaces the value with a compare-and-swap on the key's index (which
-  // also renews its TTL) and keeps keeping it. OK: written. kAborted: the
-  // key is gone or not ours (lost() has fired); kFailedPrecondition: it was
-  // released; kUnavailable: the outcome could not be confirmed, and since
-  // ownership is then in doubt, lost() has fired.
+  // also renews its TTL). The key stays kept throughout: its expiry is
+  // watched while the write is in flight, and lost() fires on time even if
+  // the write hangs. OK: written. kAborted: the key is gone or not ours
+  // (lost() has fired); kFailedPrecondition: it was released;
+  // kUnavailable / kDeadlineExceeded: the outcome could not be confirmed,
+  // and since ownership is then in doubt, lost() has fired and the key is
+  // deleted if it is still ours.
   absl::Status SetValue(const std::string& value);
 
   // The key stops being ours: lost() fires with `cause` (what the session
@@ -110,23 +116,21 @@ class SessionKey : public std::enable_shared_from_this<SessionKey> {
   absl::Status End(bool release, const std::optional<absl::Status>& lost_cause)
       ABSL_LOCKS_EXCLUDED(mu_);
   friend class Session;
-  // Hands `lease` to the Keeper as the key's current lease; false (and the
-  // lease released) when the key has ended meanwhile.
-  bool Keep(std::unique_ptr<Lease> lease) ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands `lease` to the Keeper, which fires lost() when it is lost.
+  void Keep(std::unique_ptr<Lease> lease) ABSL_LOCKS_EXCLUDED(mu_);
 
-  void OnKeeperLost(uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
+  // The Keeper lost (or would not keep) the lease: the key has ended.
+  void OnKeeperLost() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::shared_ptr<State> session_;
   const std::string key_;
   const uint64_t created_index_;
   const std::shared_ptr<Signal> lost_;
+  // Fires lost_ when the session ends.
+  const CancelToken::Registration on_session_done_;
 
-  std::mutex set_mu_;  // one SetValue at a time
   mutable std::mutex mu_;
   std::shared_ptr<KeptLease> kept_ ABSL_GUARDED_BY(mu_);
-  // Bumped whenever kept_ is replaced or dropped: the Keeper reports the
-  // loss of an older lease that we removed on purpose.
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;  // released, dropped or lost
 };
 

@@ -1,5 +1,8 @@
 #include "registry/clock.h"
 
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
 
 #include "absl/time/clock.h"
@@ -12,15 +15,29 @@ namespace {
 // waiters react at once; long enough not to burn a core.
 constexpr auto kSimulatedPollSlice = std::chrono::milliseconds(1);
 
+// The time since boot including suspend (CLOCK_BOOTTIME on Linux): etcd
+// keeps counting a lease's TTL while this machine sleeps, so must we. Where
+// there is no such clock, the monotonic clock.
+absl::Duration SinceBoot() {
+#ifdef CLOCK_BOOTTIME
+  timespec ts;
+  if (clock_gettime(CLOCK_BOOTTIME, &ts) == 0)
+    return absl::DurationFromTimespec(ts);
+#endif
+  return absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+// The longest a real-clock wait sleeps before it reads the clock again:
+// condition variables wait on the monotonic clock, which stands still
+// during suspend, so a wait across a suspend ends at most this late.
+constexpr absl::Duration kRealWaitSlice = absl::Seconds(1);
+
 class RealClockImpl final : public Clock {
  public:
-  RealClockImpl()
-      : wall_start_(absl::Now()),
-        steady_start_(std::chrono::steady_clock::now()) {}
+  RealClockImpl() : wall_start_(absl::Now()), boot_start_(SinceBoot()) {}
 
   absl::Time Now() override {
-    return wall_start_ +
-           absl::FromChrono(std::chrono::steady_clock::now() - steady_start_);
+    return wall_start_ + (SinceBoot() - boot_start_);
   }
 
   bool WaitUntil(std::condition_variable& cv,
@@ -32,15 +49,14 @@ class RealClockImpl final : public Clock {
       cv.wait(lock);
       return true;
     }
-    // Wait against the steady clock so a wall-clock step cannot distort it.
-    cv.wait_until(lock, std::chrono::steady_clock::now() +
-                            absl::ToChronoNanoseconds(left));
+    cv.wait_for(lock,
+                absl::ToChronoNanoseconds(std::min(left, kRealWaitSlice)));
     return Now() < deadline;
   }
 
  private:
   const absl::Time wall_start_;
-  const std::chrono::steady_clock::time_point steady_start_;
+  const absl::Duration boot_start_;
 };
 
 }  // namespace

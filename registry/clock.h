@@ -26,9 +26,12 @@ class Clock {
  public:
   virtual ~Clock() = default;
 
-  // The current time. Never goes backwards: the real clock is the monotonic
-  // clock expressed as an absl::Time anchored at the wall time of process
-  // start, so a wall-clock step never shortens or stretches a lease.
+  // The current time. Never goes backwards: the real clock is the time
+  // since boot, suspend included (CLOCK_BOOTTIME on Linux, elsewhere the
+  // monotonic clock), expressed as an absl::Time anchored at the wall time
+  // of process start. So a wall-clock step never shortens or stretches a
+  // lease, and a lease does not outlive a suspend of the machine: etcd
+  // keeps counting its TTL meanwhile.
   virtual absl::Time Now() = 0;
 
   // Waits on `cv` (with `lock` held, as std::condition_variable::wait does)
@@ -44,7 +47,9 @@ class Clock {
   void SleepFor(absl::Duration d) { SleepUntil(Now() + d); }
 };
 
-// The process-wide real clock (monotonic; see Clock::Now).
+// The process-wide real clock (time since boot; see Clock::Now). Its waits
+// sleep at most a second at a time, so one that spans a suspend ends at
+// most a second after its deadline.
 Clock* RealClock();
 
 // A clock that moves only when told to. Waiters blocked in WaitUntil wake

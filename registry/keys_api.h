@@ -87,6 +87,11 @@ struct GetOptions {
   bool sorted = false;
   // Go through raft so a stale member cannot answer (etcd quorum=true).
   bool quorum = false;
+  // Give up at this time (on the registry's clock) or at the client's
+  // request timeout, whichever comes first. A write that gives up has an
+  // unknown outcome (IsOutcomeUnknown); a read fails with kDeadlineExceeded.
+  // The lease layer bounds each attempt by the time its lease has left.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct SetOptions {
@@ -103,6 +108,10 @@ struct SetOptions {
   bool refresh = false;
   // Create a directory instead of a key; the value is ignored.
   bool dir = false;
+  // Give up at this time (on the registry's clock) or at the client's
+  // request timeout, whichever comes first. A write that gives up has an
+  // unknown outcome (IsOutcomeUnknown); a read fails with kDeadlineExceeded.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct CreateInOrderOptions {
@@ -114,6 +123,10 @@ struct DeleteOptions {
   std::optional<std::string> prev_value;
   bool dir = false;        // delete an (empty, unless recursive) directory
   bool recursive = false;  // delete a directory and everything under it
+  // Give up at this time (on the registry's clock) or at the client's
+  // request timeout, whichever comes first. A write that gives up has an
+  // unknown outcome (IsOutcomeUnknown); a read fails with kDeadlineExceeded.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct WatchOptions {

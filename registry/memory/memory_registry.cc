@@ -10,7 +10,8 @@
 // expiration is <= clock->Now(), in expiration order, each removal taking
 // its own index and producing an "expire" event, as etcd's periodic
 // DeleteExpiredKeys does (etcd runs it every 500 ms; here it runs as if at
-// the very moment of expiry). Watchers wait on one condition variable until
+// the very moment of expiry, or on MemoryOptions::expiry_sweep_interval's
+// ticks). Watchers wait on one condition variable until
 // an event, their deadline or the next expiration, whichever comes first.
 #include "registry/memory/memory_registry.h"
 
@@ -148,7 +149,9 @@ class MemoryRegistry final : public KeysApi {
  public:
   explicit MemoryRegistry(const MemoryOptions& options)
       : clock_(options.clock != nullptr ? options.clock : RealClock()),
-        history_size_(std::max<size_t>(options.history_size, 1)) {
+        history_size_(std::max<size_t>(options.history_size, 1)),
+        sweep_interval_(
+            std::max(options.expiry_sweep_interval, absl::ZeroDuration())) {
     root_.path = "/";
     root_.dir = true;
   }
@@ -192,6 +195,8 @@ class MemoryRegistry final : public KeysApi {
 
   // Removes what has expired by `now`, one index and one event per key.
   void ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The sweep tick that removes a key expiring at `expiration`.
+  absl::Time SweepAt(absl::Time expiration) const;
 
   // store.internalGet: walks to `path`; 104 on a file midway, 100 on the
   // first missing component.
@@ -272,6 +277,7 @@ class MemoryRegistry final : public KeysApi {
 
   Clock* const clock_;
   const size_t history_size_;
+  const absl::Duration sweep_interval_;
 
   std::mutex mu_;
   // Wakes watchers: on events, on cancels; the clock wakes them on time.
@@ -285,8 +291,17 @@ class MemoryRegistry final : public KeysApi {
   std::list<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
 };
 
+absl::Time MemoryRegistry::SweepAt(absl::Time expiration) const {
+  if (sweep_interval_ == absl::ZeroDuration()) return expiration;
+  const absl::Duration since_epoch = expiration - absl::UnixEpoch();
+  const absl::Duration tick = absl::Floor(since_epoch, sweep_interval_);
+  return absl::UnixEpoch() + tick +
+         (tick == since_epoch ? absl::ZeroDuration() : sweep_interval_);
+}
+
 void MemoryRegistry::ExpireLocked(absl::Time now) {
-  while (!expiry_queue_.empty() && expiry_queue_.begin()->first.first <= now) {
+  while (!expiry_queue_.empty() &&
+         SweepAt(expiry_queue_.begin()->first.first) <= now) {
     MemNode& node = *expiry_queue_.begin()->second;
     const absl::Time expired_at = *node.expiration;
     ++index_;
@@ -825,7 +840,7 @@ absl::StatusOr<Response> MemoryRegistry::Watch(const std::string& key,
     if (!status.ok()) break;
     absl::Time wake = options.deadline;
     if (!expiry_queue_.empty())
-      wake = std::min(wake, expiry_queue_.begin()->first.first);
+      wake = std::min(wake, SweepAt(expiry_queue_.begin()->first.first));
     clock_->WaitUntil(cv_, lock, wake);
   }
   if (!watcher.result.has_value()) {

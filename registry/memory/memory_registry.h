@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "registry/clock.h"
 #include "registry/keys_api.h"
 
@@ -31,6 +32,12 @@ struct MemoryOptions {
   Clock* clock = nullptr;
   // Events kept for watches that start in the past, as etcd keeps 1000.
   size_t history_size = 1000;
+  // How often expired keys are swept, as etcd removes them only on a
+  // periodic tick (every 500 ms): until the first tick at or after its
+  // expiration, an expired key is still read, with a TTL of 0 or less, and
+  // still takes writes. Zero (the default): swept at the very moment it
+  // expires.
+  absl::Duration expiry_sweep_interval = absl::ZeroDuration();
 };
 
 std::unique_ptr<KeysApi> NewMemoryRegistry(const MemoryOptions& options = {});

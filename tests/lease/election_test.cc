@@ -1,6 +1,7 @@
 #include "lease/election.h"
 
 #include <atomic>
+#include <chrono>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -185,6 +186,58 @@ TEST_F(ElectionTest, LeaderWhoseSessionDiesIsReplacedAndRevoked) {
   EXPECT_THAT(a.Proclaim("again"),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(Drain(observer, 2), ::testing::ElementsAre("a", "b"));
+}
+
+TEST_F(ElectionTest, HungProclaimStillRevokesLeadershipAtTheKeysExpiry) {
+  auto session = NewSession(absl::Seconds(6));
+  Election election(session.get(), "engine");
+  ASSERT_OK(election.Campaign("a"));
+  // The Proclaim's write hangs (a transport that ignores its deadline);
+  // the session's own renews still go through.
+  keys_.HangNext(FaultyKeysApi::kSet, 1);
+  absl::Status proclaimed;
+  std::thread proclaimer([&] { proclaimed = election.Proclaim("b"); });
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 1; }));
+  for (int i = 0; i < 120 && !election.revoked()->fired(); ++i) {
+    clock_.Advance(absl::Milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const bool revoked = Eventually([&] { return election.revoked()->fired(); },
+                                  std::chrono::seconds(5));
+  const bool leader = election.IsLeader();
+  keys_.Unblock();
+  proclaimer.join();
+  EXPECT_TRUE(revoked);
+  EXPECT_FALSE(leader);
+  EXPECT_FALSE(session->done()->fired());  // the key alone was lost
+  EXPECT_THAT(proclaimed, StatusIs(absl::StatusCode::kAborted));
+}
+
+TEST_F(ElectionTest, ProclaimAfterTheKeyWasDeletedIsAborted) {
+  auto session = NewSession();
+  Election election(session.get(), "engine");
+  ASSERT_OK(election.Campaign("a"));
+  ASSERT_OK(memory_->Delete(election.key(), {}).status());
+  EXPECT_THAT(election.Proclaim("b"), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_TRUE(election.revoked()->fired());
+  EXPECT_FALSE(election.IsLeader());
+}
+
+TEST_F(ElectionTest, ObserverSeesNoLeaderWhenTheElectionsParentIsRemoved) {
+  auto session = NewSession();
+  Election election(session.get(), "engine");
+  ASSERT_OK(election.Campaign("a"));
+  LeaderObserver observer(&keys_, "/leasehold/", "engine");
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> first, observer.Next());
+  ASSERT_TRUE(first.has_value());
+  registry::DeleteOptions everything;
+  everything.dir = true;
+  everything.recursive = true;
+  ASSERT_OK(memory_->Delete("/leasehold/election", everything).status());
+  // The removal is already in the history: no waiting needed.
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> next,
+                       observer.Next(clock_.Now()));
+  EXPECT_FALSE(next.has_value());
 }
 
 // Renewals by refresh and the leader's Proclaims move modifiedIndex while

@@ -28,6 +28,13 @@ using ::testing::NotNull;
 constexpr absl::Duration kPeriod = absl::Seconds(9);
 constexpr absl::Duration kInterval = absl::Seconds(3);  // kPeriod / 3
 
+SafetyMargin NoMargin() {
+  SafetyMargin margin;
+  margin.fraction = 0;
+  margin.fixed = absl::ZeroDuration();
+  return margin;
+}
+
 template <typename Predicate>
 bool Eventually(Predicate done) {
   for (int i = 0; i < 20000; ++i) {
@@ -71,6 +78,8 @@ class KeeperTest : public ::testing::Test {
   static LeaseManagerOptions ManagerOptionsFor(Clock* clock) {
     LeaseManagerOptions options;
     options.clock = clock;
+    // Exact arithmetic: no safety margin (it has tests of its own).
+    options.safety_margin = NoMargin();
     return options;
   }
   KeeperOptions Options(int workers = 4) {
@@ -346,6 +355,27 @@ TEST_F(KeeperTest, KeepsTenThousandLeases) {
   EXPECT_EQ(keeper.size(), static_cast<size_t>(kLeases));
   EXPECT_EQ(keys_.calls(FaultyKeysApi::kAll), kLeases * (1 + kSteps));
   EXPECT_LE(keys_.max_in_flight(), 16);
+}
+
+TEST_F(KeeperTest, StuckRenewIsRetriedBeforeTheLeaseExpires) {
+  Recorder recorder;
+  Keeper keeper(Options());
+  std::shared_ptr<KeptLease> kept =
+      keeper.Add(Acquire("unit"), recorder.callback());
+  // The renew at t=3 goes to a member that never answers.
+  keys_.StallNext(FaultyKeysApi::kSet, 1);
+  clock_.Advance(kInterval);
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 1; }));
+  // It gives up at t=5, a third of the 6 s that were left, and the retry
+  // renews the lease long before its expiry at t=9.
+  clock_.Advance(absl::Seconds(2));
+  const bool renewed = Eventually([&] { return RenewedNow(*kept); });
+  keys_.Unblock();
+  ASSERT_TRUE(renewed);
+  clock_.Advance(absl::Seconds(5));  // past the first expiry
+  EXPECT_EQ(kept->state(), LeaseState::kHeld);
+  EXPECT_EQ(memory_->Get("/leasehold/lease/unit", {})->node.modified_index,
+            kept->lease().index());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // LeaseManager and Lease on the memory registry with a simulated clock.
 #include "lease/lease_manager.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -34,11 +35,20 @@ registry::MemoryOptions MemoryWith(Clock* clock, size_t history = 1000) {
   return options;
 }
 
+SafetyMargin NoMargin() {
+  SafetyMargin margin;
+  margin.fraction = 0;
+  margin.fixed = absl::ZeroDuration();
+  return margin;
+}
+
 LeaseManagerOptions ManagerWith(Clock* clock,
                                 std::string prefix = "/leasehold/") {
   LeaseManagerOptions options;
   options.clock = clock;
   options.prefix = std::move(prefix);
+  // Exact arithmetic: no safety margin (it has tests of its own).
+  options.safety_margin = NoMargin();
   return options;
 }
 
@@ -75,6 +85,18 @@ class LeaseManagerTest : public ::testing::Test {
         memory_->Get("/leasehold/lease/" + name, {});
     if (!r.ok()) return std::nullopt;
     return r->node;
+  }
+
+  // A renew sent at t=3 lands but its answer is lost and its read-back
+  // fails. Returns the lease at t=3 with that renew unresolved.
+  std::unique_ptr<Lease> WithUnresolvedLandedRenew() {
+    std::unique_ptr<Lease> a = Acquire("unit", "m");
+    clock_.Advance(absl::Seconds(3));
+    keys_.LoseResponseNext(FaultyKeysApi::kSet, 1);
+    keys_.FailNext(FaultyKeysApi::kGet, 1);
+    const absl::Status renew = a->Renew(kPeriod);
+    EXPECT_TRUE(registry::IsOutcomeUnknown(renew)) << renew;
+    return a;
   }
 
   SimulatedClock clock_;
@@ -471,6 +493,131 @@ TEST_F(LeaseManagerTest, ReleaseWithLostResponseIsDone) {
   EXPECT_THAT(b->Release(), IsOk());
   EXPECT_FALSE(Raw("unit").has_value());
   EXPECT_EQ(keys_.calls(FaultyKeysApi::kDelete), 3);
+}
+
+// -------------------------------------------- Writes whose outcome is unknown
+
+TEST_F(LeaseManagerTest, RetryAfterUnresolvedRenewCountsFromTheEarlierSend) {
+  const absl::Time t3 = clock_.Now() + absl::Seconds(3);
+  std::unique_ptr<Lease> a = WithUnresolvedLandedRenew();
+  clock_.Advance(absl::Seconds(5));
+  keys_.DropRequestNext(FaultyKeysApi::kSet, 1);  // the retry never arrives
+  ASSERT_THAT(a->Renew(kPeriod), IsOk());
+  EXPECT_EQ(a->index(), Raw("unit")->modified_index);
+  // The server counts from the renew sent at t=3, not from the retry.
+  EXPECT_EQ(a->expiry(), t3 + kPeriod);
+}
+
+TEST_F(LeaseManagerTest, RenewAfterUnresolvedRenewThatLandedIsNotLost) {
+  const absl::Time t3 = clock_.Now() + absl::Seconds(3);
+  std::unique_ptr<Lease> a = WithUnresolvedLandedRenew();
+  clock_.Advance(absl::Seconds(5));
+  // Its compare-and-swap fails on the index our own renew moved.
+  ASSERT_THAT(a->Renew(kPeriod), IsOk());
+  EXPECT_FALSE(a->expired());
+  EXPECT_EQ(a->expiry(), t3 + kPeriod);
+  ASSERT_THAT(a->Renew(kPeriod), IsOk());
+  EXPECT_EQ(a->time_remaining(), kPeriod);
+  EXPECT_THAT(Acquire("unit", "other"), IsNull());
+}
+
+TEST_F(LeaseManagerTest, ReleaseAfterOurOwnLateRenewDeletesTheKey) {
+  std::unique_ptr<Lease> a = WithUnresolvedLandedRenew();
+  ASSERT_THAT(a->Release(), IsOk());
+  EXPECT_FALSE(Raw("unit").has_value());
+}
+
+TEST_F(LeaseManagerTest, SetValueAfterUnresolvedRenewCountsFromTheRenew) {
+  const absl::Time t0 = clock_.Now();
+  ASSERT_OK_AND_ASSIGN(registry::Response created,
+                       memory_->CreateInOrder("/q", "v1", {.ttl = kPeriod}));
+  std::unique_ptr<Lease> a = manager_.AdoptKey(created.node, kPeriod, t0);
+  clock_.Advance(absl::Seconds(3));
+  keys_.LoseResponseNext(FaultyKeysApi::kSet, 1);
+  keys_.FailNext(FaultyKeysApi::kGet, 1);
+  ASSERT_TRUE(registry::IsOutcomeUnknown(a->Renew(kPeriod)));
+  clock_.Advance(absl::Seconds(5));
+  // The same value: the read-back cannot tell this write from the renew.
+  keys_.DropRequestNext(FaultyKeysApi::kSet, 1);
+  ASSERT_THAT(a->SetValue("v1"), IsOk());
+  EXPECT_EQ(a->expiry(), t0 + absl::Seconds(3) + kPeriod);
+  // A new value after a renew that landed is written at the renew's index.
+  ASSERT_THAT(a->SetValue("v2"), IsOk());
+  EXPECT_EQ(memory_->Get(created.node.key, {})->node.value, "v2");
+  EXPECT_EQ(a->time_remaining(), kPeriod);
+}
+
+TEST_F(LeaseManagerTest, StuckRenewGivesUpAfterAThirdOfTheTimeLeft) {
+  std::unique_ptr<Lease> a = Acquire("unit", "m");
+  clock_.Advance(absl::Seconds(4));  // 6 s left
+  keys_.StallNext(FaultyKeysApi::kSet, 1);
+  std::atomic<bool> done{false};
+  absl::Status renew;
+  std::thread renewer([&] {
+    renew = a->Renew(kPeriod);
+    done = true;
+  });
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 1; }));
+  clock_.Advance(absl::Seconds(2));  // a third of what was left
+  const bool gave_up_in_time = Eventually([&] { return done.load(); });
+  keys_.Unblock();
+  renewer.join();
+  ASSERT_TRUE(gave_up_in_time);
+  // The retry, sent with 4 s left, saved the lease.
+  EXPECT_THAT(renew, IsOk());
+  EXPECT_EQ(a->index(), Raw("unit")->modified_index);
+  EXPECT_EQ(a->time_remaining(), kPeriod);
+}
+
+// ---------------------------------------------------------- Safety margin
+
+TEST(LeaseSafetyMarginTest, HolderStopsAMarginBeforeTheTtl) {
+  SimulatedClock clock;
+  std::unique_ptr<registry::KeysApi> memory =
+      registry::NewMemoryRegistry(MemoryWith(&clock));
+  LeaseManagerOptions options;
+  options.clock = &clock;  // the default margin: 2 % + 10 ms
+  LeaseManager manager(memory.get(), options);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Lease> a,
+                       manager.AcquireLease("unit", "m", 1, kPeriod));
+  EXPECT_EQ(a->time_remaining(), kPeriod - absl::Milliseconds(210));
+  clock.Advance(kPeriod - absl::Milliseconds(210));
+  EXPECT_TRUE(a->expired());
+  ASSERT_THAT(a->Renew(kPeriod), IsOk());  // the server still has it
+  EXPECT_EQ(a->time_remaining(), kPeriod - absl::Milliseconds(210));
+
+  options.safety_margin.fixed = absl::Seconds(1);
+  LeaseManager tight(memory.get(), options);
+  EXPECT_THAT(
+      tight.AcquireLease("other", "m", 1, absl::Seconds(1)),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("safety margin")));
+}
+
+// ----------------------------------------------- Expired, not swept yet
+
+TEST(LeaseExpiryTest, KeyPastItsTtlNotYetSweptIsExpiredNotPermanent) {
+  SimulatedClock clock;
+  registry::MemoryOptions memory_options = MemoryWith(&clock);
+  memory_options.expiry_sweep_interval = absl::Milliseconds(500);  // etcd's
+  std::unique_ptr<registry::KeysApi> memory =
+      registry::NewMemoryRegistry(memory_options);
+  LeaseManager manager(memory.get(), ManagerWith(&clock));
+  clock.Advance(absl::Milliseconds(100));  // expire between two sweeps
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Lease> a,
+                       manager.AcquireLease("unit", "m", 1, absl::Seconds(2)));
+  clock.Advance(absl::Milliseconds(2200));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Lease> seen, manager.GetLease("unit"));
+  ASSERT_THAT(seen, NotNull());  // still there: the sweep has not run
+  EXPECT_LE(seen->period(), absl::ZeroDuration());
+  EXPECT_TRUE(seen->expired());
+  EXPECT_NE(seen->expiry(), absl::InfiniteFuture());
+  ASSERT_OK_AND_ASSIGN(std::vector<std::unique_ptr<Lease>> all,
+                       manager.ListLeases());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_TRUE(all[0]->expired());
+  clock.Advance(absl::Milliseconds(300));  // the sweep tick
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Lease> swept, manager.GetLease("unit"));
+  EXPECT_THAT(swept, IsNull());
 }
 
 // --------------------------------------------------------- WaitForChange

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "lease/watch_hub.h"
 #include "registry/cancel.h"
+#include "registry/errors.h"
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -492,6 +493,43 @@ TEST_F(WatchHubTest, ALateSubscriberIsHandedWhatItMissedFromTheHistory) {
       << passed.status();
   EXPECT_THAT(Subscribe(read + 1, AnyRemoval())->Next(clock_.Now(), nullptr),
               StatusIs(absl::StatusCode::kOutOfRange));
+}
+
+TEST_F(MutexTest, LostCreateThatLandsLateIsDeletedByTheWaiter) {
+  auto sa = NewSession();
+  auto sb = NewSession();
+  auto sc = NewSession();
+  Mutex a(sa.get(), "job"), b(sb.get(), "job"), c(sc.get(), "job");
+  ASSERT_OK(a.Lock());
+  // b's create is held on the way: its read-back finds nothing, so b
+  // queues again under a fresh value.
+  keys_.HoldRequestNext(FaultyKeysApi::kCreateInOrder, 1);
+  absl::Status b_locked;
+  std::thread waiter([&] { b_locked = b.Lock(); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  ASSERT_EQ(keys_.LandHeld(), 1);  // the lost create lands now
+  ASSERT_EQ(KeysUnder(&keys_, kDir).size(), 3u);
+  ASSERT_OK(a.Unlock());
+  waiter.join();
+  ASSERT_OK(b_locked);
+  // b found its stray key in the queue it read and deleted it, so it does
+  // not hold up the next holder for a whole TTL.
+  EXPECT_THAT(KeysUnder(&keys_, kDir), ElementsAre(b.key()));
+  ASSERT_OK(b.Unlock());
+  ASSERT_OK_AND_ASSIGN(bool c_locked, c.TryLock());
+  EXPECT_TRUE(c_locked);
+}
+
+TEST_F(MutexTest, UnresolvedCreatesKeepOutcomeUnknownAndAreSweptLater) {
+  auto session = NewSession();
+  Mutex mutex(session.get(), "job");
+  keys_.HoldRequestNext(FaultyKeysApi::kCreateInOrder, 3);
+  const absl::Status locked = mutex.Lock();
+  EXPECT_TRUE(registry::IsOutcomeUnknown(locked)) << locked;
+  ASSERT_EQ(keys_.LandHeld(), 3);  // all three land after all
+  ASSERT_OK_AND_ASSIGN(bool again, mutex.TryLock());
+  EXPECT_TRUE(again);
+  EXPECT_THAT(KeysUnder(&keys_, kDir), ElementsAre(mutex.key()));
 }
 
 }  // namespace

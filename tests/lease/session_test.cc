@@ -1,8 +1,12 @@
 #include "lease/session.h"
 
+#include <condition_variable>
+#include <mutex>
+
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lease/lease_manager.h"
 #include "lease/mutex.h"
 #include "lease/semaphore.h"
 #include "tests/lease/lock_fixture.h"
@@ -137,6 +141,43 @@ TEST_F(SessionTest, LostCreateResponseIsResolvedByItsUniqueValue) {
   ASSERT_OK(mutex.Lock());
   EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/lock/job"),
               ::testing::ElementsAre(mutex.key()));
+}
+
+TEST_F(SessionTest, LostFiresWhileAnotherLeasesCallbackIsSlow) {
+  auto session = NewSession(absl::Seconds(9));
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(mutex.Lock());
+  LeaseManagerOptions manager_options;
+  manager_options.clock = &clock_;
+  LeaseManager manager(&keys_, manager_options);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Lease> lease,
+                       manager.AcquireLease("slow", "m", 1, absl::Seconds(9)));
+  // A user callback on the same Keeper that blocks once the lease is lost.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, leave = false;
+  keeper_.Add(std::move(lease), [&](LeaseState state) {
+    if (state != LeaseState::kLost) return;
+    std::unique_lock<std::mutex> lock(mu);
+    entered = true;
+    cv.wait(lock, [&] { return leave; });
+  });
+  ASSERT_OK(memory_->Delete("/leasehold/lease/slow", {}).status());
+  clock_.Advance(absl::Milliseconds(3500));  // its renew finds it gone
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return entered;
+  }));
+  ASSERT_OK(memory_->Delete(mutex.key(), {}).status());
+  clock_.Advance(absl::Milliseconds(3500));  // the lock key's renew too
+  const bool lost = Eventually([&] { return mutex.lost()->fired(); },
+                               std::chrono::seconds(5));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    leave = true;
+  }
+  cv.notify_all();
+  EXPECT_TRUE(lost);
 }
 
 }  // namespace

@@ -24,6 +24,28 @@ void FaultyKeysApi::DropRequestNext(unsigned ops, int count) {
   AddRule({ops, Fault::kDropRequest, count, absl::OkStatus()});
 }
 
+void FaultyKeysApi::StallNext(unsigned ops, int count) {
+  AddRule({ops, Fault::kStall, count, absl::OkStatus()});
+}
+
+void FaultyKeysApi::HangNext(unsigned ops, int count) {
+  AddRule({ops, Fault::kHang, count, absl::OkStatus()});
+}
+
+void FaultyKeysApi::HoldRequestNext(unsigned ops, int count) {
+  AddRule({ops, Fault::kHoldRequest, count, absl::OkStatus()});
+}
+
+int FaultyKeysApi::LandHeld() {
+  std::vector<Forward> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held.swap(held_);
+  }
+  for (Forward& forward : held) forward().IgnoreError();
+  return static_cast<int>(held.size());
+}
+
 void FaultyKeysApi::SetDelay(unsigned ops, absl::Duration delay) {
   std::lock_guard<std::mutex> lock(mu_);
   for (Op op : {kGet, kSet, kCreateInOrder, kDelete, kWatch}) {
@@ -40,6 +62,7 @@ void FaultyKeysApi::Unblock() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     blocked_ops_ = 0;
+    ++unblocks_;
   }
   unblocked_cv_.notify_all();
 }
@@ -77,8 +100,9 @@ int FaultyKeysApi::blocked() const {
   return blocked_;
 }
 
-template <typename Forward>
-absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op, Forward forward) {
+absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op,
+                                                      absl::Time deadline,
+                                                      Forward forward) {
   Rule applied{op, Fault::kNone, 0, absl::OkStatus()};
   absl::Time wake = absl::InfinitePast();
   {
@@ -94,6 +118,18 @@ absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op, Forward forward) {
     ++blocked_;
     unblocked_cv_.wait(lock, [&] { return (blocked_ops_ & op) == 0; });
     --blocked_;
+    if (applied.fault == Fault::kStall || applied.fault == Fault::kHang) {
+      // Unblock() ends a stall early: blocked_ counts it meanwhile.
+      const absl::Time until =
+          applied.fault == Fault::kStall ? deadline : absl::InfiniteFuture();
+      const uint64_t unblocks = unblocks_;
+      ++blocked_;
+      while (unblocks == unblocks_ &&
+             clock_->WaitUntil(unblocked_cv_, lock, until)) {
+      }
+      --blocked_;
+    }
+    if (applied.fault == Fault::kHoldRequest) held_.push_back(forward);
     // The wake-up time is fixed under the lock that made this call visible
     // as in flight, so a test that advances the clock once it sees the call
     // never advances it too early.
@@ -118,6 +154,14 @@ absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op, Forward forward) {
     case Fault::kDropRequest:
       result = registry::OutcomeUnknownError("injected: request lost");
       break;
+    case Fault::kStall:
+    case Fault::kHang:
+      result = op == kGet ? absl::DeadlineExceededError("injected: stalled")
+                          : registry::OutcomeUnknownError("injected: stalled");
+      break;
+    case Fault::kHoldRequest:
+      result = registry::OutcomeUnknownError("injected: request held");
+      break;
   }
   std::lock_guard<std::mutex> lock(mu_);
   --in_flight_;
@@ -126,30 +170,33 @@ absl::StatusOr<registry::Response> FaultyKeysApi::Run(Op op, Forward forward) {
 
 absl::StatusOr<registry::Response> FaultyKeysApi::Get(
     const std::string& key, const registry::GetOptions& options) {
-  return Run(kGet, [&] { return base_->Get(key, options); });
+  return Run(kGet, options.deadline, [=] { return base_->Get(key, options); });
 }
 
 absl::StatusOr<registry::Response> FaultyKeysApi::Set(
     const std::string& key, const std::string& value,
     const registry::SetOptions& options) {
-  return Run(kSet, [&] { return base_->Set(key, value, options); });
+  return Run(kSet, options.deadline,
+             [=] { return base_->Set(key, value, options); });
 }
 
 absl::StatusOr<registry::Response> FaultyKeysApi::CreateInOrder(
     const std::string& dir, const std::string& value,
     const registry::CreateInOrderOptions& options) {
-  return Run(kCreateInOrder,
-             [&] { return base_->CreateInOrder(dir, value, options); });
+  return Run(kCreateInOrder, absl::InfiniteFuture(),
+             [=] { return base_->CreateInOrder(dir, value, options); });
 }
 
 absl::StatusOr<registry::Response> FaultyKeysApi::Delete(
     const std::string& key, const registry::DeleteOptions& options) {
-  return Run(kDelete, [&] { return base_->Delete(key, options); });
+  return Run(kDelete, options.deadline,
+             [=] { return base_->Delete(key, options); });
 }
 
 absl::StatusOr<registry::Response> FaultyKeysApi::Watch(
     const std::string& key, const registry::WatchOptions& options) {
-  return Run(kWatch, [&] { return base_->Watch(key, options); });
+  return Run(kWatch, options.deadline,
+             [=] { return base_->Watch(key, options); });
 }
 
 }  // namespace leasehold::testing

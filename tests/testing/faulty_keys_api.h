@@ -15,10 +15,13 @@
 #define LEASEHOLD_TESTS_TESTING_FAULTY_KEYS_API_H_
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -58,9 +61,26 @@ class FaultyKeysApi final : public registry::KeysApi {
   // The next `count` calls of `ops` are lost on the way: not applied, yet
   // reported as registry::OutcomeUnknownError.
   void DropRequestNext(unsigned ops, int count);
+  // The next `count` calls of `ops` hang until their deadline (the
+  // options' deadline, on the clock) or Unblock(), as a request to a stuck
+  // member does until the client's timeout: not applied; a write then
+  // fails with registry::OutcomeUnknownError, a read with
+  // kDeadlineExceeded.
+  void StallNext(unsigned ops, int count);
+  // As StallNext, but the calls ignore their deadline and hang until
+  // Unblock(): a transport that does not honour it.
+  void HangNext(unsigned ops, int count);
+  // The next `count` calls of `ops` (writes) are held on the way: not
+  // applied yet, reported as registry::OutcomeUnknownError. LandHeld()
+  // applies them later, in order, as a delayed request that lands after
+  // its sender gave up on it.
+  void HoldRequestNext(unsigned ops, int count);
+  // Applies the held requests; returns how many.
+  int LandHeld();
   // Every call of `ops` first waits `delay` on the clock (zero: none).
   void SetDelay(unsigned ops, absl::Duration delay);
-  // Calls of `ops` wait until Unblock() (counted by blocked()).
+  // Calls of `ops` wait until Unblock() (counted by blocked(), as are
+  // stalled calls, which Unblock() also ends).
   void Block(unsigned ops);
   void Unblock();
   // Drops every rule and delay; unblocks.
@@ -88,7 +108,16 @@ class FaultyKeysApi final : public registry::KeysApi {
       const std::string& key, const registry::WatchOptions& options) override;
 
  private:
-  enum class Fault { kNone, kFail, kLoseResponse, kDropRequest };
+  enum class Fault {
+    kNone,
+    kFail,
+    kLoseResponse,
+    kDropRequest,
+    kStall,
+    kHang,
+    kHoldRequest
+  };
+  using Forward = std::function<absl::StatusOr<registry::Response>()>;
   struct Rule {
     unsigned ops;
     Fault fault;
@@ -96,8 +125,10 @@ class FaultyKeysApi final : public registry::KeysApi {
     absl::Status error;
   };
 
-  template <typename Forward>
-  absl::StatusOr<registry::Response> Run(Op op, Forward forward);
+  // `forward` makes the call on the wrapped registry (it owns copies of
+  // the arguments, so a held request can land later).
+  absl::StatusOr<registry::Response> Run(Op op, absl::Time deadline,
+                                         Forward forward);
   void AddRule(Rule rule);
 
   registry::KeysApi* const base_;
@@ -108,9 +139,11 @@ class FaultyKeysApi final : public registry::KeysApi {
   std::map<Op, absl::Duration> delays_ ABSL_GUARDED_BY(mu_);
   std::map<Op, int> calls_ ABSL_GUARDED_BY(mu_);
   unsigned blocked_ops_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t unblocks_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int max_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int blocked_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Forward> held_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace leasehold::testing
