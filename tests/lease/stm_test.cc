@@ -1,0 +1,588 @@
+// Transactions (lease/stm.h) on the memory registry: the bank under
+// concurrency and crashes, each isolation level's anomaly, lost responses.
+#include "lease/stm.h"
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "registry/memory/memory_registry.h"
+#include "tests/lease/stm_bank.h"
+#include "tests/testing/faulty_keys_api.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leasehold::lease {
+namespace {
+
+using ::leasehold::testing::Bank;
+using ::leasehold::testing::FaultyKeysApi;
+using ::leasehold::testing::IsOk;
+using ::leasehold::testing::StatusIs;
+using ::testing::Each;
+using ::testing::ElementsAre;
+using ::testing::Ge;
+
+constexpr char kIntent[] = "/bank/.stm/intent";
+
+class StmTest : public ::testing::Test {
+ protected:
+  StmTest() : keys_(registry::NewMemoryRegistry({.clock = &clock_})) {
+    options_.prefix = "/bank/";
+    options_.clock = &clock_;
+    options_.initial_backoff = absl::ZeroDuration();
+  }
+
+  // Sets `key` to `value` in a transaction of its own.
+  void Write(const std::string& key, const std::string& value,
+             registry::KeysApi* keys = nullptr) {
+    ASSERT_OK(RunTransaction(
+                  keys != nullptr ? keys : keys_.get(),
+                  [&](Transaction& txn) {
+                    txn.Put(key, value);
+                    return absl::OkStatus();
+                  },
+                  options_)
+                  .status());
+  }
+
+  std::optional<std::string> Read(const std::string& key) {
+    std::optional<std::string> value;
+    EXPECT_OK(RunTransaction(
+                  keys_.get(),
+                  [&](Transaction& txn) -> absl::Status {
+                    absl::StatusOr<std::optional<std::string>> v = txn.Get(key);
+                    if (!v.ok()) return v.status();
+                    value = *v;
+                    return absl::OkStatus();
+                  },
+                  options_)
+                  .status());
+    return value;
+  }
+
+  // Checks the bank's invariant; the number of transfers it counted.
+  int64_t ExpectInvariant(Bank& bank, int tellers) {
+    absl::StatusOr<Bank::Audit> audit = bank.Read(tellers);
+    EXPECT_OK(audit.status());
+    if (!audit.ok()) return -1;
+    EXPECT_EQ(audit->total, Bank::kAccounts * Bank::kInitial);
+    EXPECT_THAT(audit->balances, Each(Ge(0)));
+    int64_t counted = 0;
+    for (int64_t n : audit->counters) counted += n;
+    return counted;
+  }
+
+  SimulatedClock clock_;
+  std::unique_ptr<registry::KeysApi> keys_;
+  TransactionOptions options_;
+};
+
+TEST_F(StmTest, BankUnderConcurrentTransfersKeepsItsInvariant) {
+  // Real time: the tellers wait for each other's commits.
+  TransactionOptions options = options_;
+  options.clock = nullptr;
+  options.initial_backoff = absl::Milliseconds(1);
+  options.max_backoff = absl::Milliseconds(20);
+  std::unique_ptr<registry::KeysApi> keys = registry::NewMemoryRegistry();
+  Bank bank(keys.get(), options);
+  ASSERT_OK(bank.Open());
+  constexpr int kTellers = 4;
+  constexpr int kTransfers = 500;  // each: 2,000 in all
+  std::vector<int64_t> moved(kTellers, 0);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> tellers;
+  for (int t = 0; t < kTellers; ++t) {
+    tellers.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < kTransfers; ++i) {
+        absl::StatusOr<bool> r = bank.Transfer(t, rng);
+        if (!r.ok()) {
+          ADD_FAILURE() << r.status();
+          ++failures;
+          return;
+        }
+        moved[t] += *r ? 1 : 0;
+      }
+    });
+  }
+  for (std::thread& t : tellers) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  absl::StatusOr<Bank::Audit> audit = bank.Read(kTellers);
+  ASSERT_OK(audit.status());
+  EXPECT_EQ(audit->total, Bank::kAccounts * Bank::kInitial);
+  EXPECT_THAT(audit->balances, Each(Ge(0)));
+  EXPECT_EQ(audit->counters, moved);  // every transfer counted once
+}
+
+// The requests of one uncontended transfer: GET domain, create intent,
+// mark committed, three writes, delete intent.
+constexpr int kTransferRequests = 7;
+
+TEST_F(StmTest, CrashAfterEveryRequestOfACommitRollsForwardOrLeavesNothing) {
+  for (int k = 1; k <= kTransferRequests; ++k) {
+    SCOPED_TRACE(absl::StrCat("crash after request ", k));
+    std::unique_ptr<registry::KeysApi> keys =
+        registry::NewMemoryRegistry({.clock = &clock_});
+    Bank bank(keys.get(), options_);
+    ASSERT_OK(bank.Open());
+    ASSERT_OK_AND_ASSIGN(Bank::Audit before, bank.Read(1));
+
+    // The committer's process dies after its k-th request.
+    FaultyKeysApi dying(keys.get(), &clock_);
+    dying.PassNext(FaultyKeysApi::kAll, k);
+    dying.DropRequestNext(FaultyKeysApi::kAll, FaultyKeysApi::kForever);
+    TransactionOptions once = options_;
+    once.max_attempts = 1;
+    Bank teller(keys.get(), once);
+    std::mt19937 rng(k);
+    absl::StatusOr<bool> moved = teller.Transfer(0, rng, &dying);
+    // Past the commit point (the mark, request 3) the transfer has
+    // happened, whether or not this process lived to write the data.
+    EXPECT_EQ(moved.ok(), k >= 3) << moved.status();
+
+    // A pending intent left behind expires; a committed one stays.
+    clock_.Advance(options_.intent_ttl + absl::Seconds(1));
+    ASSERT_OK_AND_ASSIGN(Bank::Audit after, bank.Read(1));
+    EXPECT_EQ(after.total, Bank::kAccounts * Bank::kInitial);
+    EXPECT_THAT(after.balances, Each(Ge(0)));
+    EXPECT_EQ(after.counters, std::vector<int64_t>{k >= 3 ? 1 : 0});
+    EXPECT_EQ(after.balances != before.balances, k >= 3);
+    EXPECT_THAT(keys->Get(kIntent, {}).status(),
+                StatusIs(absl::StatusCode::kNotFound));
+    // And the domain works on.
+    ASSERT_OK(bank.Transfer(0, rng).status());
+  }
+}
+
+TEST_F(StmTest, LostResponsesAreResolvedAndAppliedExactlyOnce) {
+  // Sets: 1 create intent, 2 mark, 3-5 data; then the intent's delete.
+  for (bool applied : {true, false}) {
+    for (int n = 1; n <= 6; ++n) {
+      SCOPED_TRACE(
+          absl::StrCat(applied ? "response" : "request", " lost on write ", n));
+      std::unique_ptr<registry::KeysApi> keys =
+          registry::NewMemoryRegistry({.clock = &clock_});
+      Bank bank(keys.get(), options_);
+      ASSERT_OK(bank.Open());
+      FaultyKeysApi lossy(keys.get(), &clock_);
+      const unsigned op = n <= 5 ? FaultyKeysApi::kSet : FaultyKeysApi::kDelete;
+      if (n <= 5) lossy.PassNext(FaultyKeysApi::kSet, n - 1);
+      if (applied) {
+        lossy.LoseResponseNext(op, 1);
+      } else {
+        lossy.DropRequestNext(op, 1);
+      }
+      std::mt19937 rng(1);
+      absl::StatusOr<bool> moved = bank.Transfer(0, rng, &lossy);
+      ASSERT_OK(moved.status());
+      ASSERT_TRUE(*moved);
+      if (n == 6 && !applied) {
+        // The intent's delete was lost: the next reader finishes the job.
+        EXPECT_OK(keys->Get(kIntent, {}).status());
+      }
+      EXPECT_EQ(ExpectInvariant(bank, 1), 1);
+      EXPECT_THAT(keys->Get(kIntent, {}).status(),
+                  StatusIs(absl::StatusCode::kNotFound));
+    }
+  }
+}
+
+// The commit mark's response is lost and, before the committer reads back,
+// another client rolls the committed intent forward and deletes it: the
+// intent's history says it was committed.
+TEST_F(StmTest, LostCommitMarkResolvedFromHistoryWhenIntentIsGone) {
+  FaultyKeysApi lossy(keys_.get(), &clock_);
+  Write("/bank/x", "1");
+  std::thread other;
+  absl::StatusOr<TransactionResult> result = RunTransaction(
+      &lossy,
+      [&](Transaction& txn) -> absl::Status {
+        absl::StatusOr<std::optional<std::string>> x = txn.Get("/bank/x");
+        if (!x.ok()) return x.status();
+        txn.Put("/bank/x", "2");
+        // The commit's next read (the read-back after the lost mark) waits
+        // until the other client has rolled the intent forward.
+        lossy.PassNext(FaultyKeysApi::kSet, 1);
+        lossy.LoseResponseNext(FaultyKeysApi::kSet, 1);
+        lossy.Block(FaultyKeysApi::kGet);
+        other = std::thread([&] {
+          while (lossy.blocked() == 0) absl::SleepFor(absl::Milliseconds(1));
+          EXPECT_EQ(Read("/bank/x"), "2");  // rolls forward
+          EXPECT_THAT(keys_->Get(kIntent, {}).status(),
+                      StatusIs(absl::StatusCode::kNotFound));
+          lossy.Unblock();
+        });
+        return absl::OkStatus();
+      },
+      options_);
+  other.join();
+  ASSERT_OK(result.status());
+  EXPECT_EQ(result->attempts, 1);
+  EXPECT_EQ(Read("/bank/x"), "2");
+}
+
+// The commit mark never arrived and the pending intent expired before the
+// committer read back: not committed, so the transaction runs again.
+TEST_F(StmTest, LostCommitMarkOfAnExpiredIntentIsRetried) {
+  FaultyKeysApi lossy(keys_.get(), &clock_);
+  Write("/bank/n", "0");
+  std::thread other;
+  int runs = 0;
+  absl::StatusOr<TransactionResult> result = RunTransaction(
+      &lossy,
+      [&](Transaction& txn) -> absl::Status {
+        absl::StatusOr<std::optional<std::string>> n = txn.Get("/bank/n");
+        if (!n.ok()) return n.status();
+        int value = 0;
+        EXPECT_TRUE(absl::SimpleAtoi(n->value_or("x"), &value));
+        txn.Put("/bank/n", absl::StrCat(value + 1));
+        if (++runs > 1) return absl::OkStatus();
+        lossy.PassNext(FaultyKeysApi::kSet, 1);
+        lossy.DropRequestNext(FaultyKeysApi::kSet, 1);
+        lossy.Block(FaultyKeysApi::kGet);
+        other = std::thread([&] {
+          while (lossy.blocked() == 0) absl::SleepFor(absl::Milliseconds(1));
+          clock_.Advance(options_.intent_ttl + absl::Seconds(1));
+          EXPECT_THAT(keys_->Get(kIntent, {}).status(),
+                      StatusIs(absl::StatusCode::kNotFound));
+          lossy.Unblock();
+        });
+        return absl::OkStatus();
+      },
+      options_);
+  other.join();
+  ASSERT_OK(result.status());
+  EXPECT_EQ(result->attempts, 2);
+  EXPECT_EQ(Read("/bank/n"), "1");  // once, not twice
+}
+
+// Reads `key` twice; between the reads (on the first run only) another
+// transaction changes it. The two values the first run saw.
+std::vector<std::string> ReadTwiceAcrossACommit(registry::KeysApi* keys,
+                                                TransactionOptions options,
+                                                bool* committed) {
+  std::vector<std::string> seen;
+  int runs = 0;
+  absl::StatusOr<TransactionResult> result = RunTransaction(
+      keys,
+      [&](Transaction& txn) -> absl::Status {
+        const bool first = ++runs == 1;
+        for (int i = 0; i < 2; ++i) {
+          absl::StatusOr<std::optional<std::string>> v = txn.Get("/bank/k");
+          if (!v.ok()) return v.status();
+          if (first) seen.push_back(v->value_or(""));
+          if (first && i == 0) {
+            absl::Status s = RunTransaction(
+                                 keys,
+                                 [](Transaction& other) {
+                                   other.Put("/bank/k", "new");
+                                   return absl::OkStatus();
+                                 },
+                                 options)
+                                 .status();
+            if (!s.ok()) return s;
+          }
+        }
+        txn.Put("/bank/other", "x");
+        return absl::OkStatus();
+      },
+      options);
+  *committed = result.ok() && result->attempts == 1;
+  EXPECT_OK(result.status());
+  return seen;
+}
+
+TEST_F(StmTest, ReadCommittedShowsANonRepeatableRead) {
+  Write("/bank/k", "old");
+  options_.isolation = Isolation::kReadCommitted;
+  bool first_run_committed = false;
+  EXPECT_THAT(
+      ReadTwiceAcrossACommit(keys_.get(), options_, &first_run_committed),
+      ElementsAre("old", "new"));
+  EXPECT_TRUE(first_run_committed);
+}
+
+TEST_F(StmTest, RepeatableReadPreventsANonRepeatableRead) {
+  Write("/bank/k", "old");
+  options_.isolation = Isolation::kRepeatableRead;
+  bool first_run_committed = true;
+  EXPECT_THAT(
+      ReadTwiceAcrossACommit(keys_.get(), options_, &first_run_committed),
+      ElementsAre("old", "old"));
+  EXPECT_FALSE(first_run_committed);  // the read changed: apply ran again
+}
+
+// x and y hold 50 each; between apply's reads of x and y another
+// transaction moves 30 from x to y. The sums apply saw, per run.
+std::vector<int> SumsSeenAcrossATransfer(registry::KeysApi* keys,
+                                         TransactionOptions options) {
+  std::vector<int> sums;
+  absl::StatusOr<TransactionResult> result = RunTransaction(
+      keys,
+      [&](Transaction& txn) -> absl::Status {
+        int sum = 0;
+        for (const char* key : {"/bank/x", "/bank/y"}) {
+          absl::StatusOr<std::optional<std::string>> v = txn.Get(key);
+          if (!v.ok()) return v.status();
+          int n = 0;
+          EXPECT_TRUE(absl::SimpleAtoi(v->value_or("x"), &n));
+          sum += n;
+          if (sums.empty() && key == std::string("/bank/x")) {
+            absl::Status s = RunTransaction(
+                                 keys,
+                                 [](Transaction& other) {
+                                   other.Put("/bank/x", "20");
+                                   other.Put("/bank/y", "80");
+                                   return absl::OkStatus();
+                                 },
+                                 options)
+                                 .status();
+            if (!s.ok()) return s;
+          }
+        }
+        sums.push_back(sum);
+        return absl::OkStatus();
+      },
+      options);
+  EXPECT_OK(result.status());
+  return sums;
+}
+
+TEST_F(StmTest, RepeatableReadCanHandApplyAMixedSnapshot) {
+  Write("/bank/x", "50");
+  Write("/bank/y", "50");
+  options_.isolation = Isolation::kRepeatableRead;
+  // Old x with new y; the commit then fails and apply runs again.
+  EXPECT_THAT(SumsSeenAcrossATransfer(keys_.get(), options_),
+              ElementsAre(130, 100));
+}
+
+TEST_F(StmTest, SerializableReadsOneConsistentSnapshot) {
+  Write("/bank/x", "50");
+  Write("/bank/y", "50");
+  EXPECT_THAT(SumsSeenAcrossATransfer(keys_.get(), options_), ElementsAre(100));
+}
+
+// Two doctors on call; each may go off call if the other stays on. Doctor
+// A checks, then (on its first run) doctor B checks and goes off, then A
+// goes off on what it read.
+int DoctorsOnCallAfterBothGoOff(registry::KeysApi* keys,
+                                TransactionOptions options) {
+  auto go_off = [&](const std::string& me,
+                    const std::function<void()>& between) {
+    return RunTransaction(
+        keys,
+        [&](Transaction& txn) -> absl::Status {
+          int on_call = 0;
+          for (const char* doctor :
+               {"/bank/doctor/alice", "/bank/doctor/bob"}) {
+            absl::StatusOr<std::optional<std::string>> v = txn.Get(doctor);
+            if (!v.ok()) return v.status();
+            on_call += *v == "on" ? 1 : 0;
+          }
+          between();
+          if (on_call >= 2) txn.Put(me, "off");
+          return absl::OkStatus();
+        },
+        options);
+  };
+  bool once = true;
+  absl::Status alice = go_off("/bank/doctor/alice", [&] {
+                         if (!std::exchange(once, false)) return;
+                         EXPECT_OK(go_off("/bank/doctor/bob", [] {}).status());
+                       }).status();
+  EXPECT_OK(alice);
+  int on_call = 0;
+  absl::Status read = RunTransaction(
+                          keys,
+                          [&](Transaction& txn) -> absl::Status {
+                            on_call = 0;
+                            for (const char* doctor :
+                                 {"/bank/doctor/alice", "/bank/doctor/bob"}) {
+                              absl::StatusOr<std::optional<std::string>> v =
+                                  txn.Get(doctor);
+                              if (!v.ok()) return v.status();
+                              on_call += *v == "on" ? 1 : 0;
+                            }
+                            return absl::OkStatus();
+                          },
+                          options)
+                          .status();
+  EXPECT_OK(read);
+  return on_call;
+}
+
+TEST_F(StmTest, ReadCommittedAllowsWriteSkew) {
+  Write("/bank/doctor/alice", "on");
+  Write("/bank/doctor/bob", "on");
+  options_.isolation = Isolation::kReadCommitted;
+  EXPECT_EQ(DoctorsOnCallAfterBothGoOff(keys_.get(), options_), 0);
+}
+
+TEST_F(StmTest, SerializablePreventsWriteSkew) {
+  Write("/bank/doctor/alice", "on");
+  Write("/bank/doctor/bob", "on");
+  EXPECT_EQ(DoctorsOnCallAfterBothGoOff(keys_.get(), options_), 1);
+}
+
+TEST_F(StmTest, ApplyErrorAbortsWithNothingWritten) {
+  absl::StatusOr<TransactionResult> result = RunTransaction(
+      keys_.get(),
+      [](Transaction& txn) {
+        txn.Put("/bank/a", "1");
+        return absl::FailedPreconditionError("insufficient funds");
+      },
+      options_);
+  EXPECT_THAT(result.status(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(keys_->Get("/bank", {.recursive = true}).status(),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(StmTest, DeleteReadsAsAbsentAndRevIsZero) {
+  Write("/bank/a", "1");
+  ASSERT_OK(RunTransaction(
+                keys_.get(),
+                [](Transaction& txn) {
+                  txn.Del("/bank/a");
+                  return absl::OkStatus();
+                },
+                options_)
+                .status());
+  EXPECT_EQ(Read("/bank/a"), std::nullopt);
+  ASSERT_OK(RunTransaction(
+                keys_.get(),
+                [](Transaction& txn) -> absl::Status {
+                  absl::StatusOr<uint64_t> rev = txn.Rev("/bank/a");
+                  if (!rev.ok()) return rev.status();
+                  EXPECT_EQ(*rev, 0u);
+                  txn.Put("/bank/a", "again");
+                  return absl::OkStatus();
+                },
+                options_)
+                .status());
+  EXPECT_EQ(Read("/bank/a"), "again");
+}
+
+TEST_F(StmTest, GetSeesTheTransactionsOwnWrites) {
+  ASSERT_OK(RunTransaction(
+                keys_.get(),
+                [](Transaction& txn) -> absl::Status {
+                  txn.Put("/bank/a", "mine");
+                  absl::StatusOr<std::optional<std::string>> v =
+                      txn.Get("/bank/a");
+                  if (!v.ok()) return v.status();
+                  EXPECT_EQ(*v, "mine");
+                  txn.Del("/bank/a");
+                  v = txn.Get("/bank/a");
+                  if (!v.ok()) return v.status();
+                  EXPECT_EQ(*v, std::nullopt);
+                  return absl::OkStatus();
+                },
+                options_)
+                .status());
+}
+
+TEST_F(StmTest, BadKeysAndValuesAreRejected) {
+  for (const std::string key :
+       {"/elsewhere/a", "/bank/", "/bank//a", "/bank/a/", "/bank/../a",
+        "/bank/_hidden", "/bank/.stm/intent"}) {
+    SCOPED_TRACE(key);
+    EXPECT_THAT(RunTransaction(
+                    keys_.get(),
+                    [&](Transaction& txn) {
+                      txn.Put(key, "v");
+                      return absl::OkStatus();
+                    },
+                    options_)
+                    .status(),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(
+        RunTransaction(
+            keys_.get(),
+            [&](Transaction& txn) { return txn.Get(key).status(); }, options_)
+            .status(),
+        StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  EXPECT_THAT(RunTransaction(
+                  keys_.get(),
+                  [](Transaction& txn) {
+                    txn.Put("/bank/a", std::string(kTombstone));
+                    return absl::OkStatus();
+                  },
+                  options_)
+                  .status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  options_.max_attempts = 0;
+  EXPECT_THAT(
+      RunTransaction(
+          keys_.get(), [](Transaction&) { return absl::OkStatus(); }, options_)
+          .status(),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(StmTest, DeadlineAndCancelStopBeforeWriting) {
+  auto put = [](Transaction& txn) {
+    txn.Put("/bank/a", "1");
+    return absl::OkStatus();
+  };
+  TransactionOptions late = options_;
+  late.deadline = clock_.Now();
+  EXPECT_THAT(RunTransaction(keys_.get(), put, late).status(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  CancelToken cancel;
+  cancel.Cancel();
+  TransactionOptions cancelled = options_;
+  cancelled.cancel = &cancel;
+  EXPECT_THAT(RunTransaction(keys_.get(), put, cancelled).status(),
+              StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(Read("/bank/a"), std::nullopt);
+}
+
+TEST_F(StmTest, ConflictsBeyondTheRetryLimitAbort) {
+  Write("/bank/k", "0");
+  options_.max_attempts = 3;
+  int runs = 0;
+  absl::StatusOr<TransactionResult> result = RunTransaction(
+      keys_.get(),
+      [&](Transaction& txn) -> absl::Status {
+        ++runs;
+        absl::StatusOr<std::optional<std::string>> v = txn.Get("/bank/k");
+        if (!v.ok()) return v.status();
+        Write("/bank/k", absl::StrCat(runs));  // always conflicts
+        txn.Put("/bank/k", "mine");
+        return absl::OkStatus();
+      },
+      options_);
+  EXPECT_THAT(result.status(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(runs, 3);
+  EXPECT_EQ(Read("/bank/k"), "3");
+}
+
+// Requests per commit on an idle store: 4 + one per key written.
+TEST_F(StmTest, RequestsPerCommit) {
+  for (int n : {1, 2, 8}) {
+    FaultyKeysApi counting(keys_.get(), &clock_);
+    absl::StatusOr<TransactionResult> result = RunTransaction(
+        &counting,
+        [&](Transaction& txn) -> absl::Status {
+          for (int i = 0; i < n; ++i) {
+            const std::string key = absl::StrCat("/bank/cost/", i);
+            absl::StatusOr<std::optional<std::string>> v = txn.Get(key);
+            if (!v.ok()) return v.status();
+            txn.Put(key, absl::StrCat(v->value_or("0"), "+"));
+          }
+          return absl::OkStatus();
+        },
+        options_);
+    ASSERT_OK(result.status());
+    EXPECT_EQ(counting.calls(FaultyKeysApi::kAll), 4 + n) << n << " keys";
+  }
+}
+
+}  // namespace
+}  // namespace leasehold::lease
