@@ -2,6 +2,7 @@
 // concurrency and crashes, each isolation level's anomaly, lost responses.
 #include "lease/stm.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <random>
@@ -9,6 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "registry/memory/memory_registry.h"
@@ -561,6 +564,57 @@ TEST_F(StmTest, ConflictsBeyondTheRetryLimitAbort) {
   EXPECT_THAT(result.status(), StatusIs(absl::StatusCode::kAborted));
   EXPECT_EQ(runs, 3);
   EXPECT_EQ(Read("/bank/k"), "3");
+}
+
+// The README's worked example: a unit moves between two machines' lists.
+absl::Status MoveUnit(registry::KeysApi* keys, const std::string& unit,
+                      const std::string& from, const std::string& to,
+                      TransactionOptions options) {
+  options.prefix = "/sched/";
+  const std::string from_key = absl::StrCat("/sched/machine/", from, "/units");
+  const std::string to_key = absl::StrCat("/sched/machine/", to, "/units");
+  return RunTransaction(
+             keys,
+             [&](Transaction& txn) -> absl::Status {
+               absl::StatusOr<std::optional<std::string>> a = txn.Get(from_key);
+               if (!a.ok()) return a.status();
+               absl::StatusOr<std::optional<std::string>> b = txn.Get(to_key);
+               if (!b.ok()) return b.status();
+               std::vector<std::string> on_from =
+                   absl::StrSplit(a->value_or(""), ',', absl::SkipEmpty());
+               std::vector<std::string> on_to =
+                   absl::StrSplit(b->value_or(""), ',', absl::SkipEmpty());
+               auto it = std::find(on_from.begin(), on_from.end(), unit);
+               if (it == on_from.end()) {
+                 return absl::FailedPreconditionError(
+                     absl::StrCat(unit, " is not on ", from));
+               }
+               on_from.erase(it);
+               on_to.push_back(unit);
+               txn.Put(from_key, absl::StrJoin(on_from, ","));
+               txn.Put(to_key, absl::StrJoin(on_to, ","));
+               return absl::OkStatus();
+             },
+             options)
+      .status();
+}
+
+TEST_F(StmTest, MoveAUnitBetweenTwoMachines) {
+  options_.prefix = "/sched/";
+  Write("/sched/machine/a/units", "web,db");
+  ASSERT_OK(MoveUnit(keys_.get(), "db", "a", "b", options_));
+  EXPECT_THAT(MoveUnit(keys_.get(), "db", "a", "b", options_),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK(MoveUnit(keys_.get(), "web", "a", "b", options_));
+  ASSERT_OK(MoveUnit(keys_.get(), "db", "b", "a", options_));
+  absl::StatusOr<registry::Response> a =
+      keys_->Get("/sched/machine/a/units", {});
+  absl::StatusOr<registry::Response> b =
+      keys_->Get("/sched/machine/b/units", {});
+  ASSERT_OK(a.status());
+  ASSERT_OK(b.status());
+  EXPECT_EQ(a->node.value, "db");
+  EXPECT_EQ(b->node.value, "web");
 }
 
 // Requests per commit on an idle store: 4 + one per key written.
