@@ -2,6 +2,7 @@
 // transaction each.
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
