@@ -19,6 +19,7 @@
 #include "lease/stm.h"
 #include "registry/open.h"
 #include "tests/lease/stm_bank.h"
+#include "tests/lease/stm_isolation_tests.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/run_process.h"
 #include "tests/testing/status_matchers.h"
@@ -161,4 +162,13 @@ TEST(StmEtcdTest, BankSurvivesTellersKilledMidCommit) {
 }
 
 }  // namespace
+
+INSTANTIATE_TEST_SUITE_P(Etcd, StmIsolationTest,
+                         ::testing::Values(StmRegistry{
+                             "etcd",
+                             [] { return OpenEtcd(SharedEtcd().uri()); }}),
+                         [](const ::testing::TestParamInfo<StmRegistry>& info) {
+                           return info.param.name;
+                         });
+
 }  // namespace leasehold::lease

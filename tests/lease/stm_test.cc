@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "registry/memory/memory_registry.h"
 #include "tests/lease/stm_bank.h"
+#include "tests/lease/stm_isolation_tests.h"
 #include "tests/testing/faulty_keys_api.h"
 #include "tests/testing/status_matchers.h"
 
@@ -271,175 +272,6 @@ TEST_F(StmTest, LostCommitMarkOfAnExpiredIntentIsRetried) {
   EXPECT_EQ(Read("/bank/n"), "1");  // once, not twice
 }
 
-// Reads `key` twice; between the reads (on the first run only) another
-// transaction changes it. The two values the first run saw.
-std::vector<std::string> ReadTwiceAcrossACommit(registry::KeysApi* keys,
-                                                TransactionOptions options,
-                                                bool* committed) {
-  std::vector<std::string> seen;
-  int runs = 0;
-  absl::StatusOr<TransactionResult> result = RunTransaction(
-      keys,
-      [&](Transaction& txn) -> absl::Status {
-        const bool first = ++runs == 1;
-        for (int i = 0; i < 2; ++i) {
-          absl::StatusOr<std::optional<std::string>> v = txn.Get("/bank/k");
-          if (!v.ok()) return v.status();
-          if (first) seen.push_back(v->value_or(""));
-          if (first && i == 0) {
-            absl::Status s = RunTransaction(
-                                 keys,
-                                 [](Transaction& other) {
-                                   other.Put("/bank/k", "new");
-                                   return absl::OkStatus();
-                                 },
-                                 options)
-                                 .status();
-            if (!s.ok()) return s;
-          }
-        }
-        txn.Put("/bank/other", "x");
-        return absl::OkStatus();
-      },
-      options);
-  *committed = result.ok() && result->attempts == 1;
-  EXPECT_OK(result.status());
-  return seen;
-}
-
-TEST_F(StmTest, ReadCommittedShowsANonRepeatableRead) {
-  Write("/bank/k", "old");
-  options_.isolation = Isolation::kReadCommitted;
-  bool first_run_committed = false;
-  EXPECT_THAT(
-      ReadTwiceAcrossACommit(keys_.get(), options_, &first_run_committed),
-      ElementsAre("old", "new"));
-  EXPECT_TRUE(first_run_committed);
-}
-
-TEST_F(StmTest, RepeatableReadPreventsANonRepeatableRead) {
-  Write("/bank/k", "old");
-  options_.isolation = Isolation::kRepeatableRead;
-  bool first_run_committed = true;
-  EXPECT_THAT(
-      ReadTwiceAcrossACommit(keys_.get(), options_, &first_run_committed),
-      ElementsAre("old", "old"));
-  EXPECT_FALSE(first_run_committed);  // the read changed: apply ran again
-}
-
-// x and y hold 50 each; between apply's reads of x and y another
-// transaction moves 30 from x to y. The sums apply saw, per run.
-std::vector<int> SumsSeenAcrossATransfer(registry::KeysApi* keys,
-                                         TransactionOptions options) {
-  std::vector<int> sums;
-  absl::StatusOr<TransactionResult> result = RunTransaction(
-      keys,
-      [&](Transaction& txn) -> absl::Status {
-        int sum = 0;
-        for (const char* key : {"/bank/x", "/bank/y"}) {
-          absl::StatusOr<std::optional<std::string>> v = txn.Get(key);
-          if (!v.ok()) return v.status();
-          int n = 0;
-          EXPECT_TRUE(absl::SimpleAtoi(v->value_or("x"), &n));
-          sum += n;
-          if (sums.empty() && key == std::string("/bank/x")) {
-            absl::Status s = RunTransaction(
-                                 keys,
-                                 [](Transaction& other) {
-                                   other.Put("/bank/x", "20");
-                                   other.Put("/bank/y", "80");
-                                   return absl::OkStatus();
-                                 },
-                                 options)
-                                 .status();
-            if (!s.ok()) return s;
-          }
-        }
-        sums.push_back(sum);
-        return absl::OkStatus();
-      },
-      options);
-  EXPECT_OK(result.status());
-  return sums;
-}
-
-TEST_F(StmTest, RepeatableReadCanHandApplyAMixedSnapshot) {
-  Write("/bank/x", "50");
-  Write("/bank/y", "50");
-  options_.isolation = Isolation::kRepeatableRead;
-  // Old x with new y; the commit then fails and apply runs again.
-  EXPECT_THAT(SumsSeenAcrossATransfer(keys_.get(), options_),
-              ElementsAre(130, 100));
-}
-
-TEST_F(StmTest, SerializableReadsOneConsistentSnapshot) {
-  Write("/bank/x", "50");
-  Write("/bank/y", "50");
-  EXPECT_THAT(SumsSeenAcrossATransfer(keys_.get(), options_), ElementsAre(100));
-}
-
-// Two doctors on call; each may go off call if the other stays on. Doctor
-// A checks, then (on its first run) doctor B checks and goes off, then A
-// goes off on what it read.
-int DoctorsOnCallAfterBothGoOff(registry::KeysApi* keys,
-                                TransactionOptions options) {
-  auto go_off = [&](const std::string& me,
-                    const std::function<void()>& between) {
-    return RunTransaction(
-        keys,
-        [&](Transaction& txn) -> absl::Status {
-          int on_call = 0;
-          for (const char* doctor :
-               {"/bank/doctor/alice", "/bank/doctor/bob"}) {
-            absl::StatusOr<std::optional<std::string>> v = txn.Get(doctor);
-            if (!v.ok()) return v.status();
-            on_call += *v == "on" ? 1 : 0;
-          }
-          between();
-          if (on_call >= 2) txn.Put(me, "off");
-          return absl::OkStatus();
-        },
-        options);
-  };
-  bool once = true;
-  absl::Status alice = go_off("/bank/doctor/alice", [&] {
-                         if (!std::exchange(once, false)) return;
-                         EXPECT_OK(go_off("/bank/doctor/bob", [] {}).status());
-                       }).status();
-  EXPECT_OK(alice);
-  int on_call = 0;
-  absl::Status read = RunTransaction(
-                          keys,
-                          [&](Transaction& txn) -> absl::Status {
-                            on_call = 0;
-                            for (const char* doctor :
-                                 {"/bank/doctor/alice", "/bank/doctor/bob"}) {
-                              absl::StatusOr<std::optional<std::string>> v =
-                                  txn.Get(doctor);
-                              if (!v.ok()) return v.status();
-                              on_call += *v == "on" ? 1 : 0;
-                            }
-                            return absl::OkStatus();
-                          },
-                          options)
-                          .status();
-  EXPECT_OK(read);
-  return on_call;
-}
-
-TEST_F(StmTest, ReadCommittedAllowsWriteSkew) {
-  Write("/bank/doctor/alice", "on");
-  Write("/bank/doctor/bob", "on");
-  options_.isolation = Isolation::kReadCommitted;
-  EXPECT_EQ(DoctorsOnCallAfterBothGoOff(keys_.get(), options_), 0);
-}
-
-TEST_F(StmTest, SerializablePreventsWriteSkew) {
-  Write("/bank/doctor/alice", "on");
-  Write("/bank/doctor/bob", "on");
-  EXPECT_EQ(DoctorsOnCallAfterBothGoOff(keys_.get(), options_), 1);
-}
-
 TEST_F(StmTest, ApplyErrorAbortsWithNothingWritten) {
   absl::StatusOr<TransactionResult> result = RunTransaction(
       keys_.get(),
@@ -646,4 +478,13 @@ TEST_F(StmTest, RequestsPerCommit) {
 }
 
 }  // namespace
+
+INSTANTIATE_TEST_SUITE_P(Memory, StmIsolationTest,
+                         ::testing::Values(StmRegistry{
+                             "mem",
+                             [] { return registry::NewMemoryRegistry(); }}),
+                         [](const ::testing::TestParamInfo<StmRegistry>& info) {
+                           return info.param.name;
+                         });
+
 }  // namespace leasehold::lease
