@@ -45,9 +45,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/counting_keys.h"
 #include "bench/curl_easy.h"
 #include "bench/etcd_counters.h"
 #include "bench/naive_lock.h"
+#include "bench/txn_load.h"
 #include "curl/curl.h"
 #include "lease/keeper.h"
 #include "lease/lease_manager.h"
@@ -279,57 +281,6 @@ absl::StatusOr<std::pair<CycleResult, CycleResult>> CompareCycles(
   }
   return std::make_pair(Finish(std::move(base)), Finish(std::move(lh)));
 }
-
-// Forwards to a KeysApi and counts the requests made through it.
-class CountingKeys : public registry::KeysApi {
- public:
-  explicit CountingKeys(registry::KeysApi* keys) : keys_(keys) {}
-
-  int64_t requests() const { return requests_.load(); }
-  int64_t renews() const { return renews_.load(); }    // refresh writes
-  int64_t creates() const { return creates_.load(); }  // in-order creates
-  int64_t watches() const { return watches_.load(); }
-
-  absl::StatusOr<registry::Response> Get(
-      const std::string& key, const registry::GetOptions& options) override {
-    ++requests_;
-    return keys_->Get(key, options);
-  }
-  absl::StatusOr<registry::Response> Set(
-      const std::string& key, const std::string& value,
-      const registry::SetOptions& options) override {
-    ++requests_;
-    if (options.refresh) ++renews_;
-    return keys_->Set(key, value, options);
-  }
-  absl::StatusOr<registry::Response> CreateInOrder(
-      const std::string& dir, const std::string& value,
-      const registry::CreateInOrderOptions& options) override {
-    ++requests_;
-    absl::StatusOr<registry::Response> r =
-        keys_->CreateInOrder(dir, value, options);
-    ++creates_;
-    return r;
-  }
-  absl::StatusOr<registry::Response> Delete(
-      const std::string& key, const registry::DeleteOptions& options) override {
-    ++requests_;
-    return keys_->Delete(key, options);
-  }
-  absl::StatusOr<registry::Response> Watch(
-      const std::string& key, const registry::WatchOptions& options) override {
-    ++requests_;
-    ++watches_;
-    return keys_->Watch(key, options);
-  }
-
- private:
-  registry::KeysApi* const keys_;
-  std::atomic<int64_t> requests_{0};
-  std::atomic<int64_t> renews_{0};
-  std::atomic<int64_t> creates_{0};
-  std::atomic<int64_t> watches_{0};
-};
 
 int64_t RssBytes() {
   std::ifstream statm("/proc/self/statm");
@@ -1198,7 +1149,61 @@ int Main(int argc, char** argv) {
           etcd_per_handoff(&EtcdCounters::writes, "-"));
     }
   }
-  if (flags.json) std::cout << json << "}}\n";
+  json += "}";
+
+  // Transactions: one domain, so commits serialize on its intent; the
+  // overlapping runs also conflict and abort.
+  const std::vector<int> committer_levels =
+      flags.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16};
+  if (!flags.json) {
+    std::cout << absl::StrFormat(
+        "\ntransactions (serializable read-modify-write of K counters; %s "
+        "each; one domain)\n%-10s %-5s %-3s %10s %9s %8s\n",
+        absl::FormatDuration(flags.seconds), "keys", "comm", "K", "commits/s",
+        "req/commit", "aborts");
+  }
+  json += ",\"transactions\":[";
+  struct TxnRow {
+    int committers;
+    int keys;
+    bool overlapping;
+  };
+  std::vector<TxnRow> rows = {{1, 1, false}, {1, 2, false}, {1, 8, false}};
+  for (bool overlapping : {false, true}) {
+    for (int committers : committer_levels) {
+      rows.push_back({committers, 2, overlapping});
+    }
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const TxnRow& row = rows[i];
+    absl::StatusOr<TxnLoadResult> r =
+        RunTxnLoad(keys->get(), {.committers = row.committers,
+                                 .keys = row.keys,
+                                 .overlapping = row.overlapping,
+                                 .duration = flags.seconds});
+    if (!r.ok()) {
+      std::cerr << "leasehold-bench: transactions (" << row.committers
+                << " committers): " << r.status() << "\n";
+      return 1;
+    }
+    const char* kind = row.overlapping ? "overlap" : "disjoint";
+    if (flags.json) {
+      absl::StrAppend(
+          &json, i > 0 ? "," : "",
+          absl::StrFormat("{\"keys\":\"%s\",\"committers\":%d,\"k\":%d,"
+                          "\"commits_per_s\":%.1f,\"requests_per_commit\":"
+                          "%.2f,\"abort_rate\":%.3f}",
+                          kind, row.committers, row.keys, r->commits_per_second,
+                          r->requests_per_commit, r->abort_rate));
+    } else {
+      std::cout << absl::StrFormat("%-10s %-5d %-3d %10.0f %9.2f %7.1f%%\n",
+                                   kind, row.committers, row.keys,
+                                   r->commits_per_second,
+                                   r->requests_per_commit, 100 * r->abort_rate);
+    }
+  }
+  json += "]";
+  if (flags.json) std::cout << json << "}\n";
   return exit_code;
 }
 

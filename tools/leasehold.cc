@@ -36,6 +36,10 @@ const TopCommand kTopCommands[] = {
     {"leader", "print the current leader of an election", RunLeader},
     {"observe", "print each new leader of an election until interrupted",
      RunObserve},
+    {"txn",
+     "run a script of gets, puts, deletes and guards as one atomic "
+     "transaction",
+     RunTxn},
     {"sim",
      "the scheduler simulation, on mem: unless --registry; ends with a safety "
      "verdict",

@@ -12,6 +12,10 @@ void FaultyKeysApi::AddRule(Rule rule) {
   rules_.push_back(std::move(rule));
 }
 
+void FaultyKeysApi::PassNext(unsigned ops, int count) {
+  AddRule({ops, Fault::kNone, count, absl::OkStatus()});
+}
+
 void FaultyKeysApi::FailNext(unsigned ops, int count, absl::Status error) {
   AddRule({ops, Fault::kFail, count, std::move(error)});
 }

@@ -50,6 +50,9 @@ class FaultyKeysApi final : public registry::KeysApi {
   explicit FaultyKeysApi(registry::KeysApi* base, Clock* clock = RealClock())
       : base_(base), clock_(clock) {}
 
+  // The next `count` calls of `ops` go through untouched: with a rule
+  // after it, "every call after the k-th" (a process that dies mid-way).
+  void PassNext(unsigned ops, int count);
   // The next `count` calls of `ops` fail with `error`; they never reach the
   // registry.
   void FailNext(

@@ -87,6 +87,7 @@ int RunLock(Context& ctx, const std::vector<std::string>& words);
 int RunElect(Context& ctx, const std::vector<std::string>& words);
 int RunLeader(Context& ctx, const std::vector<std::string>& words);
 int RunObserve(Context& ctx, const std::vector<std::string>& words);
+int RunTxn(Context& ctx, const std::vector<std::string>& words);
 
 }  // namespace leasehold::cli
 
