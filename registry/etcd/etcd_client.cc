@@ -300,7 +300,8 @@ class EtcdClient final : public KeysApi {
     query.AddTrue("sorted", options.sorted);
     query.AddTrue("quorum", options.quorum || options_.quorum_reads);
     return RoundTrip(context, {"GET", WithQuery(*path, query), "", true},
-                     *path == "/v2/keys/" ? Asked::kGetRoot : Asked::kGet);
+                     *path == "/v2/keys/" ? Asked::kGetRoot : Asked::kGet,
+                     options.deadline);
   }
 
   absl::StatusOr<Response> Set(const std::string& key, const std::string& value,
@@ -336,7 +337,8 @@ class EtcdClient final : public KeysApi {
     form.AddTrue("dir", options.dir);
     return RoundTrip(
         context, {"PUT", *path, form.text(), false},
-        options.prev_exist == false ? Asked::kCreate : Asked::kWrite);
+        options.prev_exist == false ? Asked::kCreate : Asked::kWrite,
+        options.deadline);
   }
 
   absl::StatusOr<Response> CreateInOrder(
@@ -376,7 +378,7 @@ class EtcdClient final : public KeysApi {
     query.AddTrue("dir", options.dir);
     query.AddTrue("recursive", options.recursive);
     return RoundTrip(context, {"DELETE", WithQuery(*path, query), "", false},
-                     Asked::kWrite);
+                     Asked::kWrite, options.deadline);
   }
 
   absl::StatusOr<Response> Watch(const std::string& key,
@@ -393,9 +395,12 @@ class EtcdClient final : public KeysApi {
   }
 
   // Sends a request to the preferred endpoint, moving on to the others
-  // while it certainly was not applied (reads: whenever it failed).
-  absl::StatusOr<Response> RoundTrip(const Context& context,
-                                     const HttpRequest& request, Asked asked);
+  // while it certainly was not applied (reads: whenever it failed). No
+  // attempt waits past `deadline` (on the client's clock) nor longer than
+  // the request timeout; a write cut off by either is outcome-unknown.
+  absl::StatusOr<Response> RoundTrip(
+      const Context& context, const HttpRequest& request, Asked asked,
+      absl::Time deadline = absl::InfiniteFuture());
   // THE reading of one attempt's outcome: the caller's result, or the
   // trouble and whether the request may have been applied. Nothing that is
   // not etcd's own well-formed answer becomes a result.
@@ -462,12 +467,21 @@ void EtcdClient::MoveOff(const std::string& endpoint) {
 
 absl::StatusOr<Response> EtcdClient::RoundTrip(const Context& context,
                                                const HttpRequest& request,
-                                               Asked asked) {
+                                               Asked asked,
+                                               absl::Time deadline) {
   const auto [endpoints, start] = Endpoints();
   absl::Status last;
   for (size_t i = 0; i < endpoints.size(); ++i) {
+    const absl::Duration left = deadline - clock_->Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          context.text(), ": deadline passed",
+          last.ok() ? "" : absl::StrCat("; last: ", last.message())));
+    }
     const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
-    HttpResult result = transport_.Send(endpoint, request);
+    HttpResult result =
+        transport_.Send(endpoint, request, /*cancel=*/nullptr,
+                        std::min(options_.request_timeout, left));
     // A bad URL or TLS file fails the same way everywhere.
     if (absl::IsInvalidArgument(result.status)) {
       return Prefixed(context.text(), result.status);

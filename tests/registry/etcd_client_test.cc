@@ -188,6 +188,42 @@ TEST(EtcdClientTest, WatchResumesAtTheSameIndexAfterItsConnectionIsCut) {
 // does one behind a proxy that forwards nothing. The watch it serves must
 // notice (a read elsewhere shows the cluster moved past the watch's index,
 // the frozen member does not answer) and re-open on the other endpoint.
+// A renew sent into a stuck member must give up in time for a retry to
+// save its lease: the call's deadline bounds each attempt, not only the
+// request timeout.
+TEST(EtcdClientTest, CallsIntoAFrozenMemberEndAtTheirDeadline) {
+  auto proxy = Proxy(SharedEtcd().client_port());
+  EtcdOptions options;
+  options.endpoints = {Loopback(proxy->port())};
+  options.request_timeout = absl::Seconds(30);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> keys,
+                       NewEtcdClient(std::move(options)));
+  ASSERT_OK_AND_ASSIGN(Response start, keys->Set("/deadline/k", "0", {}));
+  proxy->Blackhole(::leasehold::testing::Direction::kBoth);
+
+  SetOptions renew;
+  renew.prev_index = start.node.modified_index;
+  renew.deadline = RealClock()->Now() + absl::Milliseconds(500);
+  const absl::Time sent = RealClock()->Now();
+  absl::StatusOr<Response> set = keys->Set("/deadline/k", "1", renew);
+  // Far below the 30 s request timeout, with room for a loaded machine.
+  EXPECT_LT(RealClock()->Now() - sent, absl::Seconds(10));
+  EXPECT_FALSE(set.ok());
+  EXPECT_TRUE(IsOutcomeUnknown(set.status())) << set.status();
+
+  GetOptions read;
+  read.deadline = RealClock()->Now() + absl::Milliseconds(500);
+  const absl::Time asked = RealClock()->Now();
+  EXPECT_FALSE(keys->Get("/deadline/k", read).ok());
+  EXPECT_LT(RealClock()->Now() - asked, absl::Seconds(10));
+
+  DeleteOptions del;
+  del.deadline = RealClock()->Now() - absl::Seconds(1);
+  EXPECT_THAT(keys->Delete("/deadline/k", del),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  proxy->Heal();
+}
+
 TEST(EtcdClientTest, WatchServedByAFrozenMemberMovesOn) {
   auto proxy = Proxy(SharedEtcd().client_port());
   EtcdOptions options;

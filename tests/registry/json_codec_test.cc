@@ -88,7 +88,9 @@ TEST(JsonCodecTest, ExpirationsReadAsTheGeneralParserReadsThem) {
         absl::ParseTime(absl::RFC3339_full, text, &expected, &error);
     absl::StatusOr<absl::Time> parsed = ParseRfc3339(text);
     ASSERT_EQ(parsed.ok(), valid) << text << ": " << parsed.status();
-    if (valid) EXPECT_EQ(*parsed, expected) << text;
+    if (valid) {
+      EXPECT_EQ(*parsed, expected) << text;
+    }
   }
 }
 
