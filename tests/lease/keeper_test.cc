@@ -14,12 +14,14 @@
 #include "gtest/gtest.h"
 #include "lease/lease_manager.h"
 #include "registry/memory/memory_registry.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/faulty_keys_api.h"
 #include "tests/testing/status_matchers.h"
 
 namespace leasehold::lease {
 namespace {
 
+using ::leasehold::testing::Eventually;
 using ::leasehold::testing::FaultyKeysApi;
 using ::leasehold::testing::IsOk;
 using ::testing::ElementsAre;
@@ -33,15 +35,6 @@ SafetyMargin NoMargin() {
   margin.fraction = 0;
   margin.fixed = absl::ZeroDuration();
   return margin;
-}
-
-template <typename Predicate>
-bool Eventually(Predicate done) {
-  for (int i = 0; i < 20000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return done();
 }
 
 // Collects the states a callback saw.

@@ -19,21 +19,11 @@
 #include "lease/session.h"
 #include "registry/cancel.h"
 #include "registry/keys_api.h"
+#include "tests/testing/eventually.h"
 
 namespace leasehold::lease::testing {
 
-// Polls `done` on the real clock (threads make progress; no TTL is waited
-// for) until it holds or `timeout` passes.
-template <typename Predicate>
-bool Eventually(Predicate done,
-                std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  const auto give_up = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
+using ::leasehold::testing::Eventually;
 
 // True when `happened` stays false for `window` of real time: the check
 // that a thread just woken (and seen back at rest) did not go on to act.

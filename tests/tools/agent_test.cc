@@ -8,12 +8,14 @@
 #include "gtest/gtest.h"
 #include "lease/lease_manager.h"
 #include "registry/memory/memory_registry.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/faulty_keys_api.h"
 #include "tests/testing/status_matchers.h"
 
 namespace leasehold::sim {
 namespace {
 
+using ::leasehold::testing::Eventually;
 using ::leasehold::testing::FaultyKeysApi;
 using ::leasehold::testing::IsOk;
 using ::testing::Each;
@@ -22,17 +24,6 @@ using ::testing::Ne;
 using ::testing::NotNull;
 
 constexpr absl::Duration kTtl = absl::Seconds(2);
-
-// Spins (real time, bounded) until `done` holds: for other threads, never
-// for a TTL.
-template <typename Predicate>
-bool Eventually(Predicate done) {
-  for (int i = 0; i < 10000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return done();
-}
 
 // An acquire answered after the lease's local expiry grants nothing the
 // agent may act on, and by then another machine may hold the unit: the
