@@ -216,7 +216,12 @@ TEST_F(LeaseManagerTest, RenewMovesIndexKeepsFenceAndValue) {
   clock_.Advance(absl::Seconds(4));
   uint64_t last = a->index();
   for (int i = 0; i < 3; ++i) {
+    // One compare-and-swap per renew, and nothing else on the hot path.
+    const int calls = keys_.calls(FaultyKeysApi::kAll);
+    const int sets = keys_.calls(FaultyKeysApi::kSet);
     ASSERT_THAT(a->Renew(kPeriod), IsOk());
+    EXPECT_EQ(keys_.calls(FaultyKeysApi::kAll), calls + 1);
+    EXPECT_EQ(keys_.calls(FaultyKeysApi::kSet), sets + 1);
     EXPECT_GT(a->index(), last);
     last = a->index();
     EXPECT_EQ(a->fence(), fence);
