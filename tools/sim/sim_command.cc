@@ -134,11 +134,12 @@ void WriteSvg(const std::string& path, const Report& report) {
     }
     y += row;
   }
-  for (absl::Time crash : report.crashes) {
+  for (const sim::Fault& fault : report.faults) {
+    if (fault.kind != "crash" && fault.kind != "pause") continue;
     svg << absl::StrFormat(
         "<line x1='%.1f' x2='%.1f' y1='20' y2='%.0f' stroke='red' "
         "stroke-dasharray='3,2'/>\n",
-        x(crash), x(crash), y);
+        x(fault.at), x(fault.at), y);
   }
   double lx = left;
   for (const auto& [machine, fill] : colour) {

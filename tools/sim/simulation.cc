@@ -43,12 +43,14 @@ void Simulation::MaybeInjectFault(absl::Time now) {
   for (auto& agent : agents_) {
     if (agent->state() == "paused" && now >= agent->back_at()) {
       agent->Resume();
+      faults_.push_back({now, agent->id(), "return"});
       Event(absl::StrCat(agent->id(), " wakes from its pause"));
     } else if (agent->state() == "crashed" && now >= agent->back_at()) {
       // After the halfway mark restarts run a newer version (an upgrade).
       const bool upgrade = !upgraded_ && now - start_ > options_.duration / 2;
       upgraded_ |= upgrade;
       agent->Start(upgrade ? 2 : agent->version());
+      faults_.push_back({now, agent->id(), "return"});
       Event(absl::StrCat(agent->id(), " restarts",
                          upgrade ? " as version 2" : ""));
     }
@@ -64,14 +66,14 @@ void Simulation::MaybeInjectFault(absl::Time now) {
       up[std::uniform_int_distribution<size_t>(0, up.size() - 1)(rng_)];
   if (options_.crash_every > absl::ZeroDuration() && now >= next_crash_) {
     next_crash_ = now + options_.crash_every;
-    crashes_.push_back(now);
+    faults_.push_back({now, victim->id(), "crash"});
     Event(absl::StrCat(victim->id(), " crashes holding ", victim->units(),
                        " units"));
     victim->Crash(now, now + 2 * options_.ttl);
   } else if (options_.pause_every > absl::ZeroDuration() &&
              now >= next_pause_) {
     next_pause_ = now + options_.pause_every;
-    crashes_.push_back(now);
+    faults_.push_back({now, victim->id(), "pause"});
     Event(absl::StrCat(victim->id(), " pauses for ",
                        absl::FormatDuration(2 * options_.ttl), " holding ",
                        victim->units(), " units"));
@@ -105,7 +107,13 @@ void Simulation::Run(const std::function<void(const Snapshot&)>& on_tick) {
   for (absl::Time now = start_; now - start_ < options_.duration;
        now = clock_->Now()) {
     MaybeInjectFault(now);
-    for (auto& agent : agents_) agent->Step().IgnoreError();
+    for (auto& agent : agents_) {
+      const int steals = agent->steals();
+      agent->Step().IgnoreError();
+      if (agent->steals() > steals) {
+        faults_.push_back({clock_->Now(), agent->id(), "steal"});
+      }
+    }
     if (now >= next_report) {
       Snapshot snapshot = TakeSnapshot(now);
       unowned_.emplace_back(snapshot.elapsed, snapshot.unowned);
@@ -127,7 +135,7 @@ Report Simulation::Finish() {
   report.start = start_;
   report.verdict = history_.Check();
   report.holds = history_.holds();
-  report.crashes = crashes_;
+  report.faults = faults_;
   report.failovers = history_.FailoverLatencies();
   report.unowned = unowned_;
   for (const auto& agent : agents_) {
