@@ -78,6 +78,52 @@ TEST(AgentTest, AGrantAnsweredAfterItsExpiryIsNeverBelieved) {
   agent.Shutdown();
 }
 
+// A machine whose link hangs runs on: its Keeper tells it by its own clock
+// that its units are gone, while the link still hangs, and only then can
+// another machine take them.
+TEST(AgentTest, APartitionedMachineIsToldOfItsLossesByItsOwnClock) {
+  SimulatedClock clock;
+  std::unique_ptr<registry::KeysApi> keys =
+      registry::NewMemoryRegistry({.clock = &clock});
+  History history;
+  Agent cut(keys.get(), {.id = "m1", .units = 2, .ttl = kTtl, .clock = &clock},
+            &history, [](const std::string&) {});
+  cut.Start(1);
+  for (int i = 0; i < 10 && cut.units() < 2; ++i) {
+    ASSERT_THAT(cut.Step(), IsOk());
+    clock.Advance(kTtl / 10);
+  }
+  ASSERT_EQ(cut.units(), 2);
+
+  const absl::Time partitioned = clock.Now();
+  cut.Partition(partitioned, absl::InfiniteFuture());
+  clock.Advance(kTtl);  // past every local expiry, short of the link's return
+  ASSERT_TRUE(Eventually([&] { return cut.live_units() == 0; }));
+  EXPECT_EQ(cut.state(), Agent::State::kPartitioned);
+  for (const Hold& hold : history.holds()) {  // two units and the engine
+    EXPECT_EQ(hold.how_ended, "lost") << hold.lease;
+    EXPECT_EQ(hold.told, partitioned + kTtl) << hold.lease;
+  }
+
+  Agent other(keys.get(),
+              {.id = "m2", .units = 2, .ttl = kTtl, .clock = &clock}, &history,
+              [](const std::string&) {});
+  other.Start(1);
+  for (int i = 0; i < 50 && other.units() < 2; ++i) {
+    ASSERT_THAT(other.Step(), IsOk());
+    clock.Advance(kTtl / 10);
+  }
+  EXPECT_EQ(other.units(), 2);
+  for (absl::Duration ahead : history.ToldAheadOfNextOwner()) {
+    EXPECT_GE(ahead, absl::ZeroDuration());
+  }
+  EXPECT_EQ(history.ToldAheadOfNextOwner().size(), 3);
+  EXPECT_TRUE(history.Check().safe);
+  cut.Heal();
+  cut.Shutdown();
+  other.Shutdown();
+}
+
 // A scheduler's promise: with 100 machines and 1,000 units every machine
 // holds its fair share within ±1 unit within 3 TTLs of the start, and again
 // within 3 TTLs of a crash and of the machine's return. Each round steps
