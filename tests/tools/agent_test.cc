@@ -119,7 +119,7 @@ TEST(AgentTest, APartitionedMachineIsToldOfItsLossesByItsOwnClock) {
   }
   EXPECT_EQ(history.ToldAheadOfNextOwner().size(), 3);
   EXPECT_TRUE(history.Check().safe);
-  cut.Heal();
+  cut.Resume();
   cut.Shutdown();
   other.Shutdown();
 }

@@ -285,25 +285,25 @@ void Agent::Crash(absl::Time now, absl::Time back_at) {
 }
 
 void Agent::Pause(absl::Time now, absl::Time back_at) {
+  CutOff(State::kPaused, now, back_at);
+}
+
+void Agent::Partition(absl::Time now, absl::Time back_at) {
+  CutOff(State::kPartitioned, now, back_at);
+}
+
+void Agent::CutOff(State state, absl::Time now, absl::Time back_at) {
   Orphan(now);
-  link_->Pause();
-  state_ = State::kPaused;
+  if (state == State::kPaused) {
+    link_->Pause();
+  } else {
+    link_->Hang();
+  }
+  state_ = state;
   back_at_ = back_at;
 }
 
 void Agent::Resume() {
-  link_->Resume();
-  state_ = State::kUp;
-}
-
-void Agent::Partition(absl::Time now, absl::Time back_at) {
-  Orphan(now);
-  link_->Hang();
-  state_ = State::kPartitioned;
-  back_at_ = back_at;
-}
-
-void Agent::Heal() {
   link_->Resume();
   state_ = State::kUp;
 }

@@ -29,8 +29,8 @@
 // clock that its leases ran out.
 //
 // Thread-safety: Start, Step, Crash, Pause, Partition and Shutdown from one
-// thread at a time; Heal, Resume and the accessors from any thread (Heal and
-// Resume end a hang that a Step may be blocked in). The Keeper's callbacks
+// thread at a time; Resume and the accessors from any thread (Resume ends a
+// hang that a Step may be blocked in). The Keeper's callbacks
 // only write to the History.
 #ifndef LEASEHOLD_TOOLS_SIM_AGENT_H_
 #define LEASEHOLD_TOOLS_SIM_AGENT_H_
@@ -102,11 +102,11 @@ class Agent {
   void Crash(absl::Time now, absl::Time back_at);
   // Freezes the link to the registry and the loop until Resume.
   void Pause(absl::Time now, absl::Time back_at);
-  void Resume();
-  // Hangs the link (each call until Heal or its deadline) until Heal; the
-  // loop runs on.
+  // Hangs the link (each call until Resume or its deadline) until Resume;
+  // the loop runs on.
   void Partition(absl::Time now, absl::Time back_at);
-  void Heal();
+  // Ends a pause or a partition.
+  void Resume();
   // Stops, releasing every lease it holds.
   void Shutdown();
 
@@ -124,6 +124,8 @@ class Agent {
   // machines claiming at once do not all race for the same units.
   absl::Status Claim(int wanted);
   void HandBack(int excess, int share);
+  // Pauses (kPaused) or partitions (kPartitioned) the machine.
+  void CutOff(State state, absl::Time now, absl::Time back_at);
   void Orphan(absl::Time now);
   void Retire(bool release);
 

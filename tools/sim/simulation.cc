@@ -100,14 +100,13 @@ void Simulation::MaybeInjectFault(absl::Time now) {
   for (auto& machine : machines_) {
     Agent& agent = *machine->agent;
     if (now < agent.back_at()) continue;
-    if (agent.state() == Agent::State::kPaused) {
+    if (agent.state() == Agent::State::kPaused ||
+        agent.state() == Agent::State::kPartitioned) {
+      Event(absl::StrCat(agent.id(), agent.state() == Agent::State::kPaused
+                                         ? " wakes from its pause"
+                                         : "'s link is back"));
       agent.Resume();
       Record(now, agent, "return");
-      Event(absl::StrCat(agent.id(), " wakes from its pause"));
-    } else if (agent.state() == Agent::State::kPartitioned) {
-      agent.Heal();
-      Record(now, agent, "return");
-      Event(absl::StrCat(agent.id(), "'s link is back"));
     } else if (agent.state() == Agent::State::kCrashed) {
       // After the halfway mark restarts run a newer version (an upgrade).
       const bool upgrade = !upgraded_ && now - start_ > options_.duration / 2;
@@ -229,9 +228,8 @@ void Simulation::StopLoops() {
   stopping_ = true;
   for (auto& machine : machines_) {
     // A loop may hang in a call on a partitioned or paused link.
-    if (machine->agent->state() == Agent::State::kPartitioned) {
-      machine->agent->Heal();
-    } else if (machine->agent->state() == Agent::State::kPaused) {
+    if (machine->agent->state() == Agent::State::kPartitioned ||
+        machine->agent->state() == Agent::State::kPaused) {
       machine->agent->Resume();
     }
     {
