@@ -134,7 +134,7 @@ class ConvergenceTest : public ::testing::Test {
  protected:
   static constexpr int kMachines = 100;
   static constexpr int kUnits = 1000;
-  static constexpr absl::Duration kTtl = absl::Seconds(10);
+  static constexpr absl::Duration kTtl = absl::Seconds(3);
   static constexpr absl::Duration kTick = absl::Milliseconds(100);
 
   ConvergenceTest()
