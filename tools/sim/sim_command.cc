@@ -171,11 +171,22 @@ struct Balance {
   std::optional<absl::Duration> start;
   std::vector<absl::Duration> after_turns;
   size_t turns = 0;
+  // Each phase: "start 3.9s", "m12 crash@25.0s 9.5s", … ("-": the next
+  // turn came first).
+  std::string by_phase;
 };
 
 Balance BalanceOf(const Report& report) {
   Balance balance;
   for (const sim::Phase& phase : report.phases) {
+    absl::StrAppend(&balance.by_phase, balance.by_phase.empty() ? "" : ", ",
+                    phase.what);
+    if (phase.what != "start") {
+      absl::StrAppend(&balance.by_phase,
+                      absl::StrFormat("@%.1fs", absl::ToDoubleSeconds(
+                                                    phase.at - report.start)));
+    }
+    absl::StrAppend(&balance.by_phase, " ", Seconds(phase.balanced_after));
     if (phase.what == "start") {
       balance.start = phase.balanced_after;
       continue;
@@ -233,6 +244,7 @@ int PrintSummary(Context& ctx, const Report& report) {
                                            balance.after_turns.end())))
       .Add("faults_balanced", static_cast<uint64_t>(balance.after_turns.size()))
       .Add("faults", static_cast<uint64_t>(balance.turns))
+      .Add("balanced_by_phase", balance.by_phase)
       .Add("cpu_seconds", absl::ToDoubleSeconds(report.cpu))
       .Add("cpu_cores", cores)
       .Add("cpu_per_renew_us", cpu_per_renew_us)
@@ -254,6 +266,7 @@ int PrintSummary(Context& ctx, const Report& report) {
         "  engine steals:        %d (deposed leader told within %s)\n"
         "  time to balance:      %s from the start; after faults and "
         "returns p50 %s, max %s (%d of %d balanced before the next)\n"
+        "    by phase:           %s\n"
         "  cut-off holders:      %d losses told by the holder's own clock "
         "while its link hung, %d of them after the next owner took over "
         "(closest: %s ahead)\n"
@@ -265,7 +278,8 @@ int PrintSummary(Context& ctx, const Report& report) {
         100 * rate, report.steals, Percentile(report.deposed_told_after, 1.0),
         Seconds(balance.start), Percentile(balance.after_turns, 0.5),
         Percentile(balance.after_turns, 1.0), balance.after_turns.size(),
-        balance.turns, report.told_ahead_of_next_owner.size(), told_late.size(),
+        balance.turns, balance.by_phase, report.told_ahead_of_next_owner.size(),
+        told_late.size(),
         report.told_ahead_of_next_owner.empty()
             ? "-"
             : Percentile(report.told_ahead_of_next_owner, 0.0),
