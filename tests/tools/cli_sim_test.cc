@@ -55,6 +55,7 @@ TEST(CliSimTest, BadFlagsExitTwo) {
            {"--units", "many"},
            {"--ttl", "2s", "--duration", "3s"},
            {"--crash-every", "-1s"},
+           {"--partition-every", "soon"},
            {"--bogus"}}) {
     std::vector<std::string> argv = {LEASEHOLD_BINARY, "sim"};
     argv.insert(argv.end(), args.begin(), args.end());
