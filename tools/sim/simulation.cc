@@ -64,14 +64,14 @@ void Simulation::MaybeInjectFault(absl::Time now) {
       up[std::uniform_int_distribution<size_t>(0, up.size() - 1)(rng_)];
   if (options_.crash_every > absl::ZeroDuration() && now >= next_crash_) {
     next_crash_ = now + options_.crash_every;
-    crashes_.push_back(now);
+    faults_.push_back({now, victim->id(), "crash"});
     Event(absl::StrCat(victim->id(), " crashes holding ", victim->units(),
                        " units"));
     victim->Crash(now, now + 2 * options_.ttl);
   } else if (options_.pause_every > absl::ZeroDuration() &&
              now >= next_pause_) {
     next_pause_ = now + options_.pause_every;
-    crashes_.push_back(now);
+    faults_.push_back({now, victim->id(), "pause"});
     Event(absl::StrCat(victim->id(), " pauses for ",
                        absl::FormatDuration(2 * options_.ttl), " holding ",
                        victim->units(), " units"));
@@ -127,7 +127,7 @@ Report Simulation::Finish() {
   report.start = start_;
   report.verdict = history_.Check();
   report.holds = history_.holds();
-  report.crashes = crashes_;
+  report.faults = faults_;
   report.failovers = history_.FailoverLatencies();
   report.unowned = unowned_;
   for (const auto& agent : agents_) {

@@ -68,10 +68,21 @@ struct Snapshot {
   std::vector<std::string> recent_events;  // newest last
 };
 
+// One injected fault or notable turn of a machine, for the renderer's
+// markers.
+struct Fault {
+  absl::Time at;
+  std::string machine;
+  // "crash", "pause" (the machine and its link freeze), "partition" (only
+  // the link hangs), "steal" (it took the engine over by index), "return"
+  // (back from a crash, pause or partition).
+  std::string kind;
+};
+
 struct Report {
   Verdict verdict;
   std::vector<Hold> holds;
-  std::vector<absl::Time> crashes;  // crash and pause starts
+  std::vector<Fault> faults;  // in time order
   std::vector<absl::Duration> failovers;
   std::vector<std::pair<absl::Duration, int>> unowned;  // over time
   uint64_t renews_ok = 0;
@@ -108,7 +119,7 @@ class Simulation {
   std::vector<std::unique_ptr<Agent>> agents_;
   std::deque<std::string> events_;
   std::mutex events_mu_;
-  std::vector<absl::Time> crashes_;
+  std::vector<Fault> faults_;
   std::vector<std::pair<absl::Duration, int>> unowned_;
   absl::Time start_;
   absl::Time next_crash_;
