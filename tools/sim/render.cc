@@ -324,7 +324,9 @@ void WriteMachineBands(std::ostream& out, const Report& report) {
   for (auto& [machine, c] : changes) {
     std::vector<double>& o = owned[machine] =
         OwnedOverTime(std::move(c), canvas.total());
-    peak = std::max(peak, std::ceil(*std::max_element(o.begin(), o.end())));
+    // Less a rounding error: summing 101 whole units may give 101.0000001.
+    peak =
+        std::max(peak, std::ceil(*std::max_element(o.begin(), o.end()) - 1e-6));
   }
   const double fair =
       machines.empty()
