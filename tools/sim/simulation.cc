@@ -43,12 +43,14 @@ void Simulation::MaybeInjectFault(absl::Time now) {
   for (auto& agent : agents_) {
     if (agent->state() == "paused" && now >= agent->back_at()) {
       agent->Resume();
+      faults_.push_back({now, agent->id(), "return"});
       Event(absl::StrCat(agent->id(), " wakes from its pause"));
     } else if (agent->state() == "crashed" && now >= agent->back_at()) {
       // After the halfway mark restarts run a newer version (an upgrade).
       const bool upgrade = !upgraded_ && now - start_ > options_.duration / 2;
       upgraded_ |= upgrade;
       agent->Start(upgrade ? 2 : agent->version());
+      faults_.push_back({now, agent->id(), "return"});
       Event(absl::StrCat(agent->id(), " restarts",
                          upgrade ? " as version 2" : ""));
     }
@@ -105,7 +107,13 @@ void Simulation::Run(const std::function<void(const Snapshot&)>& on_tick) {
   for (absl::Time now = start_; now - start_ < options_.duration;
        now = clock_->Now()) {
     MaybeInjectFault(now);
-    for (auto& agent : agents_) agent->Step().IgnoreError();
+    for (auto& agent : agents_) {
+      const int steals = agent->steals();
+      agent->Step().IgnoreError();
+      if (agent->steals() > steals) {
+        faults_.push_back({clock_->Now(), agent->id(), "steal"});
+      }
+    }
     if (now >= next_report) {
       Snapshot snapshot = TakeSnapshot(now);
       unowned_.emplace_back(snapshot.elapsed, snapshot.unowned);
