@@ -98,7 +98,8 @@ TEST(LiveTableTest, ABigRunIsOneLineOfTotals) {
   LiveTable table(/*tty=*/false);
   // Units per machine over the eleven not crashed: 5 7 10×8 13.
   EXPECT_EQ(Draw(table, At(2, TwelveMachines(), 3)),
-            "t=  2.0s leader=m5 (v1) up=10 crashed=1 paused=1 unowned=3 "
+            "t=  2.0s leader=m5 (v1) up=10 crashed=1 paused=1 partitioned=0 "
+            "unowned=3 "
             "units/machine=5/10/13 changed=12: m1:up/7 m2:up/10 m3:up/10 "
             "m4:up/10 m5:up/10 m6:up/10 m7:up/10 m8:up/10 m9:up/10 "
             "m10:up/13 m11:crashed/0 m12:paused/5\n");
@@ -110,12 +111,14 @@ TEST(LiveTableTest, ABigRunListsOnlyTheMachinesThatChanged) {
   std::vector<MachineView> next = TwelveMachines();
   next[3].state = "crashed";  // m4
   next[3].units = 0;
-  next[6].units = 12;         // m7
-  next[8].renews_failed = 1;  // m9
-  next[2].renews_ok = 50;     // m3: renewing is no change
+  next[5].state = "partitioned";  // m6
+  next[6].units = 12;             // m7
+  next[8].renews_failed = 1;      // m9
+  next[2].renews_ok = 50;         // m3: renewing is no change
   const std::string line = Draw(table, At(2.5, next));
-  EXPECT_THAT(line, HasSubstr("up=9 crashed=2 paused=1 "));
-  EXPECT_THAT(line, EndsWith(" changed=3: m4:crashed/0 m7:up/12 m9:up/10\n"));
+  EXPECT_THAT(line, HasSubstr("up=8 crashed=2 paused=1 partitioned=1 "));
+  EXPECT_THAT(line, EndsWith(" changed=4: m4:crashed/0 m6:partitioned/10 "
+                             "m7:up/12 m9:up/10\n"));
   // The same again: nothing changed.
   EXPECT_THAT(Draw(table, At(3, next)), EndsWith(" changed=0\n"));
 }
@@ -130,7 +133,9 @@ TEST(LiveTableTest, ABigRunOnATerminalShowsTotalsAndTheChangedMachines) {
   const std::string screen = Draw(table, At(2.5, next, 10));
   EXPECT_THAT(screen, StartsWith("\x1b[H\x1b[J"));
   EXPECT_THAT(screen, HasSubstr("unowned units: 10"));
-  EXPECT_THAT(screen, HasSubstr("machines: 9 up, 2 crashed, 1 paused (of 12)"));
+  EXPECT_THAT(
+      screen,
+      HasSubstr("machines: 9 up, 2 crashed, 1 paused, 0 partitioned (of 12)"));
   EXPECT_THAT(screen, HasSubstr("crashed ones aside): 5/10/13"));
   EXPECT_THAT(screen, HasSubstr("changed since the last tick: 2 of 12"));
   EXPECT_THAT(screen, HasSubstr("  m4       1        crashed       0 (-10)"));
@@ -294,8 +299,10 @@ TEST(TimelineTest, ASmallRunHasARowPerUnitAnAxisAndFaultMarkers) {
 }
 
 TEST(TimelineTest, ABigRunHasABandPerMachineCountingItsUnits) {
-  // 101 units: m1 owns them all for 30 s, crashes and m2 takes them all.
+  // 101 units: m1 owns them all for 30 s, crashes and m2 takes them all;
+  // m3 never gets any.
   Report report = SixtySeconds();
+  report.machines = {"m1", "m2", "m3"};
   report.holds.push_back(MakeHold("engine-leader", "m1", 1, 0, 30));
   for (int u = 0; u <= kMaxUnitRows; ++u) {
     const std::string unit = absl::StrFormat("unit-%02d", u);
@@ -309,7 +316,7 @@ TEST(TimelineTest, ABigRunHasABandPerMachineCountingItsUnits) {
   EXPECT_THAT(svg, Not(HasSubstr(">unit-00<")));
   EXPECT_THAT(svg, HasSubstr("units each machine owned over 60.0s (SAFE); "
                              "band height 0 to 101 units, dashed: fair share "
-                             "50.5"));
+                             "33.7"));
   // m1's band (y 48 to 72): all 101 units (full height, 22 px) for the
   // first half of the axis (x 110 to 560), then none.
   EXPECT_THAT(svg, HasSubstr("<path d='M110,72.0H110.0V50.0H560.0V72.0H1010V72."
@@ -317,8 +324,11 @@ TEST(TimelineTest, ABigRunHasABandPerMachineCountingItsUnits) {
   // m2's band (y 78 to 102): none, then all of them.
   EXPECT_THAT(svg, HasSubstr("<path d='M110,102.0H560.0V80.0H1010V102.0Z' "
                              "fill='#4e79a7'><title>m2</title>"));
-  // The fair share, 50.5 units, in m1's band.
-  EXPECT_THAT(svg, HasSubstr("y1='61.0' y2='61.0'"));
+  // m3's band (y 108 to 132), empty.
+  EXPECT_THAT(svg, HasSubstr("<path d='M110,132.0H1010V132.0Z' "
+                             "fill='#4e79a7'><title>m3</title>"));
+  // The fair share, 101 / 3 units, in m1's band.
+  EXPECT_THAT(svg, HasSubstr("y1='64.7' y2='64.7'"));
   EXPECT_THAT(svg, HasSubstr("<title>m1 leads the engine</title>"));
   EXPECT_THAT(svg, HasSubstr(">engine leader<"));
   EXPECT_THAT(svg, HasSubstr("<title>m1: crash at 30.00s</title>"));

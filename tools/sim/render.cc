@@ -197,9 +197,10 @@ const char* const kPalette[] = {"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1",
                                 "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
                                 "#bab0ac", "#e15759"};
 
-// Every machine of the run, from its holds and its faults, in order.
+// Every machine of the run, in order, including any the report names only
+// in a hold or a fault.
 std::vector<std::string> Machines(const Report& report) {
-  std::vector<std::string> machines;
+  std::vector<std::string> machines = report.machines;
   for (const Hold& hold : report.holds) machines.push_back(hold.machine);
   for (const Fault& fault : report.faults) machines.push_back(fault.machine);
   std::sort(machines.begin(), machines.end(), NaturalLess);
@@ -442,22 +443,16 @@ void LiveTable::DrawEveryMachine(std::ostream& out, const Snapshot& s,
 
 void LiveTable::DrawSummary(std::ostream& out, const Snapshot& s,
                             const std::string& leader) const {
-  int up = 0, crashed = 0, paused = 0;
-  std::vector<int> units;  // of the machines not crashed
+  std::map<std::string, int> in_state;  // "up", "crashed", "paused", …
+  std::vector<int> units;               // of the machines not crashed
   std::vector<const MachineView*> changed;
   for (const MachineView& m : s.machines) {
-    if (m.state == "crashed") {
-      ++crashed;
-    } else {
-      units.push_back(m.units);
-      if (m.state == "paused") {
-        ++paused;
-      } else {
-        ++up;
-      }
-    }
+    ++in_state[m.state];
+    if (m.state != "crashed") units.push_back(m.units);
     if (Changed(m)) changed.push_back(&m);
   }
+  const int up = in_state["up"], crashed = in_state["crashed"],
+            paused = in_state["paused"], partitioned = in_state["partitioned"];
   const auto [min, max] = std::minmax_element(units.begin(), units.end());
   const std::string spread =
       units.empty() ? "-/-/-"
@@ -465,10 +460,10 @@ void LiveTable::DrawSummary(std::ostream& out, const Snapshot& s,
   const size_t listed = std::min(changed.size(), kMaxChangedListed);
   if (!tty_) {
     std::string line = absl::StrFormat(
-        "t=%5.1fs leader=%s up=%d crashed=%d paused=%d unowned=%d "
-        "units/machine=%s changed=%d",
+        "t=%5.1fs leader=%s up=%d crashed=%d paused=%d partitioned=%d "
+        "unowned=%d units/machine=%s changed=%d",
         absl::ToDoubleSeconds(s.elapsed), leader, up, crashed, paused,
-        s.unowned, spread, changed.size());
+        partitioned, s.unowned, spread, changed.size());
     for (size_t i = 0; i < listed; ++i) {
       absl::StrAppend(&line, i == 0 ? ": " : " ", changed[i]->id, ":",
                       changed[i]->state, "/", changed[i]->units);
@@ -481,11 +476,12 @@ void LiveTable::DrawSummary(std::ostream& out, const Snapshot& s,
   out << "\x1b[H\x1b[J";  // home, clear: redraw in place
   out << absl::StrFormat(
       "leasehold sim  t=%.1fs  engine leader: %s  unowned units: %d\n\n"
-      "  machines: %d up, %d crashed, %d paused (of %d)\n"
+      "  machines: %d up, %d crashed, %d paused, %d partitioned (of %d)\n"
       "  units per machine (min/median/max, crashed ones aside): %s\n\n"
       "changed since the last tick: %d of %d machines\n",
       absl::ToDoubleSeconds(s.elapsed), leader, s.unowned, up, crashed, paused,
-      s.machines.size(), spread, changed.size(), s.machines.size());
+      partitioned, s.machines.size(), spread, changed.size(),
+      s.machines.size());
   if (!changed.empty()) {
     out << absl::StrFormat("  %-8s %-8s %-8s %12s %10s %12s\n", "machine",
                            "version", "state", "units", "renews ok",

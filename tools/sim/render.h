@@ -2,9 +2,9 @@
 // the ownership timeline (SVG) written at the end. Both scale with the run:
 //
 // - Up to kMaxTableMachines machines the live table lists every machine;
-//   above, it shows one line of totals (machines up, crashed, paused; units
-//   nobody owns; units per machine as min/median/max) and lists only the
-//   machines that changed since the previous tick.
+//   above, it shows one line of totals (machines up, crashed, paused,
+//   partitioned; units nobody owns; units per machine as min/median/max)
+//   and lists only the machines that changed since the previous tick.
 // - Up to kMaxUnitRows units the timeline has one row per unit, coloured by
 //   owner; above, one band per machine showing how many units it owned over
 //   time. Both have a time axis and mark the faults (crash, pause,

@@ -139,6 +139,7 @@ Report Simulation::Finish() {
   report.failovers = history_.FailoverLatencies();
   report.unowned = unowned_;
   for (const auto& agent : agents_) {
+    report.machines.push_back(agent->id());
     report.renews_ok += agent->renews_ok();
     report.renews_failed += agent->renews_failed();
     report.steals += agent->steals();
