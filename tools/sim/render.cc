@@ -429,11 +429,11 @@ void LiveTable::DrawEveryMachine(std::ostream& out, const Snapshot& s,
   out << absl::StrFormat(
       "leasehold sim  t=%.1fs  engine leader: %s  unowned units: %d\n\n",
       absl::ToDoubleSeconds(s.elapsed), leader, s.unowned);
-  out << absl::StrFormat("  %-8s %-8s %-8s %6s %10s %12s\n", "machine",
+  out << absl::StrFormat("  %-8s %-8s %-11s %6s %10s %12s\n", "machine",
                          "version", "state", "units", "renews ok",
                          "renews failed");
   for (const MachineView& m : s.machines) {
-    out << absl::StrFormat("  %-8s %-8d %-8s %6d %10d %12d%s\n", m.id,
+    out << absl::StrFormat("  %-8s %-8d %-11s %6d %10d %12d%s\n", m.id,
                            m.version, m.state, m.units, m.renews_ok,
                            m.renews_failed, m.leader ? "  ◀ engine" : "");
   }
@@ -483,7 +483,7 @@ void LiveTable::DrawSummary(std::ostream& out, const Snapshot& s,
       partitioned, s.machines.size(), spread, changed.size(),
       s.machines.size());
   if (!changed.empty()) {
-    out << absl::StrFormat("  %-8s %-8s %-8s %12s %10s %12s\n", "machine",
+    out << absl::StrFormat("  %-8s %-8s %-11s %12s %10s %12s\n", "machine",
                            "version", "state", "units", "renews ok",
                            "renews failed");
   }
@@ -494,7 +494,7 @@ void LiveTable::DrawSummary(std::ostream& out, const Snapshot& s,
         was == last_.end() || was->second.units == m.units
             ? absl::StrCat(m.units)
             : absl::StrFormat("%d (%+d)", m.units, m.units - was->second.units);
-    out << absl::StrFormat("  %-8s %-8d %-8s %12s %10d %12d%s\n", m.id,
+    out << absl::StrFormat("  %-8s %-8d %-11s %12s %10d %12d%s\n", m.id,
                            m.version, m.state, units_now, m.renews_ok,
                            m.renews_failed, m.leader ? "  ◀ engine" : "");
   }
