@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <tuple>
@@ -230,8 +232,9 @@ void WriteUnitRows(std::ostream& out, const Report& report) {
   for (const auto& [lease, holds] : by_lease) leases.push_back(lease);
   std::sort(leases.begin(), leases.end(),
             [](const std::string& a, const std::string& b) {
-              return std::make_tuple(a != kEngineLease, a.size(), a) <
-                     std::make_tuple(b != kEngineLease, b.size(), b);
+              if ((a == kEngineLease) != (b == kEngineLease))
+                return a == kEngineLease;
+              return NaturalLess(a, b);
             });
   const std::vector<std::string> machines = Machines(report);
   std::map<std::string, const char*> colour;
