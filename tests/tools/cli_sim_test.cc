@@ -75,6 +75,7 @@ TEST(CliSimTest, BadFlagsExitTwo) {
            {"--ttl", "2s", "--duration", "3s"},
            {"--crash-every", "-1s"},
            {"--svg", "/nonexistent-leasehold-dir/sim.svg"},
+           {"--partition-every", "soon"},
            {"--bogus"}}) {
     std::vector<std::string> argv = {LEASEHOLD_BINARY, "sim"};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -44,7 +44,8 @@ size_t History::Begin(const std::string& lease, const std::string& machine,
   return id;
 }
 
-void History::End(size_t id, absl::Time end, const std::string& how) {
+void History::End(size_t id, absl::Time end, const std::string& how,
+                  absl::Time told) {
   Hold ended;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -52,6 +53,7 @@ void History::End(size_t id, absl::Time end, const std::string& how) {
     if (hold.end != absl::InfiniteFuture()) return;
     hold.end = std::max(end, hold.start);
     hold.how_ended = how;
+    hold.told = told;
     ended = hold;
   }
   if (on_change_ != nullptr) on_change_(ended);
@@ -129,6 +131,18 @@ std::vector<absl::Duration> History::DeposedNoticeLatencies() const {
                  const Hold& after) -> std::optional<absl::Duration> {
     if (!after.by_steal) return std::nullopt;
     return std::max(absl::ZeroDuration(), before.end - after.start);
+  });
+}
+
+std::vector<absl::Duration> History::ToldAheadOfNextOwner() const {
+  return Gaps([](const Hold& before,
+                 const Hold& after) -> std::optional<absl::Duration> {
+    if (before.told == absl::InfiniteFuture() ||
+        before.orphaned == absl::InfiniteFuture() ||
+        before.machine == after.machine) {
+      return std::nullopt;
+    }
+    return after.start - before.told;
   });
 }
 
