@@ -3,15 +3,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "tools/cli/command.h"
+#include "tools/sim/render.h"
 #include "tools/sim/simulation.h"
 
 namespace leasehold::cli {
@@ -62,101 +64,6 @@ std::string Percentile(std::vector<absl::Duration> values, double p) {
   const size_t i =
       std::min(values.size() - 1, static_cast<size_t>(p * values.size()));
   return absl::StrFormat("%.0fms", absl::ToDoubleMilliseconds(values[i]));
-}
-
-void DrawTable(std::ostream& out, const Snapshot& s, bool tty) {
-  if (tty) out << "\x1b[H\x1b[J";  // home, clear: redraw in place
-  std::string leader = "none";
-  for (const auto& m : s.machines) {
-    if (m.leader) leader = absl::StrCat(m.id, " (v", m.version, ")");
-  }
-  if (!tty) {
-    std::string line =
-        absl::StrFormat("t=%5.1fs leader=%s unowned=%d",
-                        absl::ToDoubleSeconds(s.elapsed), leader, s.unowned);
-    for (const auto& m : s.machines)
-      absl::StrAppend(&line, " ", m.id, ":", m.state, "/", m.units);
-    out << line << "\n";
-    return;
-  }
-  out << absl::StrFormat(
-      "leasehold sim  t=%.1fs  engine leader: %s  unowned units: %d\n\n",
-      absl::ToDoubleSeconds(s.elapsed), leader, s.unowned);
-  out << absl::StrFormat("  %-8s %-8s %-8s %6s %10s %12s\n", "machine",
-                         "version", "state", "units", "renews ok",
-                         "renews failed");
-  for (const auto& m : s.machines) {
-    out << absl::StrFormat("  %-8s %-8d %-8s %6d %10d %12d%s\n", m.id,
-                           m.version, m.state, m.units, m.renews_ok,
-                           m.renews_failed, m.leader ? "  ◀ engine" : "");
-  }
-  out << "\nrecent events:\n";
-  for (const std::string& e : s.recent_events) out << "  " << e << "\n";
-  out << std::flush;
-}
-
-// One row per lease, coloured by owner; red marks where agents failed.
-void WriteSvg(const std::string& path, const Report& report) {
-  std::map<std::string, std::vector<const sim::Hold*>> rows;
-  std::map<std::string, std::string> colour;
-  const char* palette[] = {"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1",
-                           "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
-                           "#bab0ac", "#e15759"};
-  for (const sim::Hold& hold : report.holds) {
-    rows[hold.lease].push_back(&hold);
-    if (colour.count(hold.machine) == 0) {
-      colour[hold.machine] =
-          palette[colour.size() % (sizeof(palette) / sizeof(*palette))];
-    }
-  }
-  const double total =
-      std::max(1e-9, absl::ToDoubleSeconds(report.end - report.start));
-  const double left = 110, width = 900, row = 12;
-  const auto x = [&](absl::Time t) {
-    return left +
-           width * std::clamp(absl::ToDoubleSeconds(t - report.start) / total,
-                              0.0, 1.0);
-  };
-  const double height = 40 + row * rows.size() + 20 * ((colour.size() + 5) / 6);
-  std::ofstream svg(path);
-  svg << absl::StrFormat(
-      "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' "
-      "font-family='monospace' font-size='10'>\n<rect width='100%%' "
-      "height='100%%' fill='white'/>\n"
-      "<text x='4' y='14' font-size='12'>leasehold sim: ownership over %.1fs "
-      "(%s)</text>\n",
-      left + width + 10, height, total,
-      report.verdict.safe ? "SAFE" : "UNSAFE");
-  double y = 24;
-  for (const auto& [lease, holds] : rows) {
-    svg << absl::StrFormat("<text x='4' y='%.0f'>%s</text>\n", y + 9, lease);
-    for (const sim::Hold* hold : holds) {
-      svg << absl::StrFormat(
-          "<rect x='%.1f' y='%.0f' width='%.1f' height='%.0f' "
-          "fill='%s'><title>%s %s fence %d "
-          "(%s)</title></rect>\n",
-          x(hold->start), y, std::max(0.5, x(hold->end) - x(hold->start)),
-          row - 2, colour[hold->machine], lease, hold->machine, hold->fence,
-          hold->how_ended);
-    }
-    y += row;
-  }
-  for (const sim::Fault& fault : report.faults) {
-    if (fault.kind != "crash" && fault.kind != "pause") continue;
-    svg << absl::StrFormat(
-        "<line x1='%.1f' x2='%.1f' y1='20' y2='%.0f' stroke='red' "
-        "stroke-dasharray='3,2'/>\n",
-        x(fault.at), x(fault.at), y);
-  }
-  double lx = left;
-  for (const auto& [machine, fill] : colour) {
-    svg << absl::StrFormat(
-        "<rect x='%.0f' y='%.0f' width='10' height='10' fill='%s'/>"
-        "<text x='%.0f' y='%.0f'>%s</text>\n",
-        lx, y + 8, fill, lx + 14, y + 17, machine);
-    lx += 80;
-  }
-  svg << "</svg>\n";
 }
 
 // "4.2s" or "-" (never balanced before the next turn).
@@ -348,6 +255,20 @@ int RunSim(Context& ctx, const std::vector<std::string>& words) {
         "--duration must be at least 4 × --ttl, so that failovers can settle");
   }
 
+  // Opened before the run, so that a path that cannot be written fails now
+  // rather than after it.
+  std::ofstream svg;
+  std::string svg_path;
+  if (args->Has("svg")) {
+    svg_path = *args->String("svg");
+    svg.open(svg_path);
+    if (!svg.is_open()) {
+      return ctx.Fail(
+          kSim.name, kExitUsage,
+          absl::StrCat("--svg ", svg_path,
+                       ": cannot open for writing: ", std::strerror(errno)));
+    }
+  }
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
       ctx.OpenRegistry("mem:");
   if (!keys.ok()) return ctx.Fail(kSim.name, keys.status());
@@ -360,14 +281,19 @@ int RunSim(Context& ctx, const std::vector<std::string>& words) {
       options.machines, options.units, absl::FormatDuration(options.ttl),
       absl::FormatDuration(options.duration), options.prefix));
   sim::Simulation simulation(keys->get(), options);
+  sim::LiveTable table(tty);
   simulation.Run([&](const Snapshot& snapshot) {
-    if (!ctx.out().json()) DrawTable(std::cout, snapshot, tty);
+    if (!ctx.out().json()) table.Draw(std::cout, snapshot);
   });
   const Report report = simulation.Finish();
-  if (args->Has("svg")) {
-    const std::string path = *args->String("svg");
-    WriteSvg(path, report);
-    ctx.out().Note(absl::StrCat("ownership timeline written to ", path));
+  if (svg.is_open()) {
+    sim::WriteSvg(svg, report);
+    svg.close();
+    if (svg.fail()) {
+      return ctx.Fail(kSim.name, absl::InternalError(absl::StrCat(
+                                     "--svg ", svg_path, ": write failed")));
+    }
+    ctx.out().Note(absl::StrCat("ownership timeline written to ", svg_path));
   }
   return PrintSummary(ctx, report);
 }

@@ -260,6 +260,7 @@ Report Simulation::Finish() {
   report.failovers = history_.FailoverLatencies();
   report.unowned = unowned_;
   for (const auto& machine : machines_) {
+    report.machines.push_back(machine->agent->id());
     report.renews_ok += machine->agent->renews_ok();
     report.renews_failed += machine->agent->renews_failed();
     report.steals += machine->agent->steals();

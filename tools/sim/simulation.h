@@ -101,7 +101,8 @@ struct Phase {
 struct Report {
   Verdict verdict;
   std::vector<Hold> holds;
-  std::vector<Fault> faults;  // in time order
+  std::vector<std::string> machines;  // every machine's id, in order
+  std::vector<Fault> faults;          // in time order
   std::vector<absl::Duration> failovers;
   std::vector<std::pair<absl::Duration, int>> unowned;  // over time
   uint64_t renews_ok = 0;
