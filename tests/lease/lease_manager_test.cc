@@ -574,6 +574,43 @@ TEST_F(LeaseManagerTest, StuckRenewGivesUpAfterAThirdOfTheTimeLeft) {
   EXPECT_EQ(a->time_remaining(), kPeriod);
 }
 
+TEST_F(LeaseManagerTest, StuckRenewIsSentAgainAtOnceNotAfterAReadBack) {
+  std::unique_ptr<Lease> a = Acquire("unit", "m");
+  clock_.Advance(absl::Seconds(4));  // 6 s left
+  // A member in an election: the renew stalls, and so would a quorum read
+  // sent after it. The renew goes out again at once and lands.
+  keys_.StallNext(FaultyKeysApi::kSet, 1);
+  keys_.StallNext(FaultyKeysApi::kGet, 1);
+  std::atomic<bool> done{false};
+  absl::Status renew;
+  std::thread renewer([&] {
+    renew = a->Renew(kPeriod);
+    done = true;
+  });
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 1; }));
+  clock_.Advance(absl::Seconds(2));  // the first attempt's third
+  const bool saved = Eventually([&] { return done.load(); });
+  keys_.Unblock();
+  renewer.join();
+  ASSERT_TRUE(saved) << "the renew waited on a read-back";
+  EXPECT_THAT(renew, IsOk());
+  EXPECT_EQ(a->index(), Raw("unit")->modified_index);
+  // The second attempt, sent with 4 s left, counts from its own send.
+  EXPECT_EQ(a->time_remaining(), kPeriod);
+}
+
+TEST_F(LeaseManagerTest, RenewSentAgainAfterALandedAttemptCountsFromTheFirst) {
+  std::unique_ptr<Lease> a = Acquire("unit", "m");
+  const absl::Time first = clock_.Now() + absl::Seconds(4);
+  clock_.Advance(absl::Seconds(4));
+  // The first attempt lands but its answer is lost; the second finds the
+  // index moved, and the read-back shows our own renew.
+  keys_.LoseResponseNext(FaultyKeysApi::kSet, 1);
+  ASSERT_THAT(a->Renew(kPeriod), IsOk());
+  EXPECT_EQ(a->index(), Raw("unit")->modified_index);
+  EXPECT_EQ(a->expiry(), first + kPeriod);
+}
+
 // ---------------------------------------------------------- Safety margin
 
 TEST(LeaseSafetyMarginTest, HolderStopsAMarginBeforeTheTtl) {

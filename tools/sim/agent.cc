@@ -233,16 +233,22 @@ std::shared_ptr<KeptLease> Agent::Keep(const std::string& name,
   // another holder may already have it. Never believed, never kept.
   if (lease->expiry() <= now) return nullptr;
   lease::StateCallback on_change;
+  lease::RenewCallback on_renewed;
   if (record) {
-    const size_t hold = history_->Begin(name, id(), lease->fence(), now,
-                                        /*by_steal=*/steal_index != 0);
+    const size_t hold =
+        history_->Begin(name, id(), lease->fence(), now,
+                        /*by_steal=*/steal_index != 0, lease->expiry());
     holds_.push_back(hold);
     on_change = [this, hold, lease](LeaseState state) {
       if (state != LeaseState::kLost) return;
       history_->End(hold, BeliefEnd(*lease, clock_->Now()), ending_.load());
     };
+    on_renewed = [this, hold](absl::Time expiry) {
+      history_->Renewed(hold, clock_->Now(), expiry);
+    };
   }
-  return keeper_->Add(*std::move(granted), std::move(on_change));
+  return keeper_->Add(*std::move(granted), std::move(on_change),
+                      /*lost=*/nullptr, std::move(on_renewed));
 }
 
 // Leads when nobody does, or steals from an older version.
