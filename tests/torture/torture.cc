@@ -624,7 +624,18 @@ int Torture::Report() {
   int same_agent = 0;
   const int transfers = Transfers(holds, &same_agent);
 
-  for (absl::Time at : probe_->commits()) reach_.Committed(at);
+  // The cluster's own write outages: stretches of half a TTL or more
+  // between two commits of the probe.
+  const std::vector<absl::Time> commits = probe_->commits();
+  int outages = 0;
+  absl::Duration longest_outage = absl::ZeroDuration();
+  for (size_t i = 0; i < commits.size(); ++i) {
+    reach_.Committed(commits[i]);
+    if (i == 0) continue;
+    const absl::Duration gap = commits[i] - commits[i - 1];
+    if (gap >= flags_.ttl / 2) ++outages;
+    longest_outage = std::max(longest_outage, gap);
+  }
   int lost = 0, lost_agent_down = 0, lost_no_path = 0, lost_cluster_out = 0,
       lost_path_up = 0;
   std::map<std::string, int> path_up_during;
@@ -691,6 +702,10 @@ int Torture::Report() {
                     ? ""
                     : " (during: " + absl::StrJoin(during, ", ") + ")")
             << "\n"
+            << "  cluster write outages: " << outages
+            << " of half a TTL or more (the probe's longest gap between "
+               "commits: "
+            << Seconds(longest_outage) << ")\n"
             << "  failover latency:     " << failover.size()
             << " failovers after an agent was paused or killed";
   if (!failover.empty()) {
