@@ -19,6 +19,9 @@ using ::testing::SizeIs;
 
 constexpr char kAcquired[] =
     R"({"time_ns":1000000000,"event":"acquired","lease":"unit-03","machine":"m1","fence":42})";
+// Acquired at 1 s, believed until 3 s unless renewed.
+constexpr char kAcquiredUntil3s[] =
+    R"({"time_ns":1000000000,"event":"acquired","lease":"u","machine":"m1","fence":4,"expiry_ns":3000000000})";
 constexpr char kLost[] =
     R"({"time_ns":3000000000,"event":"lost","lease":"unit-03","machine":"m1","fence":42})";
 
@@ -113,10 +116,7 @@ TEST(HoldLineReaderTest, EndOpenClosesWhatAKilledProcessHeld) {
 TEST(HoldLineReaderTest, EndOpenEndsAKilledHoldAtTheLastExpiryItPrinted) {
   History history;
   HoldLineReader reader(&history);
-  EXPECT_THAT(
-      reader.Add(
-          R"({"time_ns":1000000000,"event":"acquired","lease":"u","machine":"m1","fence":4,"expiry_ns":3000000000})"),
-      IsOk());
+  EXPECT_THAT(reader.Add(kAcquiredUntil3s), IsOk());
   EXPECT_THAT(
       reader.Add(
           R"({"time_ns":2000000000,"event":"renewed","lease":"u","machine":"m1","fence":4,"expiry_ns":4000000000})"),
@@ -132,10 +132,7 @@ TEST(HoldLineReaderTest, EndOpenEndsAKilledHoldAtTheLastExpiryItPrinted) {
 TEST(HoldLineReaderTest, EndOpenEndsAtTheKillWhenThatCameFirst) {
   History history;
   HoldLineReader reader(&history);
-  EXPECT_THAT(
-      reader.Add(
-          R"({"time_ns":1000000000,"event":"acquired","lease":"u","machine":"m1","fence":4,"expiry_ns":3000000000})"),
-      IsOk());
+  EXPECT_THAT(reader.Add(kAcquiredUntil3s), IsOk());
   reader.EndOpen(absl::FromUnixSeconds(2), "killed");
   EXPECT_THAT(history.holds(), ElementsAre(::testing::Field(
                                    &Hold::end, absl::FromUnixSeconds(2))));
