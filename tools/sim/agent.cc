@@ -337,9 +337,11 @@ absl::StatusOr<std::shared_ptr<KeptLease>> Agent::Keep(const std::string& name,
   if (lease->expiry() <= now) return nullptr;
   lease::StateCallback on_change;
   const bool record = unit || name == kEngineLease;
+  lease::RenewCallback on_renewed;
   if (record) {
-    const size_t hold = history_->Begin(name, id(), lease->fence(), now,
-                                        /*by_steal=*/steal_index != 0);
+    const size_t hold =
+        history_->Begin(name, id(), lease->fence(), now,
+                        /*by_steal=*/steal_index != 0, lease->expiry());
     holds_.push_back(hold);
     if (unit) ++live_units_;
     on_change = [this, hold, lease, unit](LeaseState state) {
@@ -350,8 +352,12 @@ absl::StatusOr<std::shared_ptr<KeptLease>> Agent::Keep(const std::string& name,
                     how == std::string("lost") ? told : absl::InfiniteFuture());
       if (unit) --live_units_;
     };
+    on_renewed = [this, hold](absl::Time expiry) {
+      history_->Renewed(hold, clock_->Now(), expiry);
+    };
   }
-  return keeper_->Add(*std::move(granted), std::move(on_change));
+  return keeper_->Add(*std::move(granted), std::move(on_change),
+                      /*lost=*/nullptr, std::move(on_renewed));
 }
 
 // Leads when nobody does, or steals from an older version.

@@ -27,13 +27,15 @@ std::map<std::string, std::vector<Hold>> ByLease(std::vector<Hold> holds) {
 }  // namespace
 
 size_t History::Begin(const std::string& lease, const std::string& machine,
-                      uint64_t fence, absl::Time start, bool by_steal) {
+                      uint64_t fence, absl::Time start, bool by_steal,
+                      absl::Time expiry) {
   Hold hold;
   hold.lease = lease;
   hold.machine = machine;
   hold.fence = fence;
   hold.start = start;
   hold.by_steal = by_steal;
+  hold.expiry = expiry;
   size_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -57,6 +59,19 @@ void History::End(size_t id, absl::Time end, const std::string& how,
     ended = hold;
   }
   if (on_change_ != nullptr) on_change_(ended);
+}
+
+void History::Renewed(size_t id, absl::Time at, absl::Time expiry) {
+  Hold renewed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Hold& hold = holds_.at(id);
+    if (hold.end != absl::InfiniteFuture()) return;
+    hold.renewed = at;
+    hold.expiry = expiry;
+    renewed = hold;
+  }
+  if (on_change_ != nullptr) on_change_(renewed);
 }
 
 void History::Orphan(size_t id, absl::Time at) {
