@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build g++ pkg-config
+  cmake ninja-build g++ pkg-config libxml2-utils
   libcurl4-openssl-dev rapidjson-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server openssl ca-certificates
