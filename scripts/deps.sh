@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what leasehold needs to build and test on Debian (12 "bookworm"):
 # the toolchain, the libraries found by find_package, and etcd for the
-# integration tests. Does nothing when everything is already there.
+# integration tests (and xmllint, which checks the benchmark chart). Does
+# nothing when everything is already there.
 set -euo pipefail
 
 packages=(
