@@ -107,8 +107,9 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
                          StrayKeys* strays = nullptr);
 
 // One contender's place in a queue: the common core of Mutex, RWMutex,
-// Semaphore and Election. `kind` names the queue ("lock", "rwlock",
-// "semaphore", "election"): its directory is `<session prefix><kind>/<name>/`.
+// Semaphore and Election. `kind` names the queue ("lock", "semaphore",
+// "election"): its directory is `<session prefix><kind>/<name>/` (a Mutex
+// and an RWMutex of one name share the "lock" queue).
 class QueueHold {
  public:
   // `rule` decides the turn; `tag` starts every value the hold makes up

@@ -29,14 +29,14 @@ absl::StatusOr<std::optional<internal::Blockers>> ReaderTurn(
 }  // namespace
 
 RWMutex::RWMutex(Session* session, std::string name)
-    : writer_(session, "rwlock", name, internal::FirstSlots(1), kWriterTag),
-      reader_(session, "rwlock", std::move(name), ReaderTurn, kReaderTag) {}
+    : writer_(session, "lock", name, internal::FirstSlots(1), kWriterTag),
+      reader_(session, "lock", std::move(name), ReaderTurn, kReaderTag) {}
 
 absl::Status RWMutex::Use(internal::QueueHold& hold,
                           const internal::QueueHold& other) {
   if (!other.key().empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("rwlock \"", name(), "\": already ",
+        absl::StrCat("lock \"", name(), "\": already ",
                      &other == &reader_ ? "read" : "written",
                      " (or waited for) through this object"));
   }

@@ -1,8 +1,9 @@
 // RWMutex: a fair, distributed readers-writer lock owned by a Session.
 //
 // Readers and writers queue in-order keys in one FIFO queue under
-// `<prefix>rwlock/<name>/` (a reader's value starts "read ", a writer's
-// "write "). A writer holds the lock when its key is the first: it waits
+// `<prefix>lock/<name>/`, the Mutex's queue (a reader's value starts
+// "read ", a writer's "write "; any other key, a Mutex's, is a writer). A
+// writer holds the lock when its key is the first: it waits
 // only for the contenders ahead of it. A reader holds it when no writer's
 // key is ahead of its own, alongside any other such readers: readers that
 // queue behind a waiting writer wait for it, so writers are never starved.
@@ -27,7 +28,8 @@
 //
 // One RWMutex object is one contender, a reader or a writer at a time. Two
 // RWMutex objects with the same name share one queue, on one session or
-// many; an RWMutex and a Mutex of the same name are different locks.
+// many; a Mutex of the same name is one more writer in it (so `leasehold
+// lock NAME` excludes `leasehold lock NAME --shared`).
 //
 // Thread-safety: all methods are safe from any thread; a lock call and its
 // unlock are meant to be called in turn, as with std::shared_mutex.

@@ -52,7 +52,7 @@ inline RWContentionResult RunReadersWriters(registry::KeysApi* keys,
   options.clock = clock;
   options.keeper = &keeper;
   options.prefix = prefix;
-  const std::string dir = absl::StrCat(prefix, "rwlock/table");
+  const std::string dir = absl::StrCat(prefix, "lock/table");
 
   RWContentionResult result;
   std::mutex mu;  // guards the log below and result

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lease/mutex.h"
 #include "registry/cancel.h"
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
@@ -30,7 +31,7 @@ using testing::KeysUnder;
 using testing::StaysFalse;
 using testing::Waiters;
 
-constexpr char kDir[] = "/leasehold/rwlock/table";
+constexpr char kDir[] = "/leasehold/lock/table";
 
 class RWMutexTest : public testing::LockFixture {
  protected:
@@ -82,7 +83,7 @@ TEST_F(RWMutexTest, ReadersShareAndAWriterExcludesEveryone) {
   ASSERT_OK(m(2).Unlock());
   EXPECT_THAT(KeysUnder(&keys_, kDir), IsEmpty());
   EXPECT_THAT(m(2).Unlock(), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                      HasSubstr("rwlock \"table\"")));
+                                      HasSubstr("lock \"table\"")));
 }
 
 TEST_F(RWMutexTest, KeysSayWhetherTheyReadOrWrite) {
@@ -177,7 +178,7 @@ TEST_F(RWMutexTest, TimeoutAndCancelDeleteTheWaitersKey) {
   clock_.Advance(absl::Seconds(6));
   t.join();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kDeadlineExceeded,
-                               HasSubstr("rwlock \"table\"")));
+                               HasSubstr("lock \"table\"")));
   EXPECT_THAT(KeysUnder(&keys_, kDir), ElementsAre(m(0).key()));
 
   CancelToken cancel;
@@ -275,6 +276,32 @@ TEST_F(RWMutexTest, WorksWithStandardLocks) {
   EXPECT_THAT(KeysUnder(&keys_, kDir), IsEmpty());
   ASSERT_OK(sessions_[0]->Close());
   EXPECT_THROW(m(0).lock_shared(), std::system_error);
+}
+
+// A Mutex of the same name is a writer in the RWMutex's queue.
+TEST_F(RWMutexTest, AMutexOfTheSameNameIsAWriter) {
+  Make(2);
+  auto session = NewSession();
+  Mutex mutex(session.get(), "table");
+  ASSERT_OK(m(0).RLock());
+  ASSERT_OK_AND_ASSIGN(bool got, mutex.TryLock());
+  EXPECT_FALSE(got);
+  Waiters waiters(2);
+  Enqueue(
+      waiters, 0,
+      [&](const CancelToken* cancel) {
+        return mutex.Lock(absl::InfiniteFuture(), cancel);
+      },
+      kDir, 2);
+  Enqueue(waiters, 1, Reader(&m(1)), kDir, 3);  // behind the Mutex
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(m(0).RUnlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(0) != 0; }));
+  ASSERT_OK(waiters.result(0));
+  EXPECT_TRUE(StaysFalse([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(mutex.Unlock());
+  ASSERT_TRUE(Eventually([&] { return waiters.state(1) != 0; }));
+  ASSERT_OK(waiters.result(1));
 }
 
 TEST_F(RWMutexTest, HundredReadersAndWritersKeepExclusionAndFifoOrder) {

@@ -88,6 +88,7 @@ int RunElect(Context& ctx, const std::vector<std::string>& words);
 int RunLeader(Context& ctx, const std::vector<std::string>& words);
 int RunObserve(Context& ctx, const std::vector<std::string>& words);
 int RunTxn(Context& ctx, const std::vector<std::string>& words);
+int RunBarrier(Context& ctx, const std::vector<std::string>& words);
 
 }  // namespace leasehold::cli
 
