@@ -186,13 +186,7 @@ absl::Status DoubleBarrier::Enter(absl::Time deadline,
       // The last to enter: let everyone in.
       return session_->keys()->Set(ready_, key->key(), {}).status();
     }
-    CancelToken stop;  // the caller's cancel or the loss of our key
-    CancelToken::Registration on_cancel;
-    if (cancel != nullptr) {
-      on_cancel = cancel->OnCancel([&stop] { stop.Cancel(); });
-    }
-    CancelToken::Registration on_lost =
-        lost->token().OnCancel([&stop] { stop.Cancel(); });
+    internal::CancelOrLost stop(cancel, *lost);
     // `ready` written after our key: a stale one from an earlier round,
     // left by a party that died leaving, does not count.
     return AwaitKey(
@@ -200,7 +194,7 @@ absl::Status DoubleBarrier::Enter(absl::Time deadline,
         [&](const registry::Node* node) {
           return node != nullptr && node->modified_index > key->created_index();
         },
-        deadline, &stop);
+        deadline, stop.token());
   }();
   if (status.ok() && !lost->fired()) return status;
   if (lost->fired()) {

@@ -53,6 +53,13 @@ bool RemovesKeyOrParent(const registry::Response& event,
           (absl::StartsWith(key, removed) && key[removed.size()] == '/'));
 }
 
+CancelOrLost::CancelOrLost(const CancelToken* cancel, const Signal& lost) {
+  if (cancel != nullptr) {
+    on_cancel_ = cancel->OnCancel([this] { stop_.Cancel(); });
+  }
+  on_lost_ = lost.token().OnCancel([this] { stop_.Cancel(); });
+}
+
 void StrayKeys::Add(std::string value) {
   std::lock_guard<std::mutex> lock(mu_);
   values_.push_back(std::move(value));
@@ -274,16 +281,10 @@ absl::Status QueueHold::Acquire(const std::optional<std::string>& value,
   const std::shared_ptr<const Signal> lost = (*key)->lost();
   absl::Status status;
   {
-    CancelToken stop;  // the caller's cancel or the loss of our key
-    CancelToken::Registration on_cancel;
-    if (cancel != nullptr) {
-      on_cancel = cancel->OnCancel([&stop] { stop.Cancel(); });
-    }
-    CancelToken::Registration on_lost =
-        lost->token().OnCancel([&stop] { stop.Cancel(); });
-    status =
-        WaitForTurn(session_->keys(), session_->clock(), session_->prefix(),
-                    dir_, (*key)->key(), rule_, deadline, &stop, &strays_);
+    CancelOrLost stop(cancel, *lost);
+    status = WaitForTurn(session_->keys(), session_->clock(),
+                         session_->prefix(), dir_, (*key)->key(), rule_,
+                         deadline, stop.token(), &strays_);
   }
   if (status.ok() && !lost->fired()) {
     std::lock_guard<std::mutex> lock(mu_);

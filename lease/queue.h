@@ -56,6 +56,19 @@ bool IsRemoval(const registry::Response& event);
 bool RemovesKeyOrParent(const registry::Response& event,
                         const std::string& key);
 
+// A token cancelled when `cancel` (optional) is, or when `lost` fires, so
+// that a wait for a key's turn ends once the key is gone.
+class CancelOrLost {
+ public:
+  CancelOrLost(const CancelToken* cancel, const Signal& lost);
+  const CancelToken* token() const { return &stop_; }
+
+ private:
+  CancelToken stop_;
+  CancelToken::Registration on_cancel_;
+  CancelToken::Registration on_lost_;
+};
+
 // The values of our queue keys whose create had an unknown outcome and was
 // not found by its read-back: such a key may still land later, and then
 // nobody renews or deletes it while it holds up the queue for a whole TTL.

@@ -63,7 +63,8 @@ const CommandSpec kEnter = {
       "(default 10s)"},
      kTimeout},
     /*runs_command=*/true};
-const CommandSpec* const kCommands[] = {&kHold, &kRelease, &kWait, &kEnter};
+const std::vector<const CommandSpec*> kCommands = {&kHold, &kRelease, &kWait,
+                                                   &kEnter};
 
 int Held(Context& ctx, const CommandSpec& spec, const std::string& name,
          const absl::StatusOr<bool>& done, const char* field,
@@ -188,34 +189,7 @@ int Run(Context& ctx, const CommandSpec& spec,
 }  // namespace
 
 int RunBarrier(Context& ctx, const std::vector<std::string>& words) {
-  if (!words.empty()) {
-    for (const CommandSpec* spec : kCommands) {
-      if (spec->name == absl::StrCat("barrier ", words[0])) {
-        return Run(ctx, *spec,
-                   std::vector<std::string>(words.begin() + 1, words.end()));
-      }
-    }
-  }
-  const bool help =
-      !words.empty() && (words[0] == "--help" || words[0] == "-h");
-  if (!help) {
-    ctx.err() << "leasehold barrier: "
-              << (words.empty()
-                      ? "missing subcommand"
-                      : absl::StrCat("unknown subcommand \"", words[0], "\""))
-              << "\n";
-  }
-  std::string usage =
-      "usage: leasehold barrier SUBCOMMAND [--help]\n\nsubcommands:\n";
-  for (const CommandSpec* spec : kCommands) {
-    absl::StrAppend(&usage, "  ", spec->name, " ", spec->synopsis, "\n");
-  }
-  if (help) {
-    ctx.out().Note(usage);
-    return kExitOk;
-  }
-  ctx.err() << usage;
-  return kExitUsage;
+  return RunSubcommand(ctx, "barrier", kCommands, words, Run);
 }
 
 }  // namespace leasehold::cli
