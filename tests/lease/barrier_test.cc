@@ -194,6 +194,19 @@ TEST_F(DoubleBarrierTest, NobodyEntersBeforeAllAndNobodyLeavesBeforeAll) {
   }
 }
 
+// A `ready` left by an earlier round (its last party died leaving) lets
+// nobody in before the round is full.
+TEST_F(DoubleBarrierTest, AStaleReadyLetsNobodyInEarly) {
+  ASSERT_OK(memory_->Set(kReady, "stale", {}).status());
+  Make(2, 2);
+  Waiters entering(1);
+  Enqueue(entering, 0, Enter(0), kWaiters, 1);
+  EXPECT_TRUE(StaysFalse([&] { return entering.state(0) != 0; }));
+  ASSERT_OK(b(1).Enter());
+  ASSERT_TRUE(Eventually([&] { return entering.state(0) != 0; }));
+  ASSERT_OK(entering.result(0));
+}
+
 TEST_F(DoubleBarrierTest, OneTooManyIsRefusedAndLeavesNoKey) {
   Make(3, 2);
   Waiters entering(2);
