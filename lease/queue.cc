@@ -1,7 +1,10 @@
 #include "lease/queue.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -17,15 +20,22 @@ namespace {
 constexpr int kMaxCreates = 3;
 
 // The events that can let `my_key` in: removals, after `after_index`, of a
-// key from `first` up to `my_key` (in-order names are zero-padded indexes,
-// so "ahead" is "sorts before"), or of a parent of the queue's directory.
-WatchHub::Filter RemovalsAhead(std::string my_key, std::string first,
+// key in `ahead` (nullopt: of any key), or of `my_key` or a parent of the
+// queue's directory. The queue is its keys' creation order, not their
+// names' (etcd v3 names in-order keys at random), and a key created after
+// the read that found `ahead` queues behind us, so `ahead` is all that can
+// let us in until the next read.
+WatchHub::Filter RemovalsAhead(std::string my_key,
+                               std::optional<std::vector<std::string>> ahead,
                                uint64_t after_index) {
-  return [my_key = std::move(my_key), first = std::move(first),
+  if (ahead.has_value()) std::sort(ahead->begin(), ahead->end());
+  return [my_key = std::move(my_key), ahead = std::move(ahead),
           after_index](const registry::Response& event) {
-    const std::string& key = event.node.key;
     return event.node.modified_index > after_index &&
-           ((IsRemoval(event) && first <= key && key <= my_key) ||
+           ((IsRemoval(event) &&
+             (!ahead.has_value() ||
+              std::binary_search(ahead->begin(), ahead->end(),
+                                 event.node.key))) ||
             RemovesKeyOrParent(event, my_key));
   };
 }
@@ -122,8 +132,13 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
     // With one slot only our predecessor's departure lets us in (waking on
     // more would wake every waiter at each unlock); no key is created
     // between it and us. With several, any key ahead of ours can.
-    WatchHub::Filter lets_us_in = RemovalsAhead(
-        my_key, slots == 1 ? (mine - 1)->key : "", queue->etcd_index);
+    std::vector<std::string> ahead;
+    for (auto it = slots == 1 ? mine - 1 : queue->keys.begin(); it != mine;
+         ++it) {
+      ahead.push_back(it->key);
+    }
+    WatchHub::Filter lets_us_in =
+        RemovalsAhead(my_key, std::move(ahead), queue->etcd_index);
     if (events == nullptr) {
       // From just after our read: nothing falls in between.
       absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> subscribed =
@@ -140,7 +155,7 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
       return event.status();
     }
     // Until the read shows which departures still matter, any may.
-    events->SetFilter(RemovalsAhead(my_key, "", 0));
+    events->SetFilter(RemovalsAhead(my_key, std::nullopt, 0));
   }
 }
 
