@@ -298,8 +298,8 @@ class EtcdV3Client final : public KeysApi {
                                            absl::string_view where,
                                            Parse& parse);
 
-  // The TTL of each leased kv (by lease id): ttl seconds left and the
-  // expiration on the client's clock. A lease gone meanwhile reads 0 left.
+  // The TTL of each leased kv, by lease id: whole seconds left, rounded up
+  // as etcd v2 does. A lease gone meanwhile reads 0 left.
   absl::Status FillTtls(absl::string_view context, absl::Time deadline,
                         const std::vector<KeyValue>& kvs,
                         std::map<int64_t, int64_t>& ttls);
@@ -319,6 +319,26 @@ class EtcdV3Client final : public KeysApi {
   void StickTo(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
   void MoveOff(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Events a watch received beyond the one it returned, for the next call
+  // on the same key that asks from where it left off: every new watch
+  // stream that starts in the past waits for etcd's catch-up loop (up to
+  // 100 ms), so a caller that follows a burst of events one by one would
+  // pay that for each. `from`: the wait index of the watch that received
+  // them; `events`: every wanted event from `from` up to the last one.
+  struct EventBatch {
+    std::string key;
+    bool recursive = false;
+    int64_t from = 0;
+    std::vector<Response> events;
+  };
+  void KeepEvents(const std::string& key, bool recursive, int64_t from,
+                  std::vector<Response> events) ABSL_LOCKS_EXCLUDED(mu_);
+  // The first kept event at or after `wait_index` when the kept events
+  // cover it (from <= wait_index <= the last one's index).
+  std::optional<Response> CachedEvent(const std::string& key, bool recursive,
+                                      int64_t wait_index)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   std::optional<int64_t> ProbeRevision(const std::string& endpoint,
                                        bool serializable,
                                        absl::Duration timeout,
@@ -329,12 +349,55 @@ class EtcdV3Client final : public KeysApi {
   const EtcdOptions options_;
   Clock* const clock_;
   etcd_internal::HttpTransport transport_;
+  // etcd's minimum lease TTL, as far as grants have shown it (0: unknown).
+  std::atomic<int64_t> min_ttl_{0};
 
   mutable std::mutex mu_;
   std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
   size_t preferred_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen bits_ ABSL_GUARDED_BY(mu_);
+  // A few recent batches, the newest last.
+  std::vector<EventBatch> batches_ ABSL_GUARDED_BY(mu_);
 };
+
+// Batches kept at once: one per watched key that is followed event by
+// event (the lease layer's watch hub follows one).
+constexpr size_t kMaxEventBatches = 8;
+
+void EtcdV3Client::KeepEvents(const std::string& key, bool recursive,
+                              int64_t from, std::vector<Response> events) {
+  if (events.size() < 2 || from <= 0) return;  // nothing beyond the answer
+  std::lock_guard<std::mutex> lock(mu_);
+  batches_.erase(std::remove_if(batches_.begin(), batches_.end(),
+                                [&](const EventBatch& b) {
+                                  return b.key == key &&
+                                         b.recursive == recursive;
+                                }),
+                 batches_.end());
+  if (batches_.size() >= kMaxEventBatches) batches_.erase(batches_.begin());
+  batches_.push_back(EventBatch{key, recursive, from, std::move(events)});
+}
+
+std::optional<Response> EtcdV3Client::CachedEvent(const std::string& key,
+                                                  bool recursive,
+                                                  int64_t wait_index) {
+  if (wait_index <= 0) return std::nullopt;  // "from now" is never history
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const EventBatch& batch : batches_) {
+    if (batch.key != key || batch.recursive != recursive ||
+        wait_index < batch.from ||
+        static_cast<uint64_t>(wait_index) >
+            batch.events.back().node.modified_index) {
+      continue;
+    }
+    for (const Response& event : batch.events) {
+      if (event.node.modified_index >= static_cast<uint64_t>(wait_index)) {
+        return event;
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 std::pair<std::vector<std::string>, size_t> EtcdV3Client::Endpoints() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -445,10 +508,19 @@ absl::StatusOr<LeaseResult> EtcdV3Client::Grant(absl::string_view context,
                                                 int64_t seconds,
                                                 absl::Time deadline) {
   // A grant re-sent elsewhere leaves at most an unused lease, which expires.
-  return Call<LeaseResult>(
+  absl::StatusOr<LeaseResult> granted = Call<LeaseResult>(
       context, "/v3/lease/grant", absl::StrCat("{\"TTL\":\"", seconds, "\"}"),
       /*idempotent=*/true, deadline,
       [](absl::string_view b) { return etcd_v3_internal::ParseLeaseGrant(b); });
+  // etcd raises a TTL below its minimum to that minimum: remember it, so
+  // that a refresh asking for less knows such a lease is as asked.
+  if (granted.ok() && granted->ttl > seconds) {
+    int64_t known = min_ttl_.load();
+    while (granted->ttl > known &&
+           !min_ttl_.compare_exchange_weak(known, granted->ttl)) {
+    }
+  }
+  return granted;
 }
 
 void EtcdV3Client::Revoke(int64_t lease) {
@@ -482,7 +554,11 @@ absl::Status EtcdV3Client::FillTtls(absl::string_view context,
           return r;
         });
     if (!lease.ok()) return lease.status();
-    ttls[kv.lease] = std::max<int64_t>(lease->ttl, 0);
+    // etcd v3 truncates the seconds left, etcd v2 rounds them up (what is
+    // left of a 2 s TTL a moment later reads 1 on v3, 2 on v2): report
+    // them as v2 does.
+    ttls[kv.lease] =
+        lease->ttl < 0 ? 0 : std::min(lease->ttl + 1, lease->granted_ttl);
   }
   return absl::OkStatus();
 }
@@ -621,9 +697,11 @@ absl::StatusOr<Response> EtcdV3Client::Get(const std::string& key,
       }
       kvs.push_back(&kv);
     }
-    if (absl::Status s = FillTtls(context, options.deadline, below.kvs, ttls);
-        !s.ok()) {
-      return s;
+    if (options.child_ttls) {
+      if (absl::Status s = FillTtls(context, options.deadline, below.kvs, ttls);
+          !s.ok()) {
+        return s;
+      }
     }
     response.node =
         DirNode(k, kvs, options.recursive, ttls, clock_->Now(), /*top=*/true);
@@ -873,9 +951,9 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
         return V2Error(kEtcdKeyNotFound, "Key not found", key,
                        kept->header.revision, context);
       }
-      if (kept->ttl >= seconds) {
-        // Renewed; it counts only if the key still carries that lease and
-        // is the one judged above.
+      if (kept->ttl == std::max(seconds, min_ttl_.load())) {
+        // Renewed to the TTL asked; it counts only if the key still carries
+        // that lease and is the one judged above.
         absl::StatusOr<TxnResult> check =
             CallTxn(context, Txn(unchanged, {RangeOp(self)}, {}),
                     /*write=*/false, options.deadline);
@@ -888,7 +966,7 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
         return response;
       }
     }
-    // No lease, or a shorter one than asked: the key moves to a new lease.
+    // No lease, or one of another TTL: the key moves to a new lease.
     absl::StatusOr<LeaseResult> lease =
         Grant(context, seconds, options.deadline);
     if (!lease.ok()) return lease.status();
@@ -1101,6 +1179,10 @@ struct WatchState {
   // message's header): a watch "from now" resumes after it.
   std::atomic<int64_t> created_revision{0};
   std::optional<absl::StatusOr<Response>> outcome;
+  // With an event as the outcome: it and the wanted events after it in the
+  // same message, in order (a watch that starts in the past gets all of
+  // its history up to now in one message).
+  std::vector<Response> batch;
 
   bool Wanted(const std::string& event_key) const {
     if (event_key == key) return true;
@@ -1146,8 +1228,14 @@ struct WatchState {
         if (event.kv.mod_revision < wait_index || !Wanted(event.kv.key)) {
           continue;
         }
-        outcome = ToResponse(event, message->header.revision);
-        break;
+        absl::StatusOr<Response> response =
+            ToResponse(event, message->header.revision);
+        if (!response.ok()) {
+          if (!outcome.has_value()) outcome = response.status();
+          break;
+        }
+        batch.push_back(*response);
+        if (!outcome.has_value()) outcome = *std::move(response);
       }
     }
     return true;
@@ -1203,6 +1291,10 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
           last.ok() ? ""
                     : absl::StrCat(" (last failure: ", last.message(), ")")));
     }
+    if (std::optional<Response> cached =
+            CachedEvent(k, options.recursive || k.empty(), wait_index)) {
+      return *std::move(cached);
+    }
     WatchState state;
     state.key = k;
     state.recursive = options.recursive || k.empty();
@@ -1256,6 +1348,9 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
       absl::StatusOr<Response>& outcome = *state.outcome;
       if (outcome.ok() || absl::IsOutOfRange(outcome.status())) {
         StickTo(endpoint);
+        if (outcome.ok()) {
+          KeepEvents(k, state.recursive, wait_index, std::move(state.batch));
+        }
         if (!outcome.ok()) return Prefixed(context, outcome.status());
         return std::move(outcome);
       }

@@ -14,14 +14,15 @@
 //   mod_revision, X-Etcd-Index = the answer header's revision;
 // - a key with a TTL is a key attached to a v3 lease of its own, granted
 //   with that TTL; Get reports the lease's remaining TTL (one
-//   /v3/lease/timetolive per leased key) and an expiration computed from
-//   it on the client's clock;
+//   /v3/lease/timetolive per leased key, listed children included unless
+//   GetOptions::child_ttls is false) and an expiration computed from it on
+//   the client's clock;
 // - prevExist, prevIndex and prevValue are compares of one transaction,
 //   which also refuses a key under a key (104) and a key over keys (102);
 // - a refresh is a keep-alive of the key's lease followed by a compare that
 //   the key still carries that lease (and meets the guards): the key's
-//   index does NOT move and no watcher wakes. When the lease is shorter
-//   than asked, or the key has none, the key is re-put with a new lease
+//   index does NOT move and no watcher wakes. When the lease's TTL is not
+//   the one asked, or the key has none, the key is re-put with a new lease
 //   (its index moves, as in v2). A key whose lease is gone is not found;
 // - in-order keys are "<dir>/<20 random digits>", unique, ordered by their
 //   createdIndex (not by name);

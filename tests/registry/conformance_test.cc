@@ -608,7 +608,9 @@ TEST_P(ConformanceTest, InOrderKeys) {
     EXPECT_EQ(r.etcd_index, r.node.created_index);
   }
   EXPECT_LT(first.node.created_index, second.node.created_index);
-  if (!v3()) EXPECT_LT(first.node.key, second.node.key);
+  if (!v3()) {
+    EXPECT_LT(first.node.key, second.node.key);
+  }
 
   GetOptions sorted;
   sorted.sorted = true;
@@ -754,7 +756,9 @@ TEST_P(ConformanceTest, TtlIsReportedAndKeyExpires) {
   ASSERT_TRUE(expired.prev_node.has_value());
   EXPECT_EQ(expired.prev_node->value, "v");
   EXPECT_EQ(expired.prev_node->modified_index, set.node.modified_index);
-  if (!v3()) EXPECT_EQ(expired.prev_node->expiration, set.node.expiration);
+  if (!v3()) {
+    EXPECT_EQ(expired.prev_node->expiration, set.node.expiration);
+  }
   EXPECT_EQ(expired.prev_node->ttl, 0);
 
   absl::StatusOr<Response> gone = keys().Get(Key("k"), {});

@@ -409,4 +409,10 @@ EtcdServer& SharedEtcdV3() {
   return *server;
 }
 
+EtcdServer& SharedEtcdFor(const std::string& api) {
+  return api == "etcd3" ? SharedEtcdV3() : SharedEtcd();
+}
+
+std::vector<std::string> EtcdApis() { return {"etcd", "etcd3"}; }
+
 }  // namespace leasehold::testing

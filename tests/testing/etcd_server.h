@@ -126,6 +126,10 @@ EtcdServer& SharedEtcd();
 // rounded up to whole seconds) one second, so that tests' 1 s TTLs stay
 // 1 s as they do on v2.
 EtcdServer& SharedEtcdV3();
+// For tests parameterised over the two APIs: "etcd" → SharedEtcd(),
+// "etcd3" → SharedEtcdV3(). EtcdApis() lists both.
+EtcdServer& SharedEtcdFor(const std::string& api);
+std::vector<std::string> EtcdApis();
 
 // A free TCP port on 127.0.0.1 (bound and released; the caller uses it next).
 int FreePort();
