@@ -514,6 +514,63 @@ TEST_P(ConformanceTest, Directories) {
   EXPECT_EQ(replaced.prev_node->value, "v");
 }
 
+// Directories made by the keys under them: what all three registries give
+// alike (etcd v3's directories are nothing but key prefixes).
+TEST_P(ConformanceTest, DirectoriesAsPrefixes) {
+  ASSERT_OK_AND_ASSIGN(Response deep, keys().Set(Key("d/e/f"), "v", {}));
+  ASSERT_OK_AND_ASSIGN(Response e, keys().Get(Key("d/e"), {}));
+  EXPECT_TRUE(e.node.dir);
+  EXPECT_EQ(e.node.created_index, deep.node.created_index);
+  ASSERT_OK_AND_ASSIGN(Response d, keys().Get(Key("d"), Recursive()));
+  ASSERT_EQ(d.node.nodes.size(), 1u);
+  EXPECT_THAT(d.node.nodes[0].nodes, ElementsAre(deep.node));
+
+  absl::StatusOr<Response> under_file = keys().Set(Key("d/e/f/g"), "v", {});
+  EXPECT_THAT(under_file, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorOf(under_file.status()).code, 104);
+  EXPECT_EQ(ErrorOf(under_file.status()).cause, Key("d/e/f"));
+  EXPECT_EQ(ErrorOf(keys().Get(Key("d/e/f/g"), {}).status()).code, 104);
+  EXPECT_EQ(ErrorOf(keys().CreateInOrder(Key("d/e/f"), "x", {}).status()).code,
+            104);
+
+  absl::StatusOr<Response> over_keys = keys().Set(Key("d/e"), "v", {});
+  EXPECT_THAT(over_keys, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ErrorOf(over_keys.status()).code, 102);
+  EXPECT_EQ(ErrorOf(over_keys.status()).cause, Key("d/e"));
+
+  EXPECT_EQ(ErrorOf(keys().Delete(Key("d"), {}).status()).code, 102);
+  DeleteOptions dir_only;
+  dir_only.dir = true;
+  EXPECT_EQ(ErrorOf(keys().Delete(Key("d"), dir_only).status()).code, 108);
+  DeleteOptions recursive;
+  recursive.recursive = true;
+  ASSERT_OK_AND_ASSIGN(Response removed, keys().Delete(Key("d"), recursive));
+  EXPECT_TRUE(removed.node.dir);
+  EXPECT_THAT(keys().Get(Key("d/e/f"), {}),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(keys().Get(Key("d"), {}), StatusIs(absl::StatusCode::kNotFound));
+
+  if (v3()) {
+    EXPECT_THAT(keys().Set(Key("empty"), "", Dir()),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         ::testing::HasSubstr("key prefix")));
+  }
+}
+
+// A refresh cannot bring back a key that expired.
+TEST_P(ConformanceTest, RefreshOfAnExpiredKeyIsNotFound) {
+  ASSERT_OK_AND_ASSIGN(Response set,
+                       keys().Set(Key("k"), "v", WithTtl(absl::Seconds(1))));
+  backend_->LetTimePass(absl::Seconds(1));
+  ASSERT_OK(WatchForEvent(Key("k"), set.node.modified_index + 1).status());
+  SetOptions refresh = WithTtl(absl::Seconds(1));
+  refresh.refresh = true;
+  refresh.prev_index = set.node.modified_index;
+  absl::StatusOr<Response> refreshed = keys().Set(Key("k"), "", refresh);
+  EXPECT_THAT(refreshed, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(ErrorOf(refreshed.status()).code, 100);
+}
+
 // etcd's store.Update cannot write a directory's index: the answer and the
 // event say the new index, the directory itself keeps its old one while
 // its TTL changes.
