@@ -306,6 +306,26 @@ class EtcdV3Client final : public KeysApi {
   absl::StatusOr<LeaseResult> Grant(absl::string_view context, int64_t seconds,
                                     absl::Time deadline);
   void Revoke(int64_t lease);
+  // Resets `lease` to its granted TTL; the answer's ttl is 0 when the lease
+  // is gone.
+  absl::StatusOr<LeaseResult> KeepAlive(absl::string_view context,
+                                        int64_t lease, absl::Time deadline);
+
+  // A renewal by keep-alive when the key's lease at `prev_index` is known
+  // from an earlier write of this client: the keep-alive, then a read
+  // guarded by the compares (two requests, no raft write). nullopt when
+  // that does not settle it (the full refresh then reads and judges).
+  std::optional<absl::StatusOr<Response>> QuickRenew(const std::string& key,
+                                                     const std::string& context,
+                                                     const SetOptions& options,
+                                                     int64_t seconds);
+  // The lease a key carried at a revision, as this client wrote it: a
+  // revision names one write, so an entry never goes stale, it is only
+  // superseded.
+  void RememberLease(const std::string& key, int64_t revision, int64_t lease)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::optional<int64_t> LeaseAt(const std::string& key, int64_t revision)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<Response> Refresh(const std::string& key,
                                    const std::string& context,
@@ -358,7 +378,33 @@ class EtcdV3Client final : public KeysApi {
   absl::BitGen bits_ ABSL_GUARDED_BY(mu_);
   // A few recent batches, the newest last.
   std::vector<EventBatch> batches_ ABSL_GUARDED_BY(mu_);
+  // key → (revision, lease) of this client's last write of it.
+  std::map<std::string, std::pair<int64_t, int64_t>> leases_
+      ABSL_GUARDED_BY(mu_);
 };
+
+// Keys whose lease a client remembers at most; past it the memory starts
+// over (a renewal then costs one read more, once).
+constexpr size_t kMaxRememberedLeases = 100000;
+
+void EtcdV3Client::RememberLease(const std::string& key, int64_t revision,
+                                 int64_t lease) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (lease == 0) {
+    leases_.erase(key);
+    return;
+  }
+  if (leases_.size() >= kMaxRememberedLeases) leases_.clear();
+  leases_[key] = {revision, lease};
+}
+
+std::optional<int64_t> EtcdV3Client::LeaseAt(const std::string& key,
+                                             int64_t revision) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leases_.find(key);
+  if (it == leases_.end() || it->second.first != revision) return std::nullopt;
+  return it->second.second;
+}
 
 // Batches kept at once: one per watched key that is followed event by
 // event (the lease layer's watch hub follows one).
@@ -886,13 +932,78 @@ absl::StatusOr<Response> EtcdV3Client::Set(const std::string& key,
   if (put_result->prev_kv.has_value()) {
     response.prev_node = FileNode(*put_result->prev_kv);
   }
+  RememberLease(k, revision, lease.has_value() ? lease->id : 0);
   return response;
+}
+
+std::optional<absl::StatusOr<Response>> EtcdV3Client::QuickRenew(
+    const std::string& key, const std::string& context,
+    const SetOptions& options, int64_t seconds) {
+  if (!options.prev_index.has_value() || options.prev_exist == false) {
+    return std::nullopt;
+  }
+  const int64_t index = static_cast<int64_t>(*options.prev_index);
+  const std::optional<int64_t> lease = LeaseAt(key, index);
+  if (!lease.has_value()) return std::nullopt;
+  absl::StatusOr<LeaseResult> kept =
+      KeepAlive(context, *lease, options.deadline);
+  if (!kept.ok()) return kept.status();
+  if (kept->ttl != std::max(seconds, min_ttl_.load())) return std::nullopt;
+  const std::string self = KeyFields(key);
+  std::vector<std::string> guards = {
+      Compare(self, "MOD", "EQUAL", "mod_revision", absl::StrCat(index)),
+      Compare(self, "LEASE", "EQUAL", "lease", absl::StrCat(*lease))};
+  if (options.prev_value.has_value()) {
+    guards.push_back(
+        Compare(self, "VALUE", "EQUAL", "value", Base64(*options.prev_value)));
+  }
+  absl::StatusOr<TxnResult> check =
+      CallTxn(context, Txn(guards, {RangeOp(self)}, {}), /*write=*/false,
+              options.deadline);
+  if (!check.ok()) return check.status();
+  if (!check->succeeded) return std::nullopt;
+  const RangeResult* range = RangeAt(*check, 0);
+  if (range == nullptr || range->kvs.size() != 1 || range->kvs[0].key != key ||
+      range->kvs[0].mod_revision != index || range->kvs[0].lease != *lease ||
+      !CheckLiveKv(range->kvs[0], check->header.revision, "kvs[0]").ok()) {
+    return absl::StatusOr<Response>(absl::DataLossError(absl::StrCat(
+        context, ": malformed etcd v3 response: not the key guarded")));
+  }
+  Response response;
+  response.action = SetAction(options);
+  response.etcd_index = static_cast<uint64_t>(check->header.revision);
+  response.prev_node = FileNode(range->kvs[0]);
+  response.node = FileNode(range->kvs[0]);
+  response.node.ttl = kept->ttl;
+  response.node.expiration = clock_->Now() + absl::Seconds(kept->ttl);
+  return absl::StatusOr<Response>(std::move(response));
+}
+
+absl::StatusOr<LeaseResult> EtcdV3Client::KeepAlive(absl::string_view context,
+                                                    int64_t lease,
+                                                    absl::Time deadline) {
+  return Call<LeaseResult>(
+      context, "/v3/lease/keepalive", absl::StrCat("{\"ID\":\"", lease, "\"}"),
+      /*idempotent=*/true, deadline,
+      [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
+        absl::StatusOr<LeaseResult> r =
+            etcd_v3_internal::ParseLeaseKeepAlive(b);
+        if (r.ok() && r->id != lease) {
+          return absl::DataLossError(
+              "malformed etcd v3 response: another lease kept alive");
+        }
+        return r;
+      });
 }
 
 absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
                                                const std::string& context,
                                                const SetOptions& options,
                                                int64_t seconds) {
+  if (std::optional<absl::StatusOr<Response>> quick =
+          QuickRenew(key, context, options, seconds)) {
+    return *std::move(quick);
+  }
   const std::string self = KeyFields(key);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     absl::StatusOr<TxnResult> read =
@@ -932,19 +1043,8 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
                 absl::StrCat(kv.mod_revision)),
         Compare(self, "LEASE", "EQUAL", "lease", absl::StrCat(kv.lease))};
     if (kv.lease != 0) {
-      absl::StatusOr<LeaseResult> kept = Call<LeaseResult>(
-          context, "/v3/lease/keepalive",
-          absl::StrCat("{\"ID\":\"", kv.lease, "\"}"), /*idempotent=*/true,
-          options.deadline,
-          [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
-            absl::StatusOr<LeaseResult> r =
-                etcd_v3_internal::ParseLeaseKeepAlive(b);
-            if (r.ok() && r->id != kv.lease) {
-              return absl::DataLossError(
-                  "malformed etcd v3 response: another lease kept alive");
-            }
-            return r;
-          });
+      absl::StatusOr<LeaseResult> kept =
+          KeepAlive(context, kv.lease, options.deadline);
       if (!kept.ok()) return kept.status();
       if (kept->ttl == 0) {
         // The lease is gone, and the key with it (or about to be).
@@ -988,6 +1088,7 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
       return MarkOutcomeUnknown(absl::DataLossError(absl::StrCat(
           context, ": malformed etcd v3 response: not the put's answer")));
     }
+    RememberLease(key, written, lease->id);
     response.etcd_index = static_cast<uint64_t>(written);
     response.node = FileNode(kv);
     response.node.modified_index = static_cast<uint64_t>(written);
@@ -1101,6 +1202,7 @@ absl::StatusOr<Response> EtcdV3Client::Delete(const std::string& key,
       return malformed("not the delete's answer");
     }
     const KeyValue& prev = del->prev_kvs[0];
+    RememberLease(k, revision, 0);
     response.etcd_index = static_cast<uint64_t>(revision);
     response.node.created_index = static_cast<uint64_t>(prev.create_revision);
     response.node.modified_index = static_cast<uint64_t>(revision);
