@@ -220,6 +220,18 @@ std::optional<std::string> GuardMismatch(
   return absl::StrJoin(parts, " ");
 }
 
+// etcd v2's checks of a prevValue guard: not empty (201), valid UTF-8.
+absl::Status CheckPrevValue(const std::optional<std::string>& prev_value,
+                            absl::string_view context) {
+  if (!prev_value.has_value()) return absl::OkStatus();
+  if (prev_value->empty()) {
+    return V2Error(kEtcdPrevValueRequired, "PrevValue is Required in POST form",
+                   "\"prevValue\" cannot be empty", 0, context);
+  }
+  absl::Status valid = ValidateValue("prevValue", *prev_value);
+  return valid.ok() ? valid : Prefixed(context, valid);
+}
+
 // The v2 action of a successful set.
 const char* SetAction(const SetOptions& options) {
   if (options.prev_exist == false) return "create";
@@ -834,16 +846,9 @@ absl::StatusOr<Response> EtcdV3Client::Set(const std::string& key,
       return Prefixed(context, valid);
     }
   }
-  if (options.prev_value.has_value()) {
-    if (options.prev_value->empty()) {
-      return V2Error(kEtcdPrevValueRequired,
-                     "PrevValue is Required in POST form",
-                     "\"prevValue\" cannot be empty", 0, context);
-    }
-    if (absl::Status valid = ValidateValue("prevValue", *options.prev_value);
-        !valid.ok()) {
-      return Prefixed(context, valid);
-    }
+  if (absl::Status valid = CheckPrevValue(options.prev_value, context);
+      !valid.ok()) {
+    return valid;
   }
   std::optional<int64_t> seconds;
   if (options.ttl.has_value()) {
@@ -1143,16 +1148,9 @@ absl::StatusOr<Response> EtcdV3Client::Delete(const std::string& key,
   if (absl::Status valid = ValidateKey(key); !valid.ok()) {
     return Prefixed(context, valid);
   }
-  if (options.prev_value.has_value()) {
-    if (options.prev_value->empty()) {
-      return V2Error(kEtcdPrevValueRequired,
-                     "PrevValue is Required in POST form",
-                     "\"prevValue\" cannot be empty", 0, context);
-    }
-    if (absl::Status valid = ValidateValue("prevValue", *options.prev_value);
-        !valid.ok()) {
-      return Prefixed(context, valid);
-    }
+  if (absl::Status valid = CheckPrevValue(options.prev_value, context);
+      !valid.ok()) {
+    return valid;
   }
   const std::string k = NormalKey(key);
   if (k.empty()) {
