@@ -1,5 +1,6 @@
 #include "lease/election.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -89,7 +90,12 @@ LeaderObserver::LeaderObserver(registry::KeysApi* keys,
 
 std::optional<LeaderInfo> LeaderObserver::Current() const {
   if (candidates_.empty()) return std::nullopt;
-  const auto& [key, candidate] = *candidates_.begin();
+  // The oldest candidate leads: the queue is its keys' creation order, not
+  // their names' (etcd v3 names in-order keys at random).
+  const auto& [key, candidate] = *std::min_element(
+      candidates_.begin(), candidates_.end(), [](const auto& a, const auto& b) {
+        return a.second.created_index < b.second.created_index;
+      });
   return LeaderInfo{candidate.value, key, candidate.created_index};
 }
 

@@ -153,7 +153,7 @@ class LeaderObserver {
 
   registry::KeysApi* const keys_;
   const std::string dir_;
-  // The candidates by key: in-order names sort by createdIndex.
+  // The candidates by key; the one of least createdIndex leads.
   std::map<std::string, Candidate> candidates_;
   bool synced_ = false;
   uint64_t next_index_ = 0;

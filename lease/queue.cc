@@ -1,8 +1,11 @@
 #include "lease/queue.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -18,18 +21,24 @@ namespace {
 constexpr int kMaxCreates = 3;
 
 // The events that can let `my_key` in: removals, after `after_index`, of a
-// key from `first` up to `last` (in-order names are zero-padded indexes,
-// so "ahead" is "sorts before"), or of `my_key` or a parent of it.
-WatchHub::Filter RemovalsAhead(std::string my_key, std::string first,
-                               std::string last, uint64_t after_index) {
-  return
-      [my_key = std::move(my_key), first = std::move(first),
-       last = std::move(last), after_index](const registry::Response& event) {
-        const std::string& key = event.node.key;
-        return event.node.modified_index > after_index &&
-               ((IsRemoval(event) && first <= key && key <= last) ||
-                RemovesKeyOrParent(event, my_key));
-      };
+// key in `ahead` (nullopt: of any key), or of `my_key` or a parent of the
+// queue's directory. The queue is its keys' creation order, not their
+// names' (etcd v3 names in-order keys at random), and a key created after
+// the read that found `ahead` queues behind us, so `ahead` is all that can
+// let us in until the next read.
+WatchHub::Filter RemovalsAhead(std::string my_key,
+                               std::optional<std::vector<std::string>> ahead,
+                               uint64_t after_index) {
+  if (ahead.has_value()) std::sort(ahead->begin(), ahead->end());
+  return [my_key = std::move(my_key), ahead = std::move(ahead),
+          after_index](const registry::Response& event) {
+    return event.node.modified_index > after_index &&
+           ((IsRemoval(event) &&
+             (!ahead.has_value() ||
+              std::binary_search(ahead->begin(), ahead->end(),
+                                 event.node.key))) ||
+            RemovesKeyOrParent(event, my_key));
+  };
 }
 
 [[noreturn]] void Throw(const absl::Status& status) {
@@ -95,6 +104,7 @@ absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
   registry::GetOptions get;
   get.sorted = true;
   get.quorum = true;
+  get.child_ttls = false;  // a queue goes by createdIndex alone
   absl::StatusOr<registry::Response> r = keys->Get(dir, get);
   Queue queue;
   if (absl::IsNotFound(r.status())) {
@@ -147,9 +157,12 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
         rule(queue->keys, mine - queue->keys.begin());
     if (!blockers.ok()) return blockers.status();
     if (!blockers->has_value()) return absl::OkStatus();
+    std::vector<std::string> ahead;
+    for (size_t i = (*blockers)->first; i <= (*blockers)->last; ++i) {
+      ahead.push_back(queue->keys[i].key);
+    }
     WatchHub::Filter lets_us_in =
-        RemovalsAhead(my_key, queue->keys[(*blockers)->first].key,
-                      queue->keys[(*blockers)->last].key, queue->etcd_index);
+        RemovalsAhead(my_key, std::move(ahead), queue->etcd_index);
     if (events == nullptr) {
       // From just after our read: nothing falls in between.
       absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> subscribed =
@@ -166,7 +179,7 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
       return event.status();
     }
     // Until the read shows which departures still matter, any may.
-    events->SetFilter(RemovalsAhead(my_key, "", my_key, 0));
+    events->SetFilter(RemovalsAhead(my_key, std::nullopt, 0));
   }
 }
 

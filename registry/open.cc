@@ -44,10 +44,12 @@ absl::StatusOr<std::unique_ptr<KeysApi>> Open(absl::string_view uri,
     memory->clock = options.clock;
     return NewMemoryRegistry(*memory);
   }
-  EtcdOptions& etcd = std::get<EtcdOptions>(*config);
+  auto* v3 = std::get_if<EtcdV3Options>(&*config);
+  EtcdOptions& etcd = v3 != nullptr ? *v3 : std::get<EtcdOptions>(*config);
   if (absl::Status s = ApplyEnvironmentCredentials(etcd); !s.ok()) return s;
   etcd.clock = options.clock;
   etcd.warn = std::move(options.warn);
+  if (v3 != nullptr) return NewEtcdV3Client(std::move(etcd));
   return NewEtcdClient(std::move(etcd));
 }
 

@@ -4,6 +4,10 @@
 //   mem:                                     the in-memory registry
 //   etcd://host:port[,host:port...][?opts]   etcd v2 over http
 //   etcd+https://host:port[,...][?opts]      etcd v2 over https
+//   etcd3://host:port[,...][?opts]           etcd v3 over http
+//   etcd3+https://host:port[,...][?opts]     etcd v3 over https
+// (the same options; the v3 client refuses username/password and
+// auto-sync-interval, see registry/etcd_v3/etcd_v3_client.h)
 //
 // Options (query parameters, durations in absl form: 500ms, 2s, 1m):
 //   request-timeout=DUR  dial-timeout=DUR  auto-sync-interval=DUR
@@ -37,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "registry/etcd/etcd_client.h"
+#include "registry/etcd_v3/etcd_v3_client.h"
 #include "registry/keys_api.h"
 #include "registry/memory/memory_registry.h"
 #include "registry/registry_uri.h"
@@ -44,7 +49,7 @@
 namespace leasehold::registry {
 
 // What a URI asks for, before anything is connected.
-using RegistryConfig = std::variant<MemoryOptions, EtcdOptions>;
+using RegistryConfig = std::variant<MemoryOptions, EtcdOptions, EtcdV3Options>;
 absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri);
 
 struct OpenOptions {

@@ -22,6 +22,9 @@ namespace {
 
 constexpr absl::string_view kEtcdScheme = "etcd://";
 constexpr absl::string_view kEtcdHttpsScheme = "etcd+https://";
+// The same grammar for the etcd v3 client.
+constexpr absl::string_view kEtcd3Scheme = "etcd3://";
+constexpr absl::string_view kEtcd3HttpsScheme = "etcd3+https://";
 constexpr int kDefaultEtcdPort = 2379;
 
 // Option names whose values are never shown: anything that looks like a
@@ -192,14 +195,17 @@ absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
   if (absl::StartsWith(uri, "mem:")) {
     return Invalid(uri, "mem: takes no host or options");
   }
-  const bool https = absl::StartsWith(uri, kEtcdHttpsScheme);
-  if (!https && !absl::StartsWith(uri, kEtcdScheme)) {
+  const bool v3 = absl::StartsWith(uri, kEtcd3Scheme) ||
+                  absl::StartsWith(uri, kEtcd3HttpsScheme);
+  const bool https = absl::StartsWith(uri, kEtcdHttpsScheme) ||
+                     absl::StartsWith(uri, kEtcd3HttpsScheme);
+  if (!https && !v3 && !absl::StartsWith(uri, kEtcdScheme)) {
     return Invalid(uri,
-                   "unknown scheme (use mem:, etcd://host:port or "
-                   "etcd+https://host:port)");
+                   "unknown scheme (use mem:, etcd://host:port, "
+                   "etcd+https://host:port, etcd3://host:port or "
+                   "etcd3+https://host:port)");
   }
-  absl::string_view rest =
-      uri.substr(https ? kEtcdHttpsScheme.size() : kEtcdScheme.size());
+  absl::string_view rest = uri.substr(uri.find("://") + 3);
   absl::string_view query;
   if (const size_t q = rest.find('?'); q != absl::string_view::npos) {
     query = rest.substr(q + 1);
@@ -259,6 +265,7 @@ absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
   if (!https && !options.server_name.empty()) {
     return Invalid(uri, "server-name applies to etcd+https:// only");
   }
+  if (v3) return EtcdV3Options{std::move(options)};
   return options;
 }
 

@@ -39,6 +39,7 @@ using etcd_internal::HttpRequest;
 using etcd_internal::HttpResponse;
 using etcd_internal::HttpResult;
 using etcd_internal::LivenessCheck;
+using etcd_internal::SleepUnlessCancelled;
 
 // A watch whose connection failed waits this long before reconnecting,
 // doubling up to the maximum, so a member restart costs at most about a
@@ -166,7 +167,9 @@ absl::Status CheckReadable(absl::string_view option, const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status Validate(EtcdOptions& options) {
+}  // namespace
+
+absl::Status etcd_internal::ValidateEtcdOptions(EtcdOptions& options) {
   if (options.endpoints.empty()) {
     return absl::InvalidArgumentError("endpoints: at least one is required");
   }
@@ -238,9 +241,8 @@ absl::Status Validate(EtcdOptions& options) {
   return absl::OkStatus();
 }
 
-// Sleeps on `clock` until `until`, returning early if `cancel` fires.
-void SleepUnlessCancelled(Clock& clock, absl::Time until,
-                          const CancelToken* cancel) {
+void etcd_internal::SleepUnlessCancelled(Clock& clock, absl::Time until,
+                                         const CancelToken* cancel) {
   std::mutex mu;
   std::condition_variable cv;
   bool woken = false;
@@ -257,7 +259,7 @@ void SleepUnlessCancelled(Clock& clock, absl::Time until,
   }
 }
 
-etcd_internal::HttpTransportOptions TransportOptions(
+etcd_internal::HttpTransportOptions etcd_internal::TransportOptions(
     const EtcdOptions& options) {
   etcd_internal::HttpTransportOptions out;
   out.request_timeout = options.request_timeout;
@@ -271,12 +273,14 @@ etcd_internal::HttpTransportOptions TransportOptions(
   return out;
 }
 
+namespace {
+
 class EtcdClient final : public KeysApi {
  public:
   explicit EtcdClient(EtcdOptions options)
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? options_.clock : RealClock()),
-        transport_(TransportOptions(options_)),
+        transport_(etcd_internal::TransportOptions(options_)),
         clear_text_(options_, etcd_internal::WarnerFor(options_)),
         endpoints_(options_.endpoints) {
     clear_text_.Check(options_.endpoints);
@@ -762,7 +766,7 @@ void EtcdClient::SyncMembers() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options) {
-  absl::Status valid = Validate(options);
+  absl::Status valid = etcd_internal::ValidateEtcdOptions(options);
   if (!valid.ok()) return valid;
   if (!options.password_file.empty()) {
     absl::StatusOr<std::string> password = etcd_internal::ReadPasswordFile(

@@ -99,6 +99,19 @@ struct EtcdOptions {
 // naming the bad option.
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options);
 
+namespace etcd_internal {
+struct HttpTransportOptions;
+// NewEtcdClient's checks of `options`, which also drop a trailing '/' from
+// the endpoints; the v3 client (registry/etcd_v3/) takes the same options.
+absl::Status ValidateEtcdOptions(EtcdOptions& options);
+// The transport's share of the options.
+HttpTransportOptions TransportOptions(const EtcdOptions& options);
+// Sleeps on `clock` until `until`, returning early if `cancel` (may be
+// null) fires.
+void SleepUnlessCancelled(Clock& clock, absl::Time until,
+                          const CancelToken* cancel);
+}  // namespace etcd_internal
+
 }  // namespace leasehold::registry
 
 #endif  // LEASEHOLD_REGISTRY_ETCD_ETCD_CLIENT_H_

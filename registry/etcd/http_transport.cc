@@ -317,16 +317,17 @@ HttpResult HttpTransport::Send(absl::string_view base_url,
                                const CancelToken* cancel,
                                std::optional<absl::Duration> timeout) {
   return Perform(base_url, request, timeout.value_or(options_.request_timeout),
-                 std::nullopt, *RealClock(), cancel, nullptr);
+                 std::nullopt, *RealClock(), cancel, nullptr, nullptr);
 }
 
 HttpResult HttpTransport::LongPoll(absl::string_view base_url,
                                    const HttpRequest& request,
                                    absl::Time deadline, Clock& clock,
                                    const CancelToken* cancel,
-                                   const LivenessCheck* check) {
+                                   const LivenessCheck* check,
+                                   const StreamEnough* enough) {
   return Perform(base_url, request, absl::ZeroDuration(), deadline, clock,
-                 cancel, check);
+                 cancel, check, enough);
 }
 
 std::unique_ptr<HttpTransport::Handle> HttpTransport::Borrow(
@@ -357,7 +358,8 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
                                   absl::Duration timeout,
                                   std::optional<absl::Time> deadline,
                                   Clock& clock, const CancelToken* cancel,
-                                  const LivenessCheck* check) {
+                                  const LivenessCheck* check,
+                                  const StreamEnough* enough) {
   const std::string endpoint(base_url);
   // "PUT http://…/v2/keys/a", for error messages only.
   auto what = [&] {
@@ -406,6 +408,8 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
   bool cancelled = false;
   bool expired = false;
   bool dead = false;
+  bool streamed = false;  // ended by `enough`
+  size_t body_seen = 0;
   // The liveness check in flight, if any: it runs on its own thread so that
   // the answer keeps being received meanwhile, and wakes the poll when done.
   std::thread checker;
@@ -421,6 +425,13 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
       if (msg->msg == CURLMSG_DONE) done = msg->data.result;
     }
     if (done.has_value()) break;
+    if (enough != nullptr && result.response.body.size() != body_seen) {
+      body_seen = result.response.body.size();
+      if ((*enough)(result.response.body)) {
+        streamed = true;
+        break;
+      }
+    }
     if (cancel != nullptr && cancel->cancelled()) {
       cancelled = true;
       break;
@@ -479,7 +490,7 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
         absl::StrCat(what(),
                      ": the server failed a liveness check while the "
                      "answer was pending"));
-  } else if (*done == CURLE_OK) {
+  } else if (streamed || *done == CURLE_OK) {
     long code = 0;  // NOLINT(runtime/int): curl's type
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
     result.response.status = static_cast<int>(code);

@@ -76,6 +76,11 @@ struct HttpRequest {
   bool idempotent = true;
 };
 
+// A long poll on a streamed answer (etcd v3's /v3/watch): the transfer ends
+// as soon as this returns true for the body received so far (asked each
+// time more has arrived), with an OK result holding what arrived.
+using StreamEnough = std::function<bool(absl::string_view body)>;
+
 struct HttpResponse {
   // HTTP status code; known as soon as the status line arrived, also when
   // the transfer then fails.
@@ -154,11 +159,12 @@ class HttpTransport {
   // Like Send, but without the request timeout: waits until the answer, the
   // `deadline` on `clock` (kDeadlineExceeded), `cancel` (kCancelled) or a
   // failed `check` (kUnavailable; may be null). For etcd's wait=true long
-  // polls.
+  // polls; `enough` (may be null) ends a streamed answer.
   HttpResult LongPoll(absl::string_view base_url, const HttpRequest& request,
                       absl::Time deadline, Clock& clock,
                       const CancelToken* cancel,
-                      const LivenessCheck* check = nullptr);
+                      const LivenessCheck* check = nullptr,
+                      const StreamEnough* enough = nullptr);
 
   // TCP connections opened so far (for tests of keep-alive).
   int64_t connections_opened() const {
@@ -173,7 +179,7 @@ class HttpTransport {
   HttpResult Perform(absl::string_view base_url, const HttpRequest& request,
                      absl::Duration timeout, std::optional<absl::Time> deadline,
                      Clock& clock, const CancelToken* cancel,
-                     const LivenessCheck* check);
+                     const LivenessCheck* check, const StreamEnough* enough);
   std::unique_ptr<Handle> Borrow(const std::string& base_url)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Return(const std::string& base_url, std::unique_ptr<Handle> handle)

@@ -13,6 +13,7 @@
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/v3_like_keys_api.h"
 
 namespace leasehold::lease {
 namespace {
@@ -190,6 +191,28 @@ TEST_F(ElectionTest, ObserveThroughTheElectionFollowsItsOwnElection) {
   // Nothing more: the other elections' leaders were never reported.
   EXPECT_THAT(observer->Next(clock_.Now()).status(),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+// etcd v3 names in-order keys at random: the leader is the oldest
+// candidate, whatever the names of the candidates' keys.
+TEST_F(ElectionTest, ObserverNamesTheOldestCandidateWhateverTheKeyNames) {
+  ::leasehold::testing::V3LikeKeysApi v3_like(&keys_);
+  auto s1 = NewSession(absl::Seconds(60), &v3_like);
+  auto s2 = NewSession(absl::Seconds(60), &v3_like);
+  Election a(s1.get(), "engine"), b(s2.get(), "engine");
+  ASSERT_OK(a.Campaign("a"));
+  CancelToken give_up;
+  std::thread t(
+      [&] { b.Campaign("b", absl::InfiniteFuture(), &give_up).IgnoreError(); });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  LeaderObserver observer(&v3_like, "/leasehold/", "engine");
+  absl::StatusOr<std::optional<LeaderInfo>> leader = observer.Next();
+  ASSERT_THAT(leader, ::leasehold::testing::IsOk());
+  EXPECT_EQ(Describe(*leader), Describe(a.Leader().value_or(std::nullopt)));
+  ASSERT_OK(a.Resign());
+  EXPECT_THAT(Drain(observer, 1), ::testing::ElementsAre("b"));
+  give_up.Cancel();
+  t.join();
 }
 
 TEST_F(ElectionTest, ObserverRereadsAfterAHistoryGap) {

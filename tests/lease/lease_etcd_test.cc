@@ -23,7 +23,6 @@ namespace {
 
 using ::leasehold::testing::FaultyKeysApi;
 using ::leasehold::testing::IsOk;
-using ::leasehold::testing::SharedEtcd;
 using ::leasehold::testing::StatusIs;
 using ::testing::IsNull;
 using ::testing::NotNull;
@@ -38,8 +37,14 @@ bool Eventually(Predicate done, absl::Duration timeout = absl::Seconds(20)) {
   return done();
 }
 
-class LeaseEtcdTest : public ::testing::Test {
+class LeaseEtcdTest : public ::testing::TestWithParam<std::string> {
  protected:
+  // The etcd of this run's API ("etcd": v2, "etcd3": v3 without v2).
+  ::leasehold::testing::EtcdServer& Etcd() const {
+    return ::leasehold::testing::SharedEtcdFor(GetParam());
+  }
+  bool v3() const { return GetParam() == "etcd3"; }
+
   void SetUp() override {
     prefix_ = absl::StrCat(
         "/", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
@@ -55,9 +60,9 @@ class LeaseEtcdTest : public ::testing::Test {
     manager_ = NewManager(faulty_.get());
   }
 
-  static std::unique_ptr<registry::KeysApi> OpenOrDie() {
+  std::unique_ptr<registry::KeysApi> OpenOrDie() const {
     absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
-        registry::Open(SharedEtcd().uri());
+        registry::Open(Etcd().uri());
     EXPECT_THAT(keys, IsOk());
     return keys.ok() ? std::move(*keys) : nullptr;
   }
@@ -82,7 +87,7 @@ class LeaseEtcdTest : public ::testing::Test {
   std::unique_ptr<LeaseManager> manager_;
 };
 
-TEST_F(LeaseEtcdTest, AcquireRenewStealRelease) {
+TEST_P(LeaseEtcdTest, AcquireRenewStealRelease) {
   std::unique_ptr<Lease> a = Acquire("unit", "machine-a", absl::Seconds(10));
   ASSERT_THAT(a, NotNull());
   EXPECT_THAT(Acquire("unit", "machine-b", absl::Seconds(10)), IsNull());
@@ -118,7 +123,7 @@ TEST_F(LeaseEtcdTest, AcquireRenewStealRelease) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(LeaseEtcdTest, FleetValuesReadAsLeasesAndOursReadAsFleetJson) {
+TEST_P(LeaseEtcdTest, FleetValuesReadAsLeasesAndOursReadAsFleetJson) {
   registry::SetOptions ttl;
   ttl.ttl = absl::Seconds(30);
   ASSERT_OK(
@@ -152,7 +157,7 @@ TEST_F(LeaseEtcdTest, FleetValuesReadAsLeasesAndOursReadAsFleetJson) {
   EXPECT_EQ(all[2]->machine_id(), "machine-a");
 }
 
-TEST_F(LeaseEtcdTest, StandbyAcquiresRightAfterRelease) {
+TEST_P(LeaseEtcdTest, StandbyAcquiresRightAfterRelease) {
   std::unique_ptr<Lease> holder =
       Acquire("engine", "machine-a", absl::Seconds(30));
   ASSERT_THAT(holder, NotNull());
@@ -176,7 +181,7 @@ TEST_F(LeaseEtcdTest, StandbyAcquiresRightAfterRelease) {
   EXPECT_LT(RealClock()->Now() - start, absl::Seconds(5));
 }
 
-TEST_F(LeaseEtcdTest, StandbyTakesOverOnceTheSilentHolderExpires) {
+TEST_P(LeaseEtcdTest, StandbyTakesOverOnceTheSilentHolderExpires) {
   constexpr absl::Duration kTtl = absl::Seconds(2);
   const absl::Time start = RealClock()->Now();
   std::unique_ptr<Lease> holder = Acquire("engine", "machine-a", kTtl);
@@ -192,7 +197,7 @@ TEST_F(LeaseEtcdTest, StandbyTakesOverOnceTheSilentHolderExpires) {
   EXPECT_THAT(Acquire("engine", "machine-b", kTtl), NotNull());
 }
 
-TEST_F(LeaseEtcdTest, TwoManagersStealingTheSameIndexHaveOneWinner) {
+TEST_P(LeaseEtcdTest, TwoManagersStealingTheSameIndexHaveOneWinner) {
   std::unique_ptr<registry::KeysApi> other_keys = OpenOrDie();
   std::unique_ptr<LeaseManager> other = NewManager(other_keys.get());
   for (int round = 0; round < 10; ++round) {
@@ -220,7 +225,7 @@ TEST_F(LeaseEtcdTest, TwoManagersStealingTheSameIndexHaveOneWinner) {
   }
 }
 
-TEST_F(LeaseEtcdTest, LostResponsesAreResolvedByReadingBack) {
+TEST_P(LeaseEtcdTest, LostResponsesAreResolvedByReadingBack) {
   faulty_->LoseResponseNext(FaultyKeysApi::kSet, 1);
   std::unique_ptr<Lease> a = Acquire("unit", "machine-a", absl::Seconds(10));
   ASSERT_THAT(a, NotNull());
@@ -242,7 +247,7 @@ TEST_F(LeaseEtcdTest, LostResponsesAreResolvedByReadingBack) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
-TEST_F(LeaseEtcdTest, WaitForChangeSkipsRenewalsAndReportsTheStealer) {
+TEST_P(LeaseEtcdTest, WaitForChangeSkipsRenewalsAndReportsTheStealer) {
   std::unique_ptr<Lease> a = Acquire("unit", "machine-a", absl::Seconds(30));
   const uint64_t seen = a->index();
   ASSERT_THAT(a->Renew(absl::Seconds(30)), IsOk());
@@ -266,7 +271,7 @@ TEST_F(LeaseEtcdTest, WaitForChangeSkipsRenewalsAndReportsTheStealer) {
   EXPECT_EQ(change->index(), b->index());
 }
 
-TEST_F(LeaseEtcdTest, KeeperKeepsManyLeasesPastTheirTtlThenReleases) {
+TEST_P(LeaseEtcdTest, KeeperKeepsManyLeasesPastTheirTtlThenReleases) {
   constexpr int kLeases = 200;
   constexpr absl::Duration kTtl = absl::Seconds(2);
   Keeper keeper;
@@ -300,6 +305,12 @@ TEST_F(LeaseEtcdTest, KeeperKeepsManyLeasesPastTheirTtlThenReleases) {
   ASSERT_EQ(listed.size(), 1u);  // only the thief's
   EXPECT_EQ(listed[0]->machine_id(), "thief");
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, LeaseEtcdTest,
+                         ::testing::ValuesIn(::leasehold::testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::lease

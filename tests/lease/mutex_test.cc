@@ -14,6 +14,7 @@
 #include "tests/lease/lock_fixture.h"
 #include "tests/lease/lock_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/v3_like_keys_api.h"
 
 namespace leasehold::lease {
 namespace {
@@ -88,6 +89,44 @@ TEST_F(MutexTest, WaitersAreServedInQueueOrder) {
   EXPECT_TRUE(c.IsOwner());
   tb.join();
   tc.join();
+}
+
+// etcd v3 names in-order keys at random: a waiter's key may sort before
+// its predecessor's. The queue is its keys' creation order, whatever their
+// names.
+TEST_F(MutexTest, WaitersAreServedInCreationOrderWhateverTheKeyNames) {
+  ::leasehold::testing::V3LikeKeysApi v3_like(&keys_);
+  auto s1 = NewSession(absl::Seconds(60), &v3_like);
+  auto s2 = NewSession(absl::Seconds(60), &v3_like);
+  auto s3 = NewSession(absl::Seconds(60), &v3_like);
+  Mutex a(s1.get(), "job"), b(s2.get(), "job"), c(s3.get(), "job");
+  ASSERT_OK(a.Lock());
+  CancelToken give_up;
+  std::atomic<int> b_done{0}, c_done{0};
+  std::thread tb(
+      [&] { b_done = b.Lock(absl::InfiniteFuture(), &give_up).ok() ? 1 : -1; });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 2; }));
+  std::thread tc(
+      [&] { c_done = c.Lock(absl::InfiniteFuture(), &give_up).ok() ? 1 : -1; });
+  ASSERT_TRUE(Eventually([&] { return KeysUnder(&keys_, kDir).size() == 3; }));
+  EXPECT_GT(a.key(), b.key());  // each key sorts before the one ahead of it
+  EXPECT_GT(b.key(), c.key());
+
+  ASSERT_OK(a.Unlock());
+  EXPECT_TRUE(Eventually([&] { return b_done != 0; }));
+  EXPECT_EQ(b_done, 1);
+  EXPECT_EQ(c_done, 0);  // still waiting behind b
+  if (b_done == 1) {
+    ASSERT_OK(b.Unlock());
+  }
+  EXPECT_TRUE(Eventually([&] { return c_done != 0; }));
+  EXPECT_EQ(c_done, 1);
+  give_up.Cancel();
+  tb.join();
+  tc.join();
+  if (c_done == 1) {
+    ASSERT_OK(c.Unlock());
+  }
 }
 
 TEST_F(MutexTest, WaitersShareOneWatchAndOnlyTheNextWakesOnUnlock) {

@@ -13,6 +13,7 @@
 namespace leasehold::registry {
 namespace {
 
+using ::leasehold::testing::IsOk;
 using ::leasehold::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -50,6 +51,46 @@ TEST(RegistryUriTest, PortDefaultsTo2379) {
 TEST(RegistryUriTest, HttpsScheme) {
   EXPECT_THAT(ParseEtcd("etcd+https://a:1,b:2").endpoints,
               ElementsAre("https://a:1", "https://b:2"));
+}
+
+// etcd3:// and etcd3+https:// take etcd://'s grammar and options and name
+// the v3 client.
+TEST(RegistryUriTest, Etcd3SchemesNameTheV3ClientWithTheSameOptions) {
+  absl::StatusOr<RegistryConfig> plain = ParseRegistryUri(
+      "etcd3://a:1,[::1]?request-timeout=1500ms&watch-check-interval=0s");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(std::holds_alternative<EtcdV3Options>(*plain));
+  const EtcdV3Options& v3 = std::get<EtcdV3Options>(*plain);
+  EXPECT_THAT(v3.endpoints, ElementsAre("http://a:1", "http://[::1]:2379"));
+  EXPECT_EQ(v3.request_timeout, absl::Milliseconds(1500));
+  EXPECT_EQ(v3.watch_check_interval, absl::ZeroDuration());
+
+  absl::StatusOr<RegistryConfig> tls = ParseRegistryUri(
+      "etcd3+https://b:2?ca-file=/ca.pem&server-name=etcd.example");
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  ASSERT_TRUE(std::holds_alternative<EtcdV3Options>(*tls));
+  EXPECT_THAT(std::get<EtcdV3Options>(*tls).endpoints,
+              ElementsAre("https://b:2"));
+  EXPECT_EQ(std::get<EtcdV3Options>(*tls).server_name, "etcd.example");
+
+  EXPECT_THAT(ParseRegistryUri("etcd3://a:1?bogus=1"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bogus")));
+  EXPECT_THAT(ParseRegistryUri("etcd3://a:1?server-name=x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseRegistryUri("etcd4://a:1"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("etcd3://host:port")));
+}
+
+// What the v3 client cannot do is refused by name, never ignored.
+TEST(RegistryUriTest, Etcd3RefusesPasswordAuthAndAutoSync) {
+  EXPECT_THAT(
+      Open("etcd3://127.0.0.1:1?username=u&password=p"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("username")));
+  EXPECT_THAT(Open("etcd3://127.0.0.1:1?auto-sync-interval=1m"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("auto_sync_interval")));
+  EXPECT_THAT(Open("etcd3://127.0.0.1:1"), IsOk());
 }
 
 TEST(RegistryUriTest, AllOptions) {

@@ -219,8 +219,8 @@ std::string EtcdServer::endpoint() const {
 }
 
 std::string EtcdServer::uri() const {
-  return absl::StrCat(tls() ? "etcd+https" : "etcd",
-                      "://127.0.0.1:", client_port_);
+  return absl::StrCat(options_.enable_v2 ? "etcd" : "etcd3",
+                      tls() ? "+https" : "", "://127.0.0.1:", client_port_);
 }
 
 std::string EtcdServer::peer_url() const {
@@ -235,7 +235,7 @@ absl::Status EtcdServer::Launch() {
       "etcd",
       "--name=" + name,
       absl::StrCat("--data-dir=", dir_, "/data"),
-      "--enable-v2=true",
+      options_.enable_v2 ? "--enable-v2=true" : "--enable-v2=false",
       absl::StrCat("--listen-client-urls=", endpoint()),
       absl::StrCat("--advertise-client-urls=", endpoint()),
       absl::StrCat("--listen-peer-urls=http://127.0.0.1:", peer_port_),
@@ -377,18 +377,42 @@ absl::Status EtcdServer::Restart() {
   return WaitHealthy(options_.start_timeout);
 }
 
+namespace {
+
+std::unique_ptr<EtcdServer> StartShared(EtcdServerOptions options) {
+  absl::StatusOr<std::unique_ptr<EtcdServer>> started =
+      EtcdServer::Start(std::move(options));
+  if (!started.ok()) {
+    std::cerr << "cannot start the test etcd: " << started.status()
+              << std::endl;
+    std::abort();
+  }
+  return *std::move(started);
+}
+
+}  // namespace
+
 EtcdServer& SharedEtcd() {
   // Destroyed (and so stopped) by the static destructors at exit.
+  static const std::unique_ptr<EtcdServer> server = StartShared({});
+  return *server;
+}
+
+EtcdServer& SharedEtcdV3() {
   static const std::unique_ptr<EtcdServer> server = [] {
-    absl::StatusOr<std::unique_ptr<EtcdServer>> started = EtcdServer::Start();
-    if (!started.ok()) {
-      std::cerr << "cannot start the test etcd: " << started.status()
-                << std::endl;
-      std::abort();
-    }
-    return *std::move(started);
+    EtcdServerOptions options;
+    options.name = "leasehold-test-v3";
+    options.enable_v2 = false;
+    options.election_timeout = absl::Milliseconds(500);
+    return StartShared(std::move(options));
   }();
   return *server;
 }
+
+EtcdServer& SharedEtcdFor(const std::string& api) {
+  return api == "etcd3" ? SharedEtcdV3() : SharedEtcd();
+}
+
+std::vector<std::string> EtcdApis() { return {"etcd", "etcd3"}; }
 
 }  // namespace leasehold::testing

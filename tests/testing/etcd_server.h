@@ -31,6 +31,9 @@ struct EtcdServerOptions {
   std::string client_ca_file;
   // Put the data directory on tmpfs (/dev/shm) instead of /tmp.
   bool tmpfs = false;
+  // Serve the v2 keys API (--enable-v2). false: the v3 API alone, and uri()
+  // names the v3 client (etcd3://).
+  bool enable_v2 = true;
   // Passed through (e.g. "--snapshot-count=1000000").
   std::vector<std::string> extra_args;
   // How long to wait for /health after starting.
@@ -67,7 +70,8 @@ class EtcdServer {
 
   // "http://127.0.0.1:PORT" (https with a server certificate).
   std::string endpoint() const;
-  // "etcd://127.0.0.1:PORT" (etcd+https://…), for registry::Open.
+  // "etcd://127.0.0.1:PORT" (etcd+https://…; etcd3://… without v2), for
+  // registry::Open.
   std::string uri() const;
   const std::string& name() const { return options_.name; }
   int client_port() const { return client_port_; }
@@ -116,6 +120,16 @@ class EtcdServer {
 // One server per test binary, started on first use. Aborts the test binary
 // with a clear message if etcd cannot start.
 EtcdServer& SharedEtcd();
+// The same for the v3 API: a server started WITHOUT --enable-v2, so that
+// whatever passes against it needs nothing of v2. Its election timeout is
+// 500 ms, which makes etcd's minimum lease TTL (1.5 election timeouts,
+// rounded up to whole seconds) one second, so that tests' 1 s TTLs stay
+// 1 s as they do on v2.
+EtcdServer& SharedEtcdV3();
+// For tests parameterised over the two APIs: "etcd" → SharedEtcd(),
+// "etcd3" → SharedEtcdV3(). EtcdApis() lists both.
+EtcdServer& SharedEtcdFor(const std::string& api);
+std::vector<std::string> EtcdApis();
 
 // A free TCP port on 127.0.0.1 (bound and released; the caller uses it next).
 int FreePort();

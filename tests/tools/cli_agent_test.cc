@@ -30,7 +30,6 @@ namespace {
 
 using ::leasehold::testing::ProcessResult;
 using ::leasehold::testing::RunProcess;
-using ::leasehold::testing::SharedEtcd;
 using ::leasehold::testing::Subprocess;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -48,18 +47,23 @@ bool Eventually(Predicate done, absl::Duration within = absl::Seconds(30)) {
   return done();
 }
 
-class CliAgentTest : public ::testing::Test {
+// Against each API: "etcd" (v2) and "etcd3" (v3, without --enable-v2).
+class CliAgentTest : public ::testing::TestWithParam<std::string> {
  protected:
   CliAgentTest()
       : prefix_(absl::StrCat("/agents-", std::random_device{}(), "/")),
-        keys_(*registry::Open(SharedEtcd().uri())),
+        keys_(*registry::Open(Etcd().uri())),
         manager_(keys_.get(), {.prefix = prefix_}) {}
+
+  ::leasehold::testing::EtcdServer& Etcd() const {
+    return ::leasehold::testing::SharedEtcdFor(GetParam());
+  }
 
   std::unique_ptr<Subprocess> StartAgent(const std::string& machine,
                                          int version = 1) {
     return std::make_unique<Subprocess>(std::vector<std::string>{
-        LEASEHOLD_BINARY, "--registry", SharedEtcd().uri(), "--prefix", prefix_,
-        "-o", "json", "agent", "--machine", machine, "--units",
+        LEASEHOLD_BINARY, "--registry", Etcd().uri(), "--prefix", prefix_, "-o",
+        "json", "agent", "--machine", machine, "--units",
         std::to_string(kUnits), "--ttl", "1s", "--version",
         std::to_string(version)});
   }
@@ -101,7 +105,7 @@ class CliAgentTest : public ::testing::Test {
   sim::History history_;
 };
 
-TEST_F(CliAgentTest, UnitsFailOverAcrossProcessesAndNoUnitHasTwoOwners) {
+TEST_P(CliAgentTest, UnitsFailOverAcrossProcessesAndNoUnitHasTwoOwners) {
   auto m1 = StartAgent("m1");
   auto m2 = StartAgent("m2");
   auto m3 = StartAgent("m3");
@@ -159,7 +163,7 @@ TEST_F(CliAgentTest, UnitsFailOverAcrossProcessesAndNoUnitHasTwoOwners) {
 // then killed never says "lost": the expiry it printed with each grant and
 // renew tells when it stopped believing, so its holds end there, before
 // the other agent took its units, and not when it was reaped.
-TEST_F(CliAgentTest, AKilledAgentBelievedUntilTheLastExpiryItPrinted) {
+TEST_P(CliAgentTest, AKilledAgentBelievedUntilTheLastExpiryItPrinted) {
   auto m1 = StartAgent("m1");
   auto m2 = StartAgent("m2");
   ASSERT_TRUE(Eventually([&] {
@@ -191,6 +195,12 @@ TEST_F(CliAgentTest, AKilledAgentBelievedUntilTheLastExpiryItPrinted) {
   const sim::Verdict verdict = history_.Check();
   EXPECT_TRUE(verdict.safe) << ::testing::PrintToString(verdict.violations);
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, CliAgentTest,
+                         ::testing::ValuesIn(::leasehold::testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 TEST(CliAgentFlagsTest, BadInputExitsTwoNamingIt) {
   for (const std::vector<std::string>& args :

@@ -33,18 +33,18 @@ namespace leasehold::cli {
 namespace {
 
 using ::leasehold::testing::EtcdServer;
+using ::leasehold::testing::EtcdServerOptions;
 using ::leasehold::testing::ProcessResult;
 using ::leasehold::testing::RunProcess;
-using ::leasehold::testing::SharedEtcd;
 using ::leasehold::testing::Subprocess;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 
-using CliLockTest = CliTest;
+using CliLockTest = CliApiTest;
 
-TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
+TEST_P(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   constexpr int kProcesses = 50;
   const std::string counter =
       absl::StrCat(::testing::TempDir(), "/lock_counter_", getpid());
@@ -67,7 +67,7 @@ TEST_F(CliLockTest, FiftyConcurrentCommandsRunOneAtATime) {
   std::remove(counter.c_str());
 }
 
-TEST_F(CliLockTest, PassesStatusAndEnvironmentThrough) {
+TEST_P(CliLockTest, PassesStatusAndEnvironmentThrough) {
   ProcessResult seven =
       Leasehold({"lock", "status", "--", "sh", "-c", "exit 7"});
   EXPECT_EQ(seven.exit_code, 7) << seven.err;
@@ -96,7 +96,7 @@ TEST_F(CliLockTest, PassesStatusAndEnvironmentThrough) {
   EXPECT_GT(second_fence, first_fence);
 }
 
-TEST_F(CliLockTest, TimeoutOnAHeldLockAndSignalForwarding) {
+TEST_P(CliLockTest, TimeoutOnAHeldLockAndSignalForwarding) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   Subprocess holder(
       Argv({"lock", "t", "--", "sh", "-c", "echo holding; exec sleep 60"}));
@@ -129,7 +129,7 @@ bool Exited(pid_t pid) {
          (state != std::string::npos && content[state + 2] == 'Z');
 }
 
-TEST_F(CliLockTest, LosingTheLockKillsWhatTheCommandStartedToo) {
+TEST_P(CliLockTest, LosingTheLockKillsWhatTheCommandStartedToo) {
   // A registry of its own, to kill it.
   absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
   ASSERT_TRUE(etcd.ok()) << etcd.status();
@@ -215,9 +215,16 @@ std::optional<Received> WaitForSignal(const Recorder& recorder,
 // How late a process may act on a deadline on a loaded machine.
 constexpr absl::Duration kLate = absl::Milliseconds(500);
 
-TEST_F(CliLockTest, TheCommandIsDeadByTheExpiryWhenTheRegistryStops) {
+TEST_P(CliLockTest, TheCommandIsDeadByTheExpiryWhenTheRegistryStops) {
+  if (GetParam() == "etcd3") {
+    GTEST_SKIP() << "marked: this test sees renewals as modifiedIndex moving, "
+                    "which a v3 keep-alive does not do";
+  }
   // A registry of its own, to stop it.
-  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd = EtcdServer::Start();
+  EtcdServerOptions options;
+  options.enable_v2 = GetParam() != "etcd3";
+  absl::StatusOr<std::unique_ptr<EtcdServer>> etcd =
+      EtcdServer::Start(std::move(options));
   ASSERT_TRUE(etcd.ok()) << etcd.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   constexpr absl::Duration kTtl = absl::Seconds(2);
@@ -295,7 +302,7 @@ TEST_F(CliLockTest, TheCommandIsDeadByTheExpiryWhenTheRegistryStops) {
       << "CMD died " << died - latest_expiry << " after the expiry";
 }
 
-TEST_F(CliLockTest, ALossStopsWhatTheCommandStartedAtOnce) {
+TEST_P(CliLockTest, ALossStopsWhatTheCommandStartedAtOnce) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   Recorder recorder;
   // A renew comes at most 1467ms after the last (a third of the TTL, plus
@@ -308,7 +315,7 @@ TEST_F(CliLockTest, ALossStopsWhatTheCommandStartedAtOnce) {
   ASSERT_TRUE(WaitReady(lock, recorder, deadline)) << lock.out();
 
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
-      registry::Open(SharedEtcd().uri());
+      registry::Open(Etcd().uri());
   ASSERT_TRUE(keys.ok()) << keys.status();
   absl::StatusOr<registry::Response> queue =
       (*keys)->Get(prefix_ + "lock/deleted", {.recursive = true});
@@ -338,7 +345,7 @@ TEST_F(CliLockTest, ALossStopsWhatTheCommandStartedAtOnce) {
                                      "sent SIGKILL")));
 }
 
-TEST_F(CliLockTest, SignalsToLeaseholdReachWhatTheCommandStarted) {
+TEST_P(CliLockTest, SignalsToLeaseholdReachWhatTheCommandStarted) {
   struct Case {
     std::vector<std::string> command;
     int signal;
@@ -377,7 +384,7 @@ TEST_F(CliLockTest, SignalsToLeaseholdReachWhatTheCommandStarted) {
   }
 }
 
-TEST_F(CliLockTest, OnATerminalTheCommandGetsTheTerminal) {
+TEST_P(CliLockTest, OnATerminalTheCommandGetsTheTerminal) {
   // script(1) runs leasehold in the foreground of a fresh pseudo-terminal.
   // CMD is in its own process group; unless leasehold handed it the
   // terminal, its read would stop it (SIGTTIN) and this would time out.
@@ -393,7 +400,7 @@ TEST_F(CliLockTest, OnATerminalTheCommandGetsTheTerminal) {
   EXPECT_THAT(r.out, HasSubstr("got=hello"));
 }
 
-TEST_F(CliLockTest, ElectLeaderAndObserve) {
+TEST_P(CliLockTest, ElectLeaderAndObserve) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   Subprocess observe(Argv({"observe", "engine"}));
   ASSERT_TRUE(observe.WaitForOutput("name=engine leader=false", deadline))
@@ -423,7 +430,7 @@ TEST_F(CliLockTest, ElectLeaderAndObserve) {
   ASSERT_TRUE(observe.WaitForOutput("value=host-a", deadline)) << observe.out();
   // b must be queued before a resigns, or nobody leads for a moment.
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
-      registry::Open(SharedEtcd().uri());
+      registry::Open(Etcd().uri());
   ASSERT_TRUE(keys.ok()) << keys.status();
   for (;;) {
     absl::StatusOr<registry::Response> queue =
@@ -454,7 +461,7 @@ TEST_F(CliLockTest, ElectLeaderAndObserve) {
       << observed.out;
 }
 
-TEST_F(CliLockTest, BadInputExitsTwoNamingTheProblem) {
+TEST_P(CliLockTest, BadInputExitsTwoNamingTheProblem) {
   struct Case {
     std::vector<std::string> args;
     std::string message;
@@ -488,7 +495,7 @@ TEST_F(CliLockTest, BadInputExitsTwoNamingTheProblem) {
   }
 }
 
-TEST_F(CliLockTest, UnreachableRegistryExitsThree) {
+TEST_P(CliLockTest, UnreachableRegistryExitsThree) {
   const std::string dead =
       absl::StrCat("etcd://127.0.0.1:", leasehold::testing::FreePort(),
                    "?request-timeout=1s&dial-timeout=500ms");
@@ -503,6 +510,12 @@ TEST_F(CliLockTest, UnreachableRegistryExitsThree) {
     EXPECT_LT(r.elapsed, absl::Seconds(15));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, CliLockTest,
+                         ::testing::ValuesIn(testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::cli

@@ -85,15 +85,24 @@ TEST(CliSimTest, BadFlagsExitTwo) {
   }
 }
 
-TEST(CliSimTest, OnEtcdForAShortRun) {
+// Against each API: "etcd" (v2) and "etcd3" (v3, without --enable-v2).
+class CliSimEtcdTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CliSimEtcdTest, OnEtcdForAShortRun) {
   ProcessResult r = RunProcess(
-      {LEASEHOLD_BINARY, "--registry", testing::SharedEtcd().uri(), "sim",
-       "--duration", "8s", "--ttl", "1s", "--crash-every", "2s",
+      {LEASEHOLD_BINARY, "--registry", testing::SharedEtcdFor(GetParam()).uri(),
+       "sim", "--duration", "8s", "--ttl", "1s", "--crash-every", "2s",
        "--pause-every", "3s", "--machines", "3", "--units", "12"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("SAFETY VERDICT: SAFE"));
   EXPECT_THAT(r.err, Not(HasSubstr("violation")));
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, CliSimEtcdTest,
+                         ::testing::ValuesIn(testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::cli

@@ -19,11 +19,13 @@ namespace leasehold::cli {
 
 class CliTest : public ::testing::Test {
  protected:
+  // The etcd the commands talk to.
+  virtual testing::EtcdServer& Etcd() const { return testing::SharedEtcd(); }
+
   // `leasehold --registry <etcd> --prefix <per-test> args…`.
   std::vector<std::string> Argv(const std::vector<std::string>& args) const {
     std::vector<std::string> argv = {LEASEHOLD_BINARY, "--registry",
-                                     testing::SharedEtcd().uri(), "--prefix",
-                                     prefix_};
+                                     Etcd().uri(), "--prefix", prefix_};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -51,6 +53,16 @@ class CliTest : public ::testing::Test {
   const std::string prefix_ = absl::StrCat(
       "/cli-", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
       "/");
+};
+
+// CliTest against each API in turn (the test's parameter: "etcd" for v2,
+// "etcd3" for v3 on a server without v2).
+class CliApiTest : public CliTest,
+                   public ::testing::WithParamInterface<std::string> {
+ protected:
+  testing::EtcdServer& Etcd() const override {
+    return testing::SharedEtcdFor(GetParam());
+  }
 };
 
 }  // namespace leasehold::cli
