@@ -1,13 +1,17 @@
 // registry::Open: a KeysApi from a URI, so tools and services take one
 // string from their configuration.
 //
-//   mem:                                     the in-memory registry
+//   mem:  (or local:)                        the in-memory registry
 //   etcd://host:port[,host:port...][?opts]   etcd v2 over http
 //   etcd+https://host:port[,...][?opts]      etcd v2 over https
+//   etcd:http://host:port[,http://...][?opts]   the same, go-lock's form:
+//   etcd:https://host:port[,https://...][?opts] one scheme for all
 //
 // Options (query parameters, durations in absl form: 500ms, 2s, 1m):
 //   request-timeout=DUR  dial-timeout=DUR  auto-sync-interval=DUR
 //   watch-check-interval=DUR (0s: off)
+//   dial-keep-alive-time=DUR  dial-keep-alive-timeout=DUR (TCP keepalive)
+//   reject-old-cluster=BOOL (check GET /version when opened: 3.4 or newer)
 //   username=U  password=P  password-file=PATH  allow-insecure-auth=BOOL
 //   ca-file=PATH  cert-file=PATH  key-file=PATH  server-name=HOST
 //   quorum-reads=true|false

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ namespace {
 
 constexpr absl::string_view kEtcdScheme = "etcd://";
 constexpr absl::string_view kEtcdHttpsScheme = "etcd+https://";
+// go-lock's spelling: "etcd:" and then the endpoints' own URLs.
+constexpr absl::string_view kEtcdEndpointsScheme = "etcd:";
 constexpr int kDefaultEtcdPort = 2379;
 
 // Option names whose values are never shown: anything that looks like a
@@ -146,6 +149,24 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
     }
     return absl::OkStatus();
   }
+  if (name == "dial-keep-alive-time" || name == "dial-keep-alive-timeout") {
+    absl::Duration* field = name == "dial-keep-alive-time"
+                                ? &options.keepalive_time
+                                : &options.keepalive_timeout;
+    if (auto s = ParseDurationOption(uri, name, value, field); !s.ok()) {
+      return s;
+    }
+    if (*field < etcd_internal::kMinKeepalive ||
+        *field > etcd_internal::kMaxKeepalive) {
+      return Invalid(
+          uri, absl::StrCat("option ", name, " must be between ",
+                            absl::FormatDuration(etcd_internal::kMinKeepalive),
+                            " and ",
+                            absl::FormatDuration(etcd_internal::kMaxKeepalive),
+                            " (TCP keepalive counts whole seconds)"));
+    }
+    return absl::OkStatus();
+  }
   if (name == "auto-sync-interval") {
     return ParseDurationOption(uri, name, value, &options.auto_sync_interval);
   }
@@ -155,7 +176,8 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
   if (bool* flag = name == "quorum-reads" ? &options.quorum_reads
                    : name == "allow-insecure-auth"
                        ? &options.allow_insecure_auth
-                       : nullptr) {
+                   : name == "reject-old-cluster" ? &options.reject_old_cluster
+                                                  : nullptr) {
     if (!absl::SimpleAtob(value, flag)) {
       return Invalid(uri, absl::StrCat("option ", name, "=\"", value,
                                        "\" is not true/false"));
@@ -175,6 +197,8 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
         uri,
         absl::StrCat("unknown option \"", name,
                      "\" (known: request-timeout, dial-timeout, "
+                     "dial-keep-alive-time, dial-keep-alive-timeout, "
+                     "reject-old-cluster, "
                      "auto-sync-interval, watch-check-interval, quorum-reads, "
                      "username, password, password-file, allow-insecure-auth, "
                      "ca-file, cert-file, key-file, server-name)"));
@@ -185,36 +209,85 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
   return absl::OkStatus();
 }
 
+// go-lock's "etcd:http://h:p,http://h2:p2": each endpoint names its scheme,
+// and all must name the same one. On success `*https` says which, and
+// `hostports` has the endpoints without it.
+absl::Status SplitSchemedEndpoints(absl::string_view uri,
+                                   absl::string_view endpoints, bool* https,
+                                   std::vector<absl::string_view>& hostports) {
+  std::optional<absl::string_view> scheme;
+  for (absl::string_view endpoint : absl::StrSplit(endpoints, ',')) {
+    const size_t end = endpoint.find("://");
+    const absl::string_view this_scheme =
+        end == absl::string_view::npos ? "" : endpoint.substr(0, end);
+    if (this_scheme != "http" && this_scheme != "https") {
+      return Invalid(uri, absl::StrCat("endpoint \"", endpoint,
+                                       "\" needs http:// or https:// (etcd: "
+                                       "form: etcd:http://host:port,...)"));
+    }
+    if (scheme.has_value() && *scheme != this_scheme) {
+      return Invalid(
+          uri, absl::StrCat("mixed schemes ", *scheme, ":// and ", this_scheme,
+                            ":// (all endpoints use one scheme)"));
+    }
+    scheme = this_scheme;
+    endpoint.remove_prefix(end + 3);
+    if (!endpoint.empty() && endpoint.back() == '/') endpoint.remove_suffix(1);
+    hostports.push_back(endpoint);
+  }
+  *https = *scheme == "https";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
-  if (uri == "mem:") return MemoryOptions{};
-  if (absl::StartsWith(uri, "mem:")) {
-    return Invalid(uri, "mem: takes no host or options");
+  for (absl::string_view memory : {"mem:", "local:"}) {
+    if (uri == memory) return MemoryOptions{};
+    if (absl::StartsWith(uri, memory)) {
+      return Invalid(uri, absl::StrCat(memory, " takes no host or options"));
+    }
   }
-  const bool https = absl::StartsWith(uri, kEtcdHttpsScheme);
-  if (!https && !absl::StartsWith(uri, kEtcdScheme)) {
+  bool https = absl::StartsWith(uri, kEtcdHttpsScheme);
+  const bool schemed_endpoints = !https &&
+                                 !absl::StartsWith(uri, kEtcdScheme) &&
+                                 absl::StartsWith(uri, kEtcdEndpointsScheme);
+  if (!https && !schemed_endpoints && !absl::StartsWith(uri, kEtcdScheme)) {
     return Invalid(uri,
-                   "unknown scheme (use mem:, etcd://host:port or "
-                   "etcd+https://host:port)");
+                   "unknown scheme (use mem:, etcd://host:port, "
+                   "etcd+https://host:port or etcd:http(s)://host:port)");
   }
   absl::string_view rest =
-      uri.substr(https ? kEtcdHttpsScheme.size() : kEtcdScheme.size());
+      uri.substr(https               ? kEtcdHttpsScheme.size()
+                 : schemed_endpoints ? kEtcdEndpointsScheme.size()
+                                     : kEtcdScheme.size());
   absl::string_view query;
   if (const size_t q = rest.find('?'); q != absl::string_view::npos) {
     query = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.empty()) return Invalid(uri, "no endpoints");
-  if (rest.find('/') != absl::string_view::npos ||
-      rest.find('@') != absl::string_view::npos) {
-    return Invalid(uri,
-                   "a path or user@ is not allowed; use ?username=&password=");
+  std::vector<absl::string_view> hostports;
+  if (schemed_endpoints) {
+    if (rest.empty()) return Invalid(uri, "no endpoints");
+    if (absl::Status s = SplitSchemedEndpoints(uri, rest, &https, hostports);
+        !s.ok()) {
+      return s;
+    }
+  } else {
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    if (rest.empty()) return Invalid(uri, "no endpoints");
+    hostports = absl::StrSplit(rest, ',');
+  }
+  for (absl::string_view hostport : hostports) {
+    if (hostport.find('/') != absl::string_view::npos ||
+        hostport.find('@') != absl::string_view::npos) {
+      return Invalid(
+          uri, "a path or user@ is not allowed; use ?username=&password=");
+    }
   }
 
   EtcdOptions options;
-  for (absl::string_view hostport : absl::StrSplit(rest, ',')) {
+  for (absl::string_view hostport : hostports) {
     absl::StatusOr<std::string> endpoint = ParseEndpoint(uri, hostport);
     if (!endpoint.ok()) return endpoint.status();
     options.endpoints.push_back(
