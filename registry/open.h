@@ -58,9 +58,12 @@ struct OpenOptions {
   std::function<void(absl::string_view)> warn;
 };
 
-// The registry `uri` names, not yet contacted. kInvalidArgument for a bad
-// URI, for only one of LEASEHOLD_USERNAME / LEASEHOLD_PASSWORD set, and for
-// what NewEtcdClient refuses (an unreadable password file, say).
+// The registry `uri` names, not yet contacted (unless reject-old-cluster=
+// true: then its version was asked). kInvalidArgument for a bad URI, for
+// only one of LEASEHOLD_USERNAME / LEASEHOLD_PASSWORD set, and for what
+// NewEtcdClient refuses (an unreadable password file, say);
+// kFailedPrecondition / kUnavailable for a cluster reject-old-cluster
+// refuses or cannot ask.
 absl::StatusOr<std::unique_ptr<KeysApi>> Open(absl::string_view uri,
                                               OpenOptions options);
 // The same with `clock` (optional) as the registry's clock.
