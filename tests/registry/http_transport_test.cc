@@ -573,6 +573,18 @@ TEST(EtcdClientUnitTest, InvalidOptionsAreNamed) {
   EXPECT_THAT(NewEtcdClient(missing),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("ca_file \"/nonexistent/ca.pem\"")));
+  EtcdOptions keepalive;
+  keepalive.endpoints = {"http://127.0.0.1:2379"};
+  keepalive.keepalive_time = absl::Milliseconds(500);
+  EXPECT_THAT(NewEtcdClient(keepalive),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("keepalive_time: 500ms is not within 1s to "
+                                 "9h")));
+  keepalive.keepalive_time = absl::Seconds(1);
+  keepalive.keepalive_timeout = absl::Hours(10);
+  EXPECT_THAT(NewEtcdClient(keepalive),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("keepalive_timeout: 10h is not within")));
   EtcdOptions key;
   key.endpoints = {"http://127.0.0.1:2379"};
   EXPECT_THAT(Client({"http://127.0.0.1:2379/"}), IsOk());
