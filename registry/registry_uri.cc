@@ -34,6 +34,17 @@ bool IsSecretName(absl::string_view name) {
          name != "password-file";
 }
 
+// RFC 3986's scheme: a letter, then letters, digits, '+', '-' or '.'.
+bool IsSchemeName(absl::string_view text) {
+  if (text.empty() || !absl::ascii_isalpha(text.front())) return false;
+  for (char c : text) {
+    if (!absl::ascii_isalnum(c) && c != '+' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
 absl::Status Invalid(absl::string_view uri, absl::string_view what) {
   return absl::InvalidArgumentError(
       absl::StrCat("registry URI \"", RedactUri(uri), "\": ", what));
@@ -266,6 +277,11 @@ absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
     query = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
+  // Before anything echoes an endpoint: user info may hold a password.
+  if (rest.find('@') != absl::string_view::npos) {
+    return Invalid(uri,
+                   "a path or user@ is not allowed; use ?username=&password=");
+  }
   std::vector<absl::string_view> hostports;
   if (schemed_endpoints) {
     if (rest.empty()) return Invalid(uri, "no endpoints");
@@ -279,8 +295,7 @@ absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
     hostports = absl::StrSplit(rest, ',');
   }
   for (absl::string_view hostport : hostports) {
-    if (hostport.find('/') != absl::string_view::npos ||
-        hostport.find('@') != absl::string_view::npos) {
+    if (hostport.find('/') != absl::string_view::npos) {
       return Invalid(
           uri, "a path or user@ is not allowed; use ?username=&password=");
     }
@@ -340,19 +355,36 @@ std::string RedactUri(absl::string_view uri) {
   out.reserve(uri.size());
   absl::string_view rest = uri;
   // "scheme://user:password@host…": the authority ends at the first '/',
-  // '?' or '#' (RFC 3986), its user info at the last '@' before that.
-  if (const size_t scheme_end = rest.find("://");
-      scheme_end != absl::string_view::npos) {
-    const size_t start = scheme_end + 3;
-    const size_t authority_end =
-        std::min(rest.find_first_of("/?#", start), rest.size());
-    const absl::string_view authority =
-        rest.substr(start, authority_end - start);
-    const size_t at = authority.rfind('@');
-    const size_t colon = authority.find(':');
-    if (at != absl::string_view::npos && colon < at) {
-      absl::StrAppend(&out, rest.substr(0, start + colon + 1), "***");
-      rest.remove_prefix(start + at);
+  // '?' or '#' (RFC 3986), its user info at the last '@' before that. A
+  // registry URI may list several endpoints after its scheme, each with a
+  // scheme of its own or none (etcd:http://a,https://user:pw@b,
+  // etcd:user:pw@b): each comma-separated piece is an authority.
+  if (const size_t colon = rest.find(':'); colon != absl::string_view::npos) {
+    absl::StrAppend(&out, rest.substr(0, colon + 1));
+    rest.remove_prefix(colon + 1);
+    while (true) {
+      size_t skip = absl::StartsWith(rest, "//") ? 2 : 0;
+      if (const size_t scheme_end = rest.find("://");
+          skip == 0 && scheme_end != absl::string_view::npos &&
+          scheme_end > 0 && IsSchemeName(rest.substr(0, scheme_end))) {
+        skip = scheme_end + 3;
+      }
+      absl::StrAppend(&out, rest.substr(0, skip));
+      rest.remove_prefix(skip);
+      const size_t end = std::min(rest.find_first_of(",/?#"), rest.size());
+      const absl::string_view authority = rest.substr(0, end);
+      const size_t at = authority.rfind('@');
+      const size_t user_end = authority.find(':');
+      if (at != absl::string_view::npos && user_end < at) {
+        absl::StrAppend(&out, authority.substr(0, user_end + 1), "***",
+                        authority.substr(at));
+      } else {
+        absl::StrAppend(&out, authority);
+      }
+      rest.remove_prefix(end);
+      if (!absl::StartsWith(rest, ",")) break;
+      out.push_back(',');
+      rest.remove_prefix(1);
     }
   }
   const size_t query = rest.find('?');

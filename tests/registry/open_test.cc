@@ -239,6 +239,13 @@ TEST(RedactUriTest, HidesUserInfoPasswords) {
             "http://u:***@a:1/v2/keys/k");
   EXPECT_EQ(RedactUri("http://u@a:1"), "http://u@a:1");
   EXPECT_EQ(RedactUri("http://a:1/k@x"), "http://a:1/k@x");
+  // Every endpoint of a list, with a scheme of its own or none.
+  EXPECT_EQ(RedactUri("etcd:http://a:1,https://u:s3cr3t@b:2,c:3?x=1"),
+            "etcd:http://a:1,https://u:***@b:2,c:3?x=1");
+  EXPECT_EQ(RedactUri("etcd:u:s3cr3t@b:2,v:s3cr3t@c"),
+            "etcd:u:***@b:2,v:***@c");
+  EXPECT_EQ(RedactUri("etcd://a:1,u:s3cr3t@b:2/x@y"),
+            "etcd://a:1,u:***@b:2/x@y");
 }
 
 TEST(RedactUriTest, HidesMisspeltAndMalformedPasswords) {
@@ -282,6 +289,9 @@ INSTANTIATE_TEST_SUITE_P(
         "etcd://bad host:1?username=u&password=S3cr3t",
         "etcd://127.0.0.1:1/v2?username=u&password=S3cr3t",
         "etcd://u:S3cr3t@127.0.0.1:1", "zk://127.0.0.1:1?password=S3cr3t",
+        "etcd:u:S3cr3t@127.0.0.1:1", "etcd:http://u:S3cr3t@127.0.0.1:1",
+        "etcd:http://a:1,u:S3cr3t@127.0.0.1:1",
+        "etcd:http://a:1,https://u:S3cr3t@127.0.0.1:1",
         "etcd://127.0.0.1:1?username=u&Password=S3cr3t",
         "etcd://127.0.0.1:1?username=u&passwd=S3cr3t",
         "etcd://127.0.0.1:1?username=u&password=S3cr3t&cert-file=/c"));
