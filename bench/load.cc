@@ -3,11 +3,12 @@
 // same HTTP requests, in the same run so the ratios hold on a noisy machine;
 // then renew scale (one Keeper, N leases; with --renew-search, the largest N
 // it holds), failover (after release, after silence) and lock handoff
-// (Mutex next to a naive lock, requests counted by etcd itself). See
-// bench/README.md.
+// (Mutex next to a naive lock, requests counted by etcd itself) and
+// transactions. See bench/README.md.
 //
 //   leasehold-bench                      # own etcd on tmpfs, full run
 //   leasehold-bench --smoke              # a few seconds (CI)
+//   leasehold-bench --only cycle --svg cycle.svg   # one section, charted
 //   leasehold-bench --registry etcd://127.0.0.1:2379 --json
 //
 // Without --registry it starts a private etcd (loopback, free ports, data on
@@ -21,8 +22,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -30,6 +33,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -41,12 +46,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/counting_keys.h"
 #include "bench/curl_easy.h"
+#include "bench/cycle_chart.h"
 #include "bench/etcd_counters.h"
 #include "bench/naive_lock.h"
 #include "bench/txn_load.h"
@@ -686,6 +693,8 @@ struct Flags {
   bool json = false;
   bool smoke = false;
   bool on_disk = false;
+  std::set<std::string, std::less<>> sections;  // filled with all by default
+  std::string svg;                              // empty: no chart
   absl::Duration seconds = absl::Seconds(3);
   std::vector<int> renew_leases = {1000, 10000, 50000};
   absl::Duration renew_ttl = absl::Seconds(10);
@@ -696,25 +705,470 @@ struct Flags {
   int lock_contenders = 1000;
 };
 
+// What the sections share; each adds its figures to `json` as members of
+// the one object printed at the end.
+struct Run {
+  const Flags& flags;
+  registry::KeysApi* keys;
+  EtcdCounterReader* etcd;  // null: etcd's counters are not readable
+  std::string endpoint;     // host:port, for the baseline
+  std::ostream* svg;        // null: no chart
+  // The baseline's best lease-cycle ops/s, every request a write: how fast
+  // this etcd writes. nullopt until the cycle section has run.
+  std::optional<double> etcd_write_rate;
+  std::vector<std::string> json;
+};
+
+std::string Ms(absl::Duration d) {
+  return absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(d));
+}
+
+// "; etcd wrote up to N/s above", when the cycle section measured it.
+std::string WriteRateNote(const Run& run) {
+  return run.etcd_write_rate.has_value()
+             ? absl::StrFormat("; etcd wrote up to %.0f/s above",
+                               *run.etcd_write_rate)
+             : std::string();
+}
+
+absl::Status CycleSection(Run& run) {
+  const Flags& flags = run.flags;
+  // Same key length for both, so the requests are byte-for-byte alike but
+  // for the key and token.
+  lease::LeaseManager leases(run.keys, {.prefix = "/bench-lh/"});
+  const ClientFactory leasehold =
+      [&](int w) -> absl::StatusOr<std::unique_ptr<CycleClient>> {
+    return std::make_unique<LeaseholdClient>(&leases, absl::StrCat("w", w));
+  };
+  const ClientFactory baseline =
+      [&](int w) -> absl::StatusOr<std::unique_ptr<CycleClient>> {
+    return std::make_unique<CurlClient>(run.endpoint,
+                                        absl::StrCat("/bench-cu/lease/w", w));
+  };
+
+  const std::vector<int> levels =
+      flags.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16, 64};
+  const std::string conditions = absl::StrFormat(
+      "%s each, in alternating slices; etcd %s",
+      absl::FormatDuration(flags.seconds),
+      flags.registry.empty() ? (flags.on_disk ? "on disk" : "on tmpfs")
+                             : registry::RedactUri(flags.registry));
+  if (!flags.json) {
+    std::cout << absl::StrFormat(
+        "lease cycle (acquire, renew, release; %s)\n"
+        "%-5s %-9s %10s %9s %9s %9s %10s\n",
+        conditions, "conc", "client", "ops/s", "p50 ms", "p99 ms", "max ms",
+        "cpu us/op");
+  }
+  std::string json = "\"lease_cycle\":[";
+  double etcd_write_rate = 0;
+  std::vector<CyclePoint> chart;
+  for (int concurrency : levels) {
+    absl::StatusOr<std::pair<CycleResult, CycleResult>> compared =
+        CompareCycles(baseline, leasehold, concurrency, flags.seconds,
+                      flags.smoke ? 1 : 3);
+    if (!compared.ok()) {
+      return WithPrefix(absl::StrCat("concurrency ", concurrency, ": "),
+                        compared.status());
+    }
+    const CycleResult* base = &compared->first;
+    const CycleResult* lh = &compared->second;
+    etcd_write_rate = std::max(etcd_write_rate, base->ops_per_second);
+    chart.push_back({concurrency, base->ops_per_second, lh->ops_per_second,
+                     base->cpu_us_per_op, lh->cpu_us_per_op});
+    const double ratio_ops = lh->ops_per_second / base->ops_per_second;
+    auto ratio = [](absl::Duration a, absl::Duration b) {
+      return absl::FDivDuration(a, b);
+    };
+    const double ratio_cpu = lh->cpu_us_per_op / base->cpu_us_per_op;
+    if (flags.json) {
+      auto figures = [](const CycleResult& r) {
+        return absl::StrFormat(
+            "{\"ops\":%d,\"ops_per_s\":%.1f,\"p50_ms\":%s,\"p99_ms\":%s,"
+            "\"max_ms\":%s,\"cpu_us_per_op\":%.1f}",
+            r.ops, r.ops_per_second, Ms(r.latency.p50), Ms(r.latency.p99),
+            Ms(r.latency.max), r.cpu_us_per_op);
+      };
+      if (concurrency != levels.front()) json += ",";
+      absl::StrAppend(
+          &json, "{\"concurrency\":", concurrency,
+          ",\"leasehold\":", figures(*lh), ",\"baseline\":", figures(*base),
+          absl::StrFormat(",\"ratio\":{\"ops_per_s\":%.3f,\"p50\":%.3f,"
+                          "\"p99\":%.3f,\"max\":%.3f,\"cpu_per_op\":%.3f}}",
+                          ratio_ops, ratio(lh->latency.p50, base->latency.p50),
+                          ratio(lh->latency.p99, base->latency.p99),
+                          ratio(lh->latency.max, base->latency.max),
+                          ratio_cpu));
+    } else {
+      auto row = [&](const char* who, const CycleResult& r) {
+        std::cout << absl::StrFormat("%-5d %-9s %10.0f %9s %9s %9s %10.1f\n",
+                                     concurrency, who, r.ops_per_second,
+                                     Ms(r.latency.p50), Ms(r.latency.p99),
+                                     Ms(r.latency.max), r.cpu_us_per_op);
+      };
+      row("baseline", *base);
+      row("leasehold", *lh);
+      std::cout << absl::StrFormat(
+          "%-5d %-9s %9.2fx %8.2fx %8.2fx %8.2fx %9.2fx\n", concurrency,
+          "ratio", ratio_ops, ratio(lh->latency.p50, base->latency.p50),
+          ratio(lh->latency.p99, base->latency.p99),
+          ratio(lh->latency.max, base->latency.max), ratio_cpu);
+    }
+  }
+  run.etcd_write_rate = etcd_write_rate;
+  run.json.push_back(json + "]");
+  run.json.push_back(
+      absl::StrFormat("\"etcd_write_rate\":%.1f", etcd_write_rate));
+  if (run.svg != nullptr) {
+    *run.svg << CycleChartSvg(
+        absl::StrCat("lease cycle: acquire, renew, release (", conditions, ")"),
+        chart);
+    run.svg->flush();
+    if (!*run.svg) {
+      return absl::UnavailableError(
+          absl::StrCat("writing --svg ", flags.svg, " failed"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RenewSection(Run& run) {
+  const Flags& flags = run.flags;
+  // Smoke runs hold for one TTL; full runs for two, so every lease renews
+  // several times and a slow renew round shows as a loss.
+  const int hold_ttls = flags.smoke ? 1 : 2;
+  if (!flags.json) {
+    std::cout << absl::StrFormat(
+        "renew scale (one Keeper, default options; TTL %s, held %s%s)\n%s",
+        absl::FormatDuration(flags.renew_ttl),
+        absl::FormatDuration(flags.renew_ttl * hold_ttls), WriteRateNote(run),
+        RenewHeader());
+  }
+  std::string json = "\"renew_scale\":[";
+  for (size_t i = 0; i < flags.renew_leases.size(); ++i) {
+    const int leases = flags.renew_leases[i];
+    absl::StatusOr<RenewScaleResult> r =
+        RunRenewScale(run.keys, run.etcd, leases, flags.renew_ttl,
+                      flags.renew_ttl * hold_ttls);
+    if (!r.ok()) {
+      return WithPrefix(absl::StrCat(leases, " leases: "), r.status());
+    }
+    if (flags.json) {
+      absl::StrAppend(&json, i > 0 ? "," : "", RenewJson(*r));
+    } else {
+      std::cout << RenewRow(*r);
+    }
+  }
+  run.json.push_back(json + "]");
+  if (!flags.renew_search) return absl::OkStatus();
+
+  // Smoke: one short TTL and (by default) one probe, so the code runs.
+  const std::vector<absl::Duration> ttls =
+      flags.smoke
+          ? std::vector<absl::Duration>{absl::Seconds(1)}
+          : std::vector<absl::Duration>{absl::Seconds(10), absl::Seconds(30)};
+  const int start = flags.smoke ? 50 : 10000;
+  if (!flags.json) {
+    std::cout << absl::StrFormat(
+        "\nlargest N one Keeper held %d TTL%s with zero losses (doubling "
+        "from %d, then bisecting to 10%%; cap %d%s)\n%-5s %s",
+        hold_ttls, hold_ttls > 1 ? "s" : "", start, flags.renew_search_max,
+        WriteRateNote(run), "ttl", RenewHeader());
+  }
+  const std::string write_rate =
+      Figure(run.etcd_write_rate, 1, /*missing=*/"null");
+  json = "\"renew_search\":[";
+  int held_before = 0;  // a longer TTL starts where the shorter one got
+  for (size_t i = 0; i < ttls.size(); ++i) {
+    const absl::Duration ttl = ttls[i];
+    const std::string ttl_text = absl::FormatDuration(ttl);
+    SearchResult search = SearchLargestHeld(
+        run.keys, run.etcd, ttl, ttl * hold_ttls, std::max(start, held_before),
+        flags.renew_search_max,
+        [&](int leases, const absl::StatusOr<RenewScaleResult>& r) {
+          if (flags.json) return;
+          std::cout << absl::StrFormat("%-5s ", ttl_text)
+                    << (r.ok() ? RenewRow(*r)
+                               : absl::StrFormat("%-7d failed: %s\n", leases,
+                                                 r.status().ToString()))
+                    << std::flush;
+        });
+    held_before = search.largest_held;
+    // What holding the largest N asks of etcd: the schedule renews each
+    // lease every renew interval; a Keeper behind schedule renews later,
+    // so holding needs at least one renew per lease per TTL.
+    const double scheduled =
+        search.largest_held /
+        (absl::ToDoubleSeconds(ttl) * lease::KeeperOptions{}.renew_fraction);
+    const double minimum = search.largest_held / absl::ToDoubleSeconds(ttl);
+    const std::string lost = search.smallest_lost.has_value()
+                                 ? absl::StrCat(*search.smallest_lost)
+                                 : "null";
+    if (flags.json) {
+      absl::StrAppend(
+          &json, i > 0 ? "," : "",
+          absl::StrFormat("{\"ttl_s\":%d,\"largest_held\":%d,"
+                          "\"smallest_lost\":%s,\"renews_per_s_scheduled\":"
+                          "%.1f,\"renews_per_s_minimum\":%.1f,"
+                          "\"etcd_write_rate\":%s,\"probes\":[",
+                          absl::ToInt64Seconds(ttl), search.largest_held, lost,
+                          scheduled, minimum, write_rate));
+      for (size_t p = 0; p < search.probes.size(); ++p) {
+        const auto& [leases, r] = search.probes[p];
+        registry::JsonObject failed;
+        if (!r.ok()) {
+          failed.Set("leases", leases);
+          failed.Set("error", r.status().ToString());
+        }
+        absl::StrAppend(&json, p > 0 ? "," : "",
+                        r.ok() ? RenewJson(*r) : failed.Encode());
+      }
+      json += "]}";
+    } else {
+      std::cout << absl::StrFormat(
+          "TTL %s: largest held %d (%s): the schedule asks %.0f renews/s, "
+          "holding needs at least %.0f/s%s\n",
+          ttl_text, search.largest_held,
+          search.smallest_lost.has_value()
+              ? absl::StrCat("lost leases at ", lost)
+              : std::string("the cap"),
+          scheduled, minimum, WriteRateNote(run));
+    }
+  }
+  run.json.push_back(json + "]");
+  return absl::OkStatus();
+}
+
+absl::Status FailoverSection(Run& run) {
+  struct FailoverRun {
+    const char* json_name;
+    const char* title;
+    Departure departure;
+    int rounds;
+  };
+  const FailoverRun failovers[] = {
+      {"failover_after_release",
+       "failover after release (Release → standby in WaitForChange acquired",
+       Departure::kRelease, run.flags.failover_rounds},
+      {"failover_after_silence",
+       "failover after the holder went silent (its expiry, TTL 1s → standby "
+       "acquired",
+       Departure::kSilent, run.flags.silent_rounds}};
+  for (const FailoverRun& f : failovers) {
+    absl::StatusOr<FailoverResult> failover =
+        RunFailover(run.keys, f.rounds, f.departure);
+    if (!failover.ok()) {
+      return WithPrefix(absl::StrCat(f.json_name, ": "), failover.status());
+    }
+    if (run.flags.json) {
+      run.json.push_back(absl::StrFormat(
+          "\"%s\":{\"rounds\":%d,\"p50_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s}",
+          f.json_name, failover->rounds, Ms(failover->latency.p50),
+          Ms(failover->latency.p99), Ms(failover->latency.max)));
+    } else {
+      std::cout << absl::StrFormat(
+          "%s%s; %d rounds)\np50 %s ms   p99 %s ms   max %s ms\n",
+          f.departure == Departure::kRelease ? "" : "\n", f.title,
+          failover->rounds, Ms(failover->latency.p50),
+          Ms(failover->latency.p99), Ms(failover->latency.max));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One lock failing (a stall past the deadline, say) still leaves the
+// other's figures worth having: both run, and the first failure is
+// returned.
+absl::Status HandoffSection(Run& run) {
+  const Flags& flags = run.flags;
+  if (!flags.json) {
+    std::cout << absl::StrFormat(
+        "lock handoff (%d contenders on one lock; Unlock → next Lock "
+        "returns; per handoff: requests this process sent, of them session "
+        "refreshes, requests etcd counted, of them watches, writes etcd's "
+        "store counted)\n"
+        "%-6s %10s %9s %9s %10s %8s %9s %8s %8s %8s\n",
+        flags.lock_contenders, "lock", "total ms", "p50 ms", "p99 ms", "max ms",
+        "req/h", "refresh/h", "etcd r/h", "watch/h", "write/h");
+  }
+  std::string json =
+      absl::StrCat("\"lock_handoff\":{\"contenders\":", flags.lock_contenders);
+  absl::Status first_failure;
+  const std::pair<const char*, LockKind> locks[] = {
+      {"mutex", LockKind::kMutex}, {"naive", LockKind::kNaive}};
+  for (const auto& [name, kind] : locks) {
+    absl::StatusOr<HandoffResult> handoff =
+        RunLockHandoff(run.keys, run.etcd, flags.lock_contenders, kind);
+    if (!handoff.ok()) {
+      if (first_failure.ok()) {
+        first_failure = WithPrefix(absl::StrCat(name, ": "), handoff.status());
+      }
+      if (flags.json) {
+        registry::JsonObject error;
+        error.Set("error", handoff.status().ToString());
+        absl::StrAppend(&json, ",\"", name, "\":", error.Encode());
+      } else {
+        std::cout << absl::StrFormat("%-6s failed: %s\n", name,
+                                     handoff.status().ToString());
+      }
+      continue;
+    }
+    const double n = handoff->contenders;
+    // Per handoff as etcd counted.
+    auto etcd_per_handoff = [&](int64_t EtcdCounters::*field,
+                                const char* missing) {
+      return Figure(handoff->etcd.has_value()
+                        ? std::optional<double>((*handoff->etcd).*field / n)
+                        : std::nullopt,
+                    2, missing);
+    };
+    if (flags.json) {
+      absl::StrAppend(
+          &json, ",\"", name, "\":",
+          absl::StrFormat(
+              "{\"total_ms\":%s,\"p50_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s,"
+              "\"requests_per_handoff\":%.2f,\"refreshes_per_handoff\":%.2f,"
+              "\"etcd_requests_per_handoff\":%s,"
+              "\"etcd_watches_per_handoff\":%s,"
+              "\"etcd_writes_per_handoff\":%s}",
+              Ms(handoff->total), Ms(handoff->handoff.p50),
+              Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
+              handoff->requests_per_handoff, handoff->refreshes_per_handoff,
+              etcd_per_handoff(&EtcdCounters::requests, "null"),
+              etcd_per_handoff(&EtcdCounters::watches, "null"),
+              etcd_per_handoff(&EtcdCounters::writes, "null")));
+    } else {
+      std::cout << absl::StrFormat(
+          "%-6s %10s %9s %9s %10s %8.2f %9.2f %8s %8s %8s\n", name,
+          Ms(handoff->total), Ms(handoff->handoff.p50),
+          Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
+          handoff->requests_per_handoff, handoff->refreshes_per_handoff,
+          etcd_per_handoff(&EtcdCounters::requests, "-"),
+          etcd_per_handoff(&EtcdCounters::watches, "-"),
+          etcd_per_handoff(&EtcdCounters::writes, "-"));
+    }
+  }
+  run.json.push_back(json + "}");
+  return first_failure;
+}
+
+// Transactions: one domain, so commits serialize on its intent; the
+// overlapping runs also conflict and abort.
+absl::Status TxnSection(Run& run) {
+  const Flags& flags = run.flags;
+  const std::vector<int> committer_levels =
+      flags.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16};
+  if (!flags.json) {
+    std::cout << absl::StrFormat(
+        "transactions (serializable read-modify-write of K counters; %s "
+        "each; one domain)\n%-10s %-5s %-3s %10s %9s %8s\n",
+        absl::FormatDuration(flags.seconds), "keys", "comm", "K", "commits/s",
+        "req/commit", "aborts");
+  }
+  std::string json = "\"transactions\":[";
+  struct TxnRow {
+    int committers;
+    int keys;
+    bool overlapping;
+  };
+  std::vector<TxnRow> rows = {{1, 1, false}, {1, 2, false}, {1, 8, false}};
+  for (bool overlapping : {false, true}) {
+    for (int committers : committer_levels) {
+      rows.push_back({committers, 2, overlapping});
+    }
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const TxnRow& row = rows[i];
+    absl::StatusOr<TxnLoadResult> r =
+        RunTxnLoad(run.keys, {.committers = row.committers,
+                              .keys = row.keys,
+                              .overlapping = row.overlapping,
+                              .duration = flags.seconds});
+    if (!r.ok()) {
+      return WithPrefix(absl::StrCat(row.committers, " committers: "),
+                        r.status());
+    }
+    const char* kind = row.overlapping ? "overlap" : "disjoint";
+    if (flags.json) {
+      absl::StrAppend(
+          &json, i > 0 ? "," : "",
+          absl::StrFormat("{\"keys\":\"%s\",\"committers\":%d,\"k\":%d,"
+                          "\"commits_per_s\":%.1f,\"requests_per_commit\":"
+                          "%.2f,\"abort_rate\":%.3f}",
+                          kind, row.committers, row.keys, r->commits_per_second,
+                          r->requests_per_commit, r->abort_rate));
+    } else {
+      std::cout << absl::StrFormat("%-10s %-5d %-3d %10.0f %9.2f %7.1f%%\n",
+                                   kind, row.committers, row.keys,
+                                   r->commits_per_second,
+                                   r->requests_per_commit, 100 * r->abort_rate);
+    }
+  }
+  run.json.push_back(json + "]");
+  return absl::OkStatus();
+}
+
+struct Section {
+  absl::string_view name;   // for --only
+  absl::string_view title;  // for error messages
+  absl::Status (*run)(Run&);
+};
+
+// The sections, in the order they run (whatever the order --only names
+// them in): later sections quote what earlier ones measured.
+constexpr Section kSections[] = {{"cycle", "lease cycle", CycleSection},
+                                 {"renew", "renew scale", RenewSection},
+                                 {"failover", "failover", FailoverSection},
+                                 {"handoff", "lock handoff", HandoffSection},
+                                 {"txn", "transactions", TxnSection}};
+
+// The sections a flag configures. A flag whose sections --only leaves out
+// would change nothing, so it is an error; flags not here apply to all.
+const std::map<absl::string_view, std::vector<absl::string_view>>&
+FlagSections() {
+  static const auto* sections =
+      new std::map<absl::string_view, std::vector<absl::string_view>>{
+          {"--seconds", {"cycle", "txn"}},
+          {"--svg", {"cycle"}},
+          {"--renew-leases", {"renew"}},
+          {"--renew-ttl", {"renew"}},
+          {"--renew-search", {"renew"}},
+          {"--renew-search-max", {"renew"}},
+          {"--failover-rounds", {"failover"}},
+          {"--silent-rounds", {"failover"}},
+          {"--lock-contenders", {"handoff"}}};
+  return *sections;
+}
+
 constexpr char kUsage[] =
     "usage: leasehold-bench [--registry etcd://HOST:PORT] [--seconds DUR]\n"
+    "                       [--only SECTION,...] [--svg FILE]\n"
     "                       [--renew-leases N,N...] [--renew-ttl DUR]\n"
     "                       [--renew-search] [--renew-search-max N]\n"
     "                       [--failover-rounds N] [--silent-rounds N]\n"
     "                       [--lock-contenders N]\n"
-    "                       [--on-disk] [--smoke] [--json]\n";
+    "                       [--on-disk] [--smoke] [--json]\n"
+    "sections: cycle, renew, failover, handoff, txn (default: all)\n";
+
+std::string SectionNames() {
+  std::vector<absl::string_view> names;
+  for (const Section& section : kSections) names.push_back(section.name);
+  return absl::StrJoin(names, ",");
+}
 
 // Exit code 2 with a message naming the flag for anything unexpected.
 std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
   Flags flags;
-  bool seconds_set = false, renew_set = false, rounds_set = false,
-       silent_set = false, contenders_set = false, search_max_set = false;
-  // Count flags: where the value goes, and where to note it was given.
-  const std::map<std::string, std::pair<int*, bool*>> counts = {
-      {"--failover-rounds", {&flags.failover_rounds, &rounds_set}},
-      {"--silent-rounds", {&flags.silent_rounds, &silent_set}},
-      {"--lock-contenders", {&flags.lock_contenders, &contenders_set}},
-      {"--renew-search-max", {&flags.renew_search_max, &search_max_set}}};
+  for (const Section& section : kSections) {
+    flags.sections.emplace(section.name);
+  }
+  std::set<std::string, std::less<>> given;  // the flags on the command line
+  // Count flags and where their value goes.
+  const std::map<std::string, int*> counts = {
+      {"--failover-rounds", &flags.failover_rounds},
+      {"--silent-rounds", &flags.silent_rounds},
+      {"--lock-contenders", &flags.lock_contenders},
+      {"--renew-search-max", &flags.renew_search_max}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -742,13 +1196,38 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
       if (!take_value() || value.empty())
         return "flag --registry needs a URI (etcd://HOST:PORT)";
       flags.registry = value;
+    } else if (arg == "--only") {
+      if (!take_value() || value.empty()) {
+        return absl::StrCat("flag --only needs sections (", SectionNames(),
+                            ")");
+      }
+      flags.sections.clear();
+      std::vector<std::string> unknown;
+      for (absl::string_view name : absl::StrSplit(value, ',')) {
+        const bool known =
+            std::any_of(std::begin(kSections), std::end(kSections),
+                        [&](const Section& s) { return s.name == name; });
+        if (known) {
+          flags.sections.emplace(name);
+        } else {
+          unknown.push_back(absl::StrCat("\"", name, "\""));
+        }
+      }
+      if (!unknown.empty()) {
+        return absl::StrCat("flag --only: unknown section",
+                            unknown.size() > 1 ? "s " : " ",
+                            absl::StrJoin(unknown, ", "), " (sections are ",
+                            SectionNames(), ")");
+      }
+    } else if (arg == "--svg") {
+      if (!take_value() || value.empty()) return "flag --svg needs a file name";
+      flags.svg = value;
     } else if (arg == "--seconds") {
       if (!take_value() || !absl::ParseDuration(value, &flags.seconds) ||
           flags.seconds <= absl::ZeroDuration()) {
         return absl::StrCat("flag --seconds needs a positive duration (3s, ",
                             "500ms), not \"", value, "\"");
       }
-      seconds_set = true;
     } else if (arg == "--renew-leases") {
       flags.renew_leases.clear();
       bool ok = take_value();
@@ -761,7 +1240,6 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
         return absl::StrCat("flag --renew-leases needs positive counts (",
                             "1000,10000), not \"", value, "\"");
       }
-      renew_set = true;
     } else if (arg == "--renew-ttl") {
       if (!take_value() || !absl::ParseDuration(value, &flags.renew_ttl) ||
           flags.renew_ttl < absl::Seconds(1) ||
@@ -769,36 +1247,42 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
         return absl::StrCat("flag --renew-ttl needs whole seconds, at least ",
                             "1s, not \"", value, "\"");
       }
-      renew_set = true;
     } else if (auto count = counts.find(arg); count != counts.end()) {
-      int* out = count->second.first;
+      int* out = count->second;
       if (!take_value() || !absl::SimpleAtoi(value, out) || *out <= 0) {
         return absl::StrCat("flag ", arg, " needs a positive count, not \"",
                             value, "\"");
       }
-      *count->second.second = true;
     } else {
       return absl::StrCat("unknown flag ", arg);
     }
+    given.insert(arg);
+  }
+  for (const auto& [flag, sections] : FlagSections()) {
+    if (given.count(flag) == 0) continue;
+    const bool runs = std::any_of(
+        sections.begin(), sections.end(),
+        [&](absl::string_view s) { return flags.sections.count(s) > 0; });
+    if (!runs) {
+      return absl::StrCat("flag ", flag, " applies to section ",
+                          absl::StrJoin(sections, " and "),
+                          ", which --only leaves out");
+    }
   }
   if (flags.smoke) {
-    if (!seconds_set) flags.seconds = absl::Milliseconds(200);
-    if (!renew_set) {
+    if (given.count("--seconds") == 0) flags.seconds = absl::Milliseconds(200);
+    if (given.count("--renew-leases") == 0 && given.count("--renew-ttl") == 0) {
       flags.renew_leases = {50};
       flags.renew_ttl = absl::Seconds(1);
     }
-    if (!rounds_set) flags.failover_rounds = 5;
-    if (!silent_set) flags.silent_rounds = 1;
-    if (!contenders_set) flags.lock_contenders = 5;
-    if (!search_max_set) flags.renew_search_max = 50;
+    if (given.count("--failover-rounds") == 0) flags.failover_rounds = 5;
+    if (given.count("--silent-rounds") == 0) flags.silent_rounds = 1;
+    if (given.count("--lock-contenders") == 0) flags.lock_contenders = 5;
+    if (given.count("--renew-search-max") == 0) flags.renew_search_max = 50;
   }
   if (flags.on_disk && !flags.registry.empty())
     return "flag --on-disk applies only to the etcd leasehold-bench starts";
   return flags;
-}
-
-std::string Ms(absl::Duration d) {
-  return absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(d));
 }
 
 int Main(int argc, char** argv) {
@@ -808,6 +1292,16 @@ int Main(int argc, char** argv) {
     return 2;
   }
   const Flags& flags = std::get<Flags>(parsed);
+  // Opened before the run, so a bad path fails in a second, not minutes.
+  std::ofstream svg;
+  if (!flags.svg.empty()) {
+    svg.open(flags.svg);
+    if (!svg) {
+      std::cerr << "leasehold-bench: flag --svg: cannot write \"" << flags.svg
+                << "\": " << std::strerror(errno) << "\n";
+      return 2;
+    }
+  }
   // Before any thread exists; the process exits without a global cleanup.
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -855,355 +1349,29 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  // Same key length for both, so the requests are byte-for-byte alike but
-  // for the key and token.
-  lease::LeaseManager leases(keys->get(), {.prefix = "/bench-lh/"});
-  const ClientFactory leasehold =
-      [&](int w) -> absl::StatusOr<std::unique_ptr<CycleClient>> {
-    return std::make_unique<LeaseholdClient>(&leases, absl::StrCat("w", w));
-  };
-  const ClientFactory baseline =
-      [&](int w) -> absl::StatusOr<std::unique_ptr<CycleClient>> {
-    return std::make_unique<CurlClient>(endpoint,
-                                        absl::StrCat("/bench-cu/lease/w", w));
-  };
-
-  const std::vector<int> levels =
-      flags.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16, 64};
-  if (!flags.json) {
-    std::cout << absl::StrFormat(
-        "lease cycle (acquire, renew, release; %s each, in alternating "
-        "slices; etcd %s)\n"
-        "%-5s %-9s %10s %9s %9s %9s %10s\n",
-        absl::FormatDuration(flags.seconds),
-        flags.registry.empty() ? (flags.on_disk ? "on disk" : "on tmpfs")
-                               : registry::RedactUri(flags.registry),
-        "conc", "client", "ops/s", "p50 ms", "p99 ms", "max ms", "cpu us/op");
-  }
-  std::string json = "{\"lease_cycle\":[";
-  double etcd_write_rate = 0;  // the baseline's best: every request writes
-  for (int concurrency : levels) {
-    absl::StatusOr<std::pair<CycleResult, CycleResult>> compared =
-        CompareCycles(baseline, leasehold, concurrency, flags.seconds,
-                      flags.smoke ? 1 : 3);
-    if (!compared.ok()) {
-      std::cerr << "leasehold-bench: lease cycle at concurrency " << concurrency
-                << ": " << compared.status() << "\n";
-      return 1;
-    }
-    const CycleResult* base = &compared->first;
-    const CycleResult* lh = &compared->second;
-    etcd_write_rate = std::max(etcd_write_rate, base->ops_per_second);
-    const double ratio_ops = lh->ops_per_second / base->ops_per_second;
-    auto ratio = [](absl::Duration a, absl::Duration b) {
-      return absl::FDivDuration(a, b);
-    };
-    const double ratio_cpu = lh->cpu_us_per_op / base->cpu_us_per_op;
-    if (flags.json) {
-      auto figures = [](const CycleResult& r) {
-        return absl::StrFormat(
-            "{\"ops\":%d,\"ops_per_s\":%.1f,\"p50_ms\":%s,\"p99_ms\":%s,"
-            "\"max_ms\":%s,\"cpu_us_per_op\":%.1f}",
-            r.ops, r.ops_per_second, Ms(r.latency.p50), Ms(r.latency.p99),
-            Ms(r.latency.max), r.cpu_us_per_op);
-      };
-      if (concurrency != levels.front()) json += ",";
-      absl::StrAppend(
-          &json, "{\"concurrency\":", concurrency,
-          ",\"leasehold\":", figures(*lh), ",\"baseline\":", figures(*base),
-          absl::StrFormat(",\"ratio\":{\"ops_per_s\":%.3f,\"p50\":%.3f,"
-                          "\"p99\":%.3f,\"max\":%.3f,\"cpu_per_op\":%.3f}}",
-                          ratio_ops, ratio(lh->latency.p50, base->latency.p50),
-                          ratio(lh->latency.p99, base->latency.p99),
-                          ratio(lh->latency.max, base->latency.max),
-                          ratio_cpu));
-    } else {
-      auto row = [&](const char* who, const CycleResult& r) {
-        std::cout << absl::StrFormat("%-5d %-9s %10.0f %9s %9s %9s %10.1f\n",
-                                     concurrency, who, r.ops_per_second,
-                                     Ms(r.latency.p50), Ms(r.latency.p99),
-                                     Ms(r.latency.max), r.cpu_us_per_op);
-      };
-      row("baseline", *base);
-      row("leasehold", *lh);
-      std::cout << absl::StrFormat(
-          "%-5d %-9s %9.2fx %8.2fx %8.2fx %8.2fx %9.2fx\n", concurrency,
-          "ratio", ratio_ops, ratio(lh->latency.p50, base->latency.p50),
-          ratio(lh->latency.p99, base->latency.p99),
-          ratio(lh->latency.max, base->latency.max), ratio_cpu);
-    }
-  }
-  json += "]";
-
-  // Smoke runs hold for one TTL; full runs for two, so every lease renews
-  // several times and a slow renew round shows as a loss.
-  const int hold_ttls = flags.smoke ? 1 : 2;
-  if (!flags.json) {
-    std::cout << absl::StrFormat(
-        "\nrenew scale (one Keeper, default options; TTL %s, held %s; etcd "
-        "wrote up to %.0f/s above)\n%s",
-        absl::FormatDuration(flags.renew_ttl),
-        absl::FormatDuration(flags.renew_ttl * hold_ttls), etcd_write_rate,
-        RenewHeader());
-  }
-  absl::StrAppend(
-      &json, ",\"etcd_write_rate\":", absl::StrFormat("%.1f", etcd_write_rate),
-      ",\"renew_scale\":[");
-  for (size_t i = 0; i < flags.renew_leases.size(); ++i) {
-    const int leases = flags.renew_leases[i];
-    absl::StatusOr<RenewScaleResult> r =
-        RunRenewScale(keys->get(), etcd_counters.get(), leases, flags.renew_ttl,
-                      flags.renew_ttl * hold_ttls);
-    if (!r.ok()) {
-      std::cerr << "leasehold-bench: renew scale with " << leases
-                << " leases: " << r.status() << "\n";
-      return 1;
-    }
-    if (flags.json) {
-      absl::StrAppend(&json, i > 0 ? "," : "", RenewJson(*r));
-    } else {
-      std::cout << RenewRow(*r);
-    }
-  }
-  json += "]";
-
-  if (flags.renew_search) {
-    // Smoke: one short TTL and (by default) one probe, so the code runs.
-    const std::vector<absl::Duration> ttls =
-        flags.smoke
-            ? std::vector<absl::Duration>{absl::Seconds(1)}
-            : std::vector<absl::Duration>{absl::Seconds(10), absl::Seconds(30)};
-    const int start = flags.smoke ? 50 : 10000;
-    if (!flags.json) {
-      std::cout << absl::StrFormat(
-          "\nlargest N one Keeper held %d TTL%s with zero losses (doubling "
-          "from %d, then bisecting to 10%%; cap %d; etcd wrote up to %.0f/s "
-          "above)\n%-5s %s",
-          hold_ttls, hold_ttls > 1 ? "s" : "", start, flags.renew_search_max,
-          etcd_write_rate, "ttl", RenewHeader());
-    }
-    json += ",\"renew_search\":[";
-    int held_before = 0;  // a longer TTL starts where the shorter one got
-    for (size_t i = 0; i < ttls.size(); ++i) {
-      const absl::Duration ttl = ttls[i];
-      const std::string ttl_text = absl::FormatDuration(ttl);
-      SearchResult search = SearchLargestHeld(
-          keys->get(), etcd_counters.get(), ttl, ttl * hold_ttls,
-          std::max(start, held_before), flags.renew_search_max,
-          [&](int leases, const absl::StatusOr<RenewScaleResult>& r) {
-            if (flags.json) return;
-            std::cout << absl::StrFormat("%-5s ", ttl_text)
-                      << (r.ok() ? RenewRow(*r)
-                                 : absl::StrFormat("%-7d failed: %s\n", leases,
-                                                   r.status().ToString()))
-                      << std::flush;
-          });
-      held_before = search.largest_held;
-      // What holding the largest N asks of etcd: the schedule renews each
-      // lease every renew interval; a Keeper behind schedule renews later,
-      // so holding needs at least one renew per lease per TTL.
-      const double scheduled =
-          search.largest_held /
-          (absl::ToDoubleSeconds(ttl) * lease::KeeperOptions{}.renew_fraction);
-      const double minimum = search.largest_held / absl::ToDoubleSeconds(ttl);
-      const std::string lost = search.smallest_lost.has_value()
-                                   ? absl::StrCat(*search.smallest_lost)
-                                   : "null";
-      if (flags.json) {
-        absl::StrAppend(
-            &json, i > 0 ? "," : "",
-            absl::StrFormat("{\"ttl_s\":%d,\"largest_held\":%d,"
-                            "\"smallest_lost\":%s,\"renews_per_s_scheduled\":"
-                            "%.1f,\"renews_per_s_minimum\":%.1f,"
-                            "\"etcd_write_rate\":%.1f,\"probes\":[",
-                            absl::ToInt64Seconds(ttl), search.largest_held,
-                            lost, scheduled, minimum, etcd_write_rate));
-        for (size_t p = 0; p < search.probes.size(); ++p) {
-          const auto& [leases, r] = search.probes[p];
-          registry::JsonObject failed;
-          if (!r.ok()) {
-            failed.Set("leases", leases);
-            failed.Set("error", r.status().ToString());
-          }
-          absl::StrAppend(&json, p > 0 ? "," : "",
-                          r.ok() ? RenewJson(*r) : failed.Encode());
-        }
-        json += "]}";
-      } else {
-        std::cout << absl::StrFormat(
-            "TTL %s: largest held %d (%s): the schedule asks %.0f renews/s, "
-            "holding needs at least %.0f/s; etcd wrote up to %.0f/s above\n",
-            ttl_text, search.largest_held,
-            search.smallest_lost.has_value()
-                ? absl::StrCat("lost leases at ", lost)
-                : std::string("the cap"),
-            scheduled, minimum, etcd_write_rate);
-      }
-    }
-    json += "]";
-  }
-
-  struct FailoverRun {
-    const char* json_name;
-    const char* title;
-    Departure departure;
-    int rounds;
-  };
-  const FailoverRun failovers[] = {
-      {"failover_after_release",
-       "failover after release (Release → standby in WaitForChange acquired",
-       Departure::kRelease, flags.failover_rounds},
-      {"failover_after_silence",
-       "failover after the holder went silent (its expiry, TTL 1s → standby "
-       "acquired",
-       Departure::kSilent, flags.silent_rounds}};
-  for (const FailoverRun& run : failovers) {
-    absl::StatusOr<FailoverResult> failover =
-        RunFailover(keys->get(), run.rounds, run.departure);
-    if (!failover.ok()) {
-      std::cerr << "leasehold-bench: " << run.json_name << ": "
-                << failover.status() << "\n";
-      return 1;
-    }
-    if (flags.json) {
-      absl::StrAppend(
-          &json, ",\"", run.json_name, "\":",
-          absl::StrFormat(
-              "{\"rounds\":%d,\"p50_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s}",
-              failover->rounds, Ms(failover->latency.p50),
-              Ms(failover->latency.p99), Ms(failover->latency.max)));
-    } else {
-      std::cout << absl::StrFormat(
-          "\n%s; %d rounds)\np50 %s ms   p99 %s ms   max %s ms\n", run.title,
-          failover->rounds, Ms(failover->latency.p50),
-          Ms(failover->latency.p99), Ms(failover->latency.max));
-    }
-  }
-
-  if (!flags.json) {
-    std::cout << absl::StrFormat(
-        "\nlock handoff (%d contenders on one lock; Unlock → next Lock "
-        "returns; per handoff: requests this process sent, of them session "
-        "refreshes, requests etcd counted, of them watches, writes etcd's "
-        "store counted)\n"
-        "%-6s %10s %9s %9s %10s %8s %9s %8s %8s %8s\n",
-        flags.lock_contenders, "lock", "total ms", "p50 ms", "p99 ms", "max ms",
-        "req/h", "refresh/h", "etcd r/h", "watch/h", "write/h");
-  }
-  absl::StrAppend(&json,
-                  ",\"lock_handoff\":{\"contenders\":", flags.lock_contenders);
+  Run run{flags, keys->get(), etcd_counters.get(), endpoint,
+          svg.is_open() ? &svg : nullptr};
+  // A failed section is reported and the others still run: their figures
+  // stand on their own.
   int exit_code = 0;
-  const std::pair<const char*, LockKind> locks[] = {
-      {"mutex", LockKind::kMutex}, {"naive", LockKind::kNaive}};
-  for (const auto& [name, kind] : locks) {
-    absl::StatusOr<HandoffResult> handoff = RunLockHandoff(
-        keys->get(), etcd_counters.get(), flags.lock_contenders, kind);
-    // One lock failing (a stall past the deadline, say) still leaves the
-    // other's figures worth having.
-    if (!handoff.ok()) {
-      std::cerr << "leasehold-bench: lock handoff (" << name
-                << "): " << handoff.status() << "\n";
+  registry::JsonObject errors;
+  bool first = true;
+  for (const Section& section : kSections) {
+    if (flags.sections.count(section.name) == 0) continue;
+    if (!flags.json && !first) std::cout << "\n";
+    first = false;
+    absl::Status status = section.run(run);
+    if (!status.ok()) {
+      std::cerr << "leasehold-bench: " << section.title << ": " << status
+                << "\n";
+      errors.Set(section.name, status.ToString());
       exit_code = 1;
-      if (flags.json) {
-        registry::JsonObject error;
-        error.Set("error", handoff.status().ToString());
-        absl::StrAppend(&json, ",\"", name, "\":", error.Encode());
-      } else {
-        std::cout << absl::StrFormat("%-6s failed: %s\n", name,
-                                     handoff.status().ToString());
-      }
-      continue;
-    }
-    const double n = handoff->contenders;
-    // Per handoff as etcd counted.
-    auto etcd_per_handoff = [&](int64_t EtcdCounters::*field,
-                                const char* missing) {
-      return Figure(handoff->etcd.has_value()
-                        ? std::optional<double>((*handoff->etcd).*field / n)
-                        : std::nullopt,
-                    2, missing);
-    };
-    if (flags.json) {
-      absl::StrAppend(
-          &json, ",\"", name, "\":",
-          absl::StrFormat(
-              "{\"total_ms\":%s,\"p50_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s,"
-              "\"requests_per_handoff\":%.2f,\"refreshes_per_handoff\":%.2f,"
-              "\"etcd_requests_per_handoff\":%s,"
-              "\"etcd_watches_per_handoff\":%s,"
-              "\"etcd_writes_per_handoff\":%s}",
-              Ms(handoff->total), Ms(handoff->handoff.p50),
-              Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
-              handoff->requests_per_handoff, handoff->refreshes_per_handoff,
-              etcd_per_handoff(&EtcdCounters::requests, "null"),
-              etcd_per_handoff(&EtcdCounters::watches, "null"),
-              etcd_per_handoff(&EtcdCounters::writes, "null")));
-    } else {
-      std::cout << absl::StrFormat(
-          "%-6s %10s %9s %9s %10s %8.2f %9.2f %8s %8s %8s\n", name,
-          Ms(handoff->total), Ms(handoff->handoff.p50),
-          Ms(handoff->handoff.p99), Ms(handoff->handoff.max),
-          handoff->requests_per_handoff, handoff->refreshes_per_handoff,
-          etcd_per_handoff(&EtcdCounters::requests, "-"),
-          etcd_per_handoff(&EtcdCounters::watches, "-"),
-          etcd_per_handoff(&EtcdCounters::writes, "-"));
     }
   }
-  json += "}";
-
-  // Transactions: one domain, so commits serialize on its intent; the
-  // overlapping runs also conflict and abort.
-  const std::vector<int> committer_levels =
-      flags.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16};
-  if (!flags.json) {
-    std::cout << absl::StrFormat(
-        "\ntransactions (serializable read-modify-write of K counters; %s "
-        "each; one domain)\n%-10s %-5s %-3s %10s %9s %8s\n",
-        absl::FormatDuration(flags.seconds), "keys", "comm", "K", "commits/s",
-        "req/commit", "aborts");
+  if (flags.json) {
+    if (exit_code != 0) run.json.push_back("\"errors\":" + errors.Encode());
+    std::cout << "{" << absl::StrJoin(run.json, ",") << "}\n";
   }
-  json += ",\"transactions\":[";
-  struct TxnRow {
-    int committers;
-    int keys;
-    bool overlapping;
-  };
-  std::vector<TxnRow> rows = {{1, 1, false}, {1, 2, false}, {1, 8, false}};
-  for (bool overlapping : {false, true}) {
-    for (int committers : committer_levels) {
-      rows.push_back({committers, 2, overlapping});
-    }
-  }
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const TxnRow& row = rows[i];
-    absl::StatusOr<TxnLoadResult> r =
-        RunTxnLoad(keys->get(), {.committers = row.committers,
-                                 .keys = row.keys,
-                                 .overlapping = row.overlapping,
-                                 .duration = flags.seconds});
-    if (!r.ok()) {
-      std::cerr << "leasehold-bench: transactions (" << row.committers
-                << " committers): " << r.status() << "\n";
-      return 1;
-    }
-    const char* kind = row.overlapping ? "overlap" : "disjoint";
-    if (flags.json) {
-      absl::StrAppend(
-          &json, i > 0 ? "," : "",
-          absl::StrFormat("{\"keys\":\"%s\",\"committers\":%d,\"k\":%d,"
-                          "\"commits_per_s\":%.1f,\"requests_per_commit\":"
-                          "%.2f,\"abort_rate\":%.3f}",
-                          kind, row.committers, row.keys, r->commits_per_second,
-                          r->requests_per_commit, r->abort_rate));
-    } else {
-      std::cout << absl::StrFormat("%-10s %-5d %-3d %10.0f %9.2f %7.1f%%\n",
-                                   kind, row.committers, row.keys,
-                                   r->commits_per_second,
-                                   r->requests_per_commit, 100 * r->abort_rate);
-    }
-  }
-  json += "]";
-  if (flags.json) std::cout << json << "}\n";
   return exit_code;
 }
 

@@ -66,9 +66,11 @@ Keeper::~Keeper() {
 
 std::shared_ptr<KeptLease> Keeper::Add(std::unique_ptr<Lease> lease,
                                        StateCallback on_change,
-                                       std::shared_ptr<Signal> lost) {
-  std::shared_ptr<KeptLease> kept(new KeptLease(
-      std::move(lease), std::move(on_change), std::move(lost), clock_));
+                                       std::shared_ptr<Signal> lost,
+                                       RenewCallback on_renewed) {
+  std::shared_ptr<KeptLease> kept(
+      new KeptLease(std::move(lease), std::move(on_change), std::move(lost),
+                    std::move(on_renewed), clock_));
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) {
     kept->kept_ = false;
@@ -198,7 +200,7 @@ void Keeper::SetState(const std::shared_ptr<KeptLease>& kept, LeaseState state,
     }
   }
   if (kept->on_change_) {
-    notify_.emplace_back(kept, state);
+    notify_.push_back({kept, state, std::nullopt});
     notify_cv_.notify_one();
   }
 }
@@ -318,6 +320,10 @@ void Keeper::RenewOne(const std::shared_ptr<KeptLease>& kept,
   if (status.ok()) {
     kept->backoff_ = absl::ZeroDuration();
     SetState(kept, LeaseState::kHeld);
+    if (kept->on_renewed_) {
+      notify_.push_back({kept, LeaseState::kHeld, lease.expiry()});
+      notify_cv_.notify_one();
+    }
     ScheduleNext(kept);
     return;
   }
@@ -341,12 +347,15 @@ void Keeper::NotifierLoop() {
     notify_cv_.wait(lock,
                     [this] { return !notify_.empty() || notifier_done_; });
     if (notify_.empty()) return;
-    std::pair<std::shared_ptr<KeptLease>, LeaseState> next =
-        std::move(notify_.front());
+    const Note next = std::move(notify_.front());
     notify_.pop_front();
     delivering_ = true;
     lock.unlock();
-    next.first->on_change_(next.second);
+    if (next.renewed.has_value()) {
+      next.kept->on_renewed_(*next.renewed);
+    } else {
+      next.kept->on_change_(next.state);
+    }
     lock.lock();
     delivering_ = false;
     if (notify_.empty()) drained_cv_.notify_all();

@@ -74,6 +74,9 @@ enum class LeaseState { kHeld, kSuspect, kLost };
 const char* LeaseStateName(LeaseState state);  // "held", "suspect", "lost"
 
 using StateCallback = std::function<void(LeaseState)>;
+// Gets the lease's new local expiry (Lease::expiry) after each renew that
+// succeeded: when its holder stops believing unless it is renewed again.
+using RenewCallback = std::function<void(absl::Time expiry)>;
 
 struct KeeperOptions {
   // Renew when this fraction of the period has passed since the last grant
@@ -118,15 +121,18 @@ class KeptLease {
  private:
   friend class Keeper;
   KeptLease(std::unique_ptr<Lease> lease, StateCallback on_change,
-            std::shared_ptr<Signal> lost, Clock* clock)
+            std::shared_ptr<Signal> lost, RenewCallback on_renewed,
+            Clock* clock)
       : lease_(std::move(lease)),
         on_change_(std::move(on_change)),
         lost_(std::move(lost)),
+        on_renewed_(std::move(on_renewed)),
         clock_(clock) {}
 
   const std::unique_ptr<Lease> lease_;
   const StateCallback on_change_;
   const std::shared_ptr<Signal> lost_;
+  const RenewCallback on_renewed_;
   Clock* const clock_;
 
   mutable std::mutex mu_;
@@ -155,10 +161,15 @@ class Keeper {
   // Keeps `lease`, renewing it with its period(). `on_change` (optional)
   // gets every state change. `lost` (optional) fires when the lease is lost
   // (not when removed), with kAborted and the reason, before `on_change`
-  // hears of it. After Stop the lease is returned lost (nothing fires).
+  // hears of it. `on_renewed` (optional) gets the new local expiry after
+  // every renew that succeeded, on the callback thread, in order with the
+  // state changes (a holder that logs it leaves a record of how long it
+  // believed, even if it dies before it can report a loss). After Stop the
+  // lease is returned lost (nothing fires).
   std::shared_ptr<KeptLease> Add(std::unique_ptr<Lease> lease,
                                  StateCallback on_change = nullptr,
-                                 std::shared_ptr<Signal> lost = nullptr);
+                                 std::shared_ptr<Signal> lost = nullptr,
+                                 RenewCallback on_renewed = nullptr);
 
   // Stops keeping `kept` (it becomes lost) and, with `release`, releases it
   // (Lease::Release's status; OK without release).
@@ -239,8 +250,13 @@ class Keeper {
       ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::unordered_set<std::shared_ptr<KeptLease>> kept_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::pair<std::shared_ptr<KeptLease>, LeaseState>> notify_
-      ABSL_GUARDED_BY(mu_);
+  // Callbacks to deliver: a state change, or a renew (with its expiry).
+  struct Note {
+    std::shared_ptr<KeptLease> kept;
+    LeaseState state;
+    std::optional<absl::Time> renewed;
+  };
+  std::deque<Note> notify_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::shared_ptr<Signal>, absl::Status>> to_fire_
       ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);

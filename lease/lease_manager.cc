@@ -12,10 +12,11 @@
 namespace leasehold::lease {
 namespace {
 
-// Attempts of one conditional write whose responses keep getting lost. Each
-// retry is made only after a read-back showed the previous one did not land,
-// and the write's condition makes a late landing of an earlier attempt
-// harmless.
+// Attempts of one conditional write whose responses keep getting lost. A
+// renew or value write retries at once (on the next member) and reads back
+// only when the outcome must be settled; the write's condition makes a late
+// landing of an earlier attempt harmless. Other writes retry only after a
+// read-back showed the previous attempt did not land.
 constexpr int kMaxAttempts = 3;
 
 // The answers of a conditional write that mean "the condition did not hold".
@@ -233,6 +234,14 @@ absl::Status Lease::Write(WriteOp op, const std::string& value,
       if (op == WriteOp::kSetValue && !IsOurs(value)) {
         unresolved_values_.push_back(value);
       }
+      // The member that took it may be stuck (frozen, cut off from the
+      // others, in an election): a renew or value write, racing its
+      // lease's expiry, goes out again at once, and the client sends it to
+      // the next member. Its condition makes a late landing of this attempt
+      // harmless, and a condition failure leads to the read-back below; a
+      // read-back first would wait on the same trouble. A release has no
+      // expiry to race: it reads back first and sends no needless delete.
+      if (bounded && attempt < kMaxAttempts) continue;
     } else if (!IsConditionFailed(r.status())) {
       return Annotate(r.status(), what, index);
     } else if (!unresolved_since_.has_value()) {

@@ -118,7 +118,10 @@ class Lease {
   // Extends the lease to `period` (rounded up to whole seconds) from now,
   // with a compare-and-swap on index() that does not wake watchers
   // (refresh). Each attempt (and its read-back) gives up after a third of
-  // the time the lease has left, so a stuck request leaves time to retry.
+  // the time the lease has left, so a stuck request leaves time to retry;
+  // an attempt whose answer is lost (a timeout, a member in an election or
+  // cut off) is sent again at once, to the next member, up to three times,
+  // and a read-back settles what landed.
   // OK: index(), period() and expiry() are updated.
   //   kAborted: someone else holds it now (it was stolen).
   //   kNotFound: it expired or was released.

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what leasehold needs to build and test on Debian (12 "bookworm"):
 # the toolchain, the libraries found by find_package, and etcd for the
-# integration tests. Does nothing when everything is already there.
+# integration tests (and xmllint, which checks the benchmark chart). Does
+# nothing when everything is already there.
 set -euo pipefail
 
 packages=(
-  cmake ninja-build g++ pkg-config
+  cmake ninja-build g++ pkg-config libxml2-utils
   libcurl4-openssl-dev rapidjson-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server openssl ca-certificates

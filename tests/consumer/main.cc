@@ -1,4 +1,5 @@
-// Uses only installed headers and leasehold::leasehold.
+// Uses only installed headers and the installed libraries (found through
+// find_package(leasehold) or pkg-config; see run.cmake).
 #include <iostream>
 
 #include "registry/open.h"

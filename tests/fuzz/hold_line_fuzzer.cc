@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           absl::string_view(reinterpret_cast<const char*>(data), size));
   if (!hold.has_value()) return 0;
   if (hold->event.empty() || hold->lease.empty() || hold->machine.empty() ||
-      hold->at < absl::UnixEpoch()) {
+      hold->at < absl::UnixEpoch() ||
+      (hold->expiry.has_value() && *hold->expiry < absl::UnixEpoch())) {
     std::abort();
   }
   return 0;

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lease/lease_manager.h"
@@ -148,6 +149,39 @@ TEST_F(KeeperTest, SuspectWhileRenewsFailThenHeldAgain) {
   ASSERT_TRUE(Eventually([&] { return recorder.states().size() == 2; }));
   EXPECT_THAT(recorder.states(),
               ElementsAre(LeaseState::kSuspect, LeaseState::kHeld));
+}
+
+TEST_F(KeeperTest, ReportsEachRenewsExpiryInOrderWithTheStateChanges) {
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto note = [&](std::string what) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(std::move(what));
+  };
+  auto seen_now = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen;
+  };
+  Keeper keeper(Options());
+  const absl::Time t0 = clock_.Now();
+  std::shared_ptr<KeptLease> kept = keeper.Add(
+      Acquire("unit"), [&](LeaseState state) { note(LeaseStateName(state)); },
+      /*lost=*/nullptr,
+      [&](absl::Time expiry) {
+        note(
+            absl::StrCat("renewed until +", absl::FormatDuration(expiry - t0)));
+      });
+  clock_.Advance(kInterval);
+  ASSERT_TRUE(Eventually([&] { return seen_now().size() == 1; }));
+  keys_.FailNext(FaultyKeysApi::kSet, 1);
+  clock_.Advance(kInterval);
+  ASSERT_TRUE(
+      Eventually([&] { return kept->state() == LeaseState::kSuspect; }));
+  clock_.Advance(absl::Milliseconds(100));  // the retry
+  ASSERT_TRUE(Eventually([&] { return seen_now().size() == 4; }));
+  keeper.Stop();
+  EXPECT_THAT(seen_now(), ElementsAre("renewed until +12s", "suspect", "held",
+                                      "renewed until +15.1s", "lost"));
 }
 
 TEST_F(KeeperTest, LostWhenStolen) {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,6 +98,27 @@ class LeaseManagerTest : public ::testing::Test {
     const absl::Status renew = a->Renew(kPeriod);
     EXPECT_TRUE(registry::IsOutcomeUnknown(renew)) << renew;
     return a;
+  }
+
+  // Renews `lease` on another thread; once its first request stalls,
+  // moves the clock by `advance`. The renew's status, or nullopt when it
+  // did not return then (it is unblocked and joined either way).
+  std::optional<absl::Status> RenewPastAStall(Lease& lease,
+                                              absl::Duration advance) {
+    std::atomic<bool> done{false};
+    absl::Status renew;
+    std::thread renewer([&] {
+      renew = lease.Renew(kPeriod);
+      done = true;
+    });
+    const bool stalled = Eventually([&] { return keys_.blocked() == 1; });
+    EXPECT_TRUE(stalled) << "the renew never stalled";
+    clock_.Advance(advance);
+    const bool returned = stalled && Eventually([&] { return done.load(); });
+    keys_.Unblock();
+    renewer.join();
+    if (!returned) return std::nullopt;
+    return renew;
   }
 
   SimulatedClock clock_;
@@ -556,22 +578,41 @@ TEST_F(LeaseManagerTest, StuckRenewGivesUpAfterAThirdOfTheTimeLeft) {
   std::unique_ptr<Lease> a = Acquire("unit", "m");
   clock_.Advance(absl::Seconds(4));  // 6 s left
   keys_.StallNext(FaultyKeysApi::kSet, 1);
-  std::atomic<bool> done{false};
-  absl::Status renew;
-  std::thread renewer([&] {
-    renew = a->Renew(kPeriod);
-    done = true;
-  });
-  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 1; }));
-  clock_.Advance(absl::Seconds(2));  // a third of what was left
-  const bool gave_up_in_time = Eventually([&] { return done.load(); });
-  keys_.Unblock();
-  renewer.join();
-  ASSERT_TRUE(gave_up_in_time);
+  // A third of what was left.
+  std::optional<absl::Status> renew = RenewPastAStall(*a, absl::Seconds(2));
+  ASSERT_TRUE(renew.has_value()) << "the stuck renew did not give up";
   // The retry, sent with 4 s left, saved the lease.
-  EXPECT_THAT(renew, IsOk());
+  EXPECT_THAT(*renew, IsOk());
   EXPECT_EQ(a->index(), Raw("unit")->modified_index);
   EXPECT_EQ(a->time_remaining(), kPeriod);
+}
+
+TEST_F(LeaseManagerTest, StuckRenewIsSentAgainAtOnceNotAfterAReadBack) {
+  std::unique_ptr<Lease> a = Acquire("unit", "m");
+  clock_.Advance(absl::Seconds(4));  // 6 s left
+  // A member in an election: the renew stalls, and so would a quorum read
+  // sent after it. The renew goes out again at once and lands.
+  keys_.StallNext(FaultyKeysApi::kSet, 1);
+  keys_.StallNext(FaultyKeysApi::kGet, 1);
+  // The first attempt's third.
+  std::optional<absl::Status> renew = RenewPastAStall(*a, absl::Seconds(2));
+  ASSERT_TRUE(renew.has_value()) << "the renew waited on a read-back";
+  EXPECT_THAT(*renew, IsOk());
+  EXPECT_EQ(a->index(), Raw("unit")->modified_index);
+  // The second attempt, sent with 4 s left, counts from its own send.
+  EXPECT_EQ(a->time_remaining(), kPeriod);
+}
+
+TEST_F(LeaseManagerTest, RenewSentAgainAfterALandedAttemptCountsFromTheFirst) {
+  std::unique_ptr<Lease> a = Acquire("unit", "m");
+  const absl::Time first = clock_.Now() + absl::Seconds(4);
+  clock_.Advance(absl::Seconds(4));
+  // The first attempt lands but its answer is lost; the second finds the
+  // index moved, and the read-back shows our own renew.
+  keys_.LoseResponseNext(FaultyKeysApi::kSet, 1);
+  ASSERT_THAT(a->Renew(kPeriod), IsOk());
+  EXPECT_EQ(a->index(), Raw("unit")->modified_index);
+  EXPECT_EQ(a->expiry(), first + kPeriod);
 }
 
 // ---------------------------------------------------------- Safety margin

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -156,6 +157,16 @@ TEST_F(SessionTest, LostFiresWhileAnotherLeasesCallbackIsSlow) {
   std::mutex mu;
   std::condition_variable cv;
   bool entered = false, leave = false;
+  // Lets the callback go however the test ends, so a failed assertion
+  // reports instead of hanging in the Keeper's teardown.
+  const auto let_go = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      leave = true;
+    }
+    cv.notify_all();
+  };
+  const absl::Cleanup release_callback = let_go;
   keeper_.Add(std::move(lease), [&](LeaseState state) {
     if (state != LeaseState::kLost) return;
     std::unique_lock<std::mutex> lock(mu);
@@ -172,11 +183,7 @@ TEST_F(SessionTest, LostFiresWhileAnotherLeasesCallbackIsSlow) {
   clock_.Advance(absl::Milliseconds(3500));  // the lock key's renew too
   const bool lost = Eventually([&] { return mutex.lost()->fired(); },
                                std::chrono::seconds(5));
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    leave = true;
-  }
-  cv.notify_all();
+  let_go();
   EXPECT_TRUE(lost);
 }
 

@@ -155,6 +155,43 @@ TEST_F(CliAgentTest, UnitsFailOverAcrossProcessesAndNoUnitHasTwoOwners) {
   EXPECT_GE(history_.holds().size(), 2u * kUnits);
 }
 
+// An agent frozen past its leases' expiry (as a starved process is) and
+// then killed never says "lost": the expiry it printed with each grant and
+// renew tells when it stopped believing, so its holds end there, before
+// the other agent took its units, and not when it was reaped.
+TEST_F(CliAgentTest, AKilledAgentBelievedUntilTheLastExpiryItPrinted) {
+  auto m1 = StartAgent("m1");
+  auto m2 = StartAgent("m2");
+  ASSERT_TRUE(Eventually([&] {
+    return Spread({{"m1", kUnits / 2}, {"m2", kUnits / 2}});
+  })) << "fair shares never settled";
+  m1->Signal(SIGSTOP);
+  ASSERT_TRUE(Eventually([&] {
+    return Spread({{"m2", kUnits}});
+  })) << "m1's units did not fail over while it was frozen";
+  m1->Signal(SIGKILL);
+  ProcessResult r1 = m1->Wait(absl::Now() + absl::Seconds(30));
+  const absl::Time m1_dead_by = absl::Now();
+  EXPECT_EQ(r1.exit_code, 128 + SIGKILL);
+  EXPECT_THAT(r1.out, HasSubstr(R"("expiry_ns":)"));
+  m2->Signal(SIGTERM);
+  ProcessResult r2 = m2->Wait(absl::Now() + absl::Seconds(30));
+  EXPECT_EQ(r2.exit_code, 0) << r2.err;
+  Judge(r2.out);
+  Judge(r1.out, m1_dead_by);
+
+  int ended_before_death = 0;
+  for (const sim::Hold& hold : history_.holds()) {
+    if (hold.machine == "m1" && hold.how_ended == "killed") {
+      EXPECT_LE(hold.end, hold.expiry) << hold.lease;
+      ended_before_death += hold.end < m1_dead_by ? 1 : 0;
+    }
+  }
+  EXPECT_GE(ended_before_death, kUnits / 2);
+  const sim::Verdict verdict = history_.Check();
+  EXPECT_TRUE(verdict.safe) << ::testing::PrintToString(verdict.violations);
+}
+
 TEST(CliAgentFlagsTest, BadInputExitsTwoNamingIt) {
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{

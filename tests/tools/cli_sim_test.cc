@@ -1,5 +1,8 @@
 // `leasehold sim`, the main job, as a newcomer runs it: on the embedded mem:
 // registry and on a real etcd, ending with a safe verdict and exit 0.
+#include <stdlib.h>
+
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -20,8 +23,22 @@ using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 
+// A directory of the test's own (tests run in parallel), removed after it.
+class TempDir {
+ public:
+  TempDir() : path_(::testing::TempDir() + "/cli-sim-XXXXXX") {
+    EXPECT_NE(mkdtemp(path_.data()), nullptr) << path_;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 TEST(CliSimTest, OnMemWithCrashesAndPausesTheVerdictIsSafe) {
-  const std::string svg = ::testing::TempDir() + "/sim.svg";
+  TempDir dir;
+  const std::string svg = dir.path() + "/sim.svg";
   ProcessResult r =
       RunProcess({LEASEHOLD_BINARY, "sim", "--duration", "12s", "--ttl", "1s",
                   "--crash-every", "2s", "--pause-every", "3s", "--svg", svg});
@@ -37,6 +54,8 @@ TEST(CliSimTest, OnMemWithCrashesAndPausesTheVerdictIsSafe) {
   content << file.rdbuf();
   EXPECT_THAT(content.str(), HasSubstr("<svg"));
   EXPECT_THAT(content.str(), HasSubstr("unit-49"));
+  EXPECT_THAT(content.str(), HasSubstr("id='time-axis'"));
+  EXPECT_THAT(content.str(), HasSubstr("<g class='fault crash'>"));
 }
 
 TEST(CliSimTest, JsonSummaryForScripts) {
@@ -55,6 +74,8 @@ TEST(CliSimTest, BadFlagsExitTwo) {
            {"--units", "many"},
            {"--ttl", "2s", "--duration", "3s"},
            {"--crash-every", "-1s"},
+           {"--svg", "/nonexistent-leasehold-dir/sim.svg"},
+           {"--partition-every", "soon"},
            {"--bogus"}}) {
     std::vector<std::string> argv = {LEASEHOLD_BINARY, "sim"};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/synthetic_history.h"
 
 namespace leasehold::sim {
 namespace {
@@ -220,6 +221,41 @@ TEST(HistoryTest, EqualTimestampsAreOrderedByFenceWhateverTheRecordingOrder) {
                                   HasSubstr("while m1 still did"))))
         << newer_first;
   }
+}
+
+// ------------------------------------------------------------ at full scale
+
+// The scale of `leasehold sim --machines 100 --units 10000`: 200,000 holds,
+// recorded in any order. (How fast: bench/micro_bench.cc, BM_HistoryCheck.)
+TEST(HistoryTest, TwoHundredThousandHoldsCleanAreSafe) {
+  std::vector<Hold> holds = testing::SyntheticHolds({});
+  ASSERT_THAT(holds, SizeIs(200000));
+  std::shuffle(holds.begin(), holds.end(), std::mt19937(7));
+  History history;
+  testing::Record(history, holds);
+  const Verdict verdict = history.Check();
+  EXPECT_TRUE(verdict.safe);
+  EXPECT_THAT(verdict.violations, IsEmpty());
+}
+
+TEST(HistoryTest, OneOverlapAmongTwoHundredThousandHoldsIsFound) {
+  std::vector<Hold> holds = testing::SyntheticHolds({});
+  // unit-4321's 8th holder believes on 5 ms into the 9th's hold.
+  const size_t planted = 4321 * 20 + 7;
+  ASSERT_EQ(holds[planted].lease, "unit-4321");
+  holds[planted].end = holds[planted + 1].start + absl::Milliseconds(5);
+  holds[planted].machine = "m-late";
+  holds[planted].how_ended = "lost";
+  std::shuffle(holds.begin(), holds.end(), std::mt19937(7));
+  History history;
+  testing::Record(history, holds);
+  const Verdict verdict = history.Check();
+  EXPECT_FALSE(verdict.safe);
+  EXPECT_EQ(verdict.overlaps, 1);
+  EXPECT_EQ(verdict.fence_violations, 0);
+  EXPECT_THAT(verdict.violations,
+              ElementsAre(AllOf(HasSubstr("unit-4321: "),
+                                HasSubstr("while m-late still did"))));
 }
 
 // --------------------------------------------- randomized, against brute force

@@ -1,5 +1,7 @@
 #include "tests/torture/reachability.h"
 
+#include <algorithm>
+
 namespace leasehold::torture {
 
 void Reachability::Heal(FaultKind kind, int member, int agent, absl::Time at) {
@@ -38,6 +40,19 @@ bool Reachability::PathUp(int agent, absl::Time t) const {
   return 2 * quorum > options_.members && reaches_one;
 }
 
+absl::Duration Reachability::LongestWithoutCommit(absl::Time from,
+                                                  absl::Time to) const {
+  if (commits_.empty()) return absl::ZeroDuration();
+  absl::Duration longest = absl::ZeroDuration();
+  absl::Time last = from;
+  for (auto it = std::upper_bound(commits_.begin(), commits_.end(), from);
+       it != commits_.end() && *it <= to; ++it) {
+    longest = std::max(longest, *it - last);
+    last = *it;
+  }
+  return std::max(longest, to - last);
+}
+
 Reachability::Cause Reachability::Explain(int agent, absl::Time from,
                                           absl::Time to) const {
   Cause cause;
@@ -53,6 +68,7 @@ Reachability::Cause Reachability::Explain(int agent, absl::Time from,
   for (absl::Time t : moments) {
     if (!PathUp(agent, t)) cause.path_down = true;
   }
+  cause.cluster_out = LongestWithoutCommit(from, to) >= options_.ttl / 2;
   return cause;
 }
 

@@ -13,9 +13,19 @@
 // delay whose round trip stays under a tenth of the TTL. An agent's path to
 // a quorum is up while the agent runs (no pause or kill) and reaches at least
 // one member that counts towards a quorum. A raft election after a leader
-// fault does not count as a cut: the cluster survives it, so should leases.
+// fault does not count as a cut: the cluster survives it, so should leases
+// (with a TTL well above the election time: at least 5 s for etcd's default
+// 1 s election timeout).
 //
-// Thread-safety: Add from one thread; Explain once nothing is added.
+// What the model cannot see is measured: when the cluster itself committed
+// writes (a probe's answers, Committed). A stretch of at least half a TTL
+// without a commit (repeated elections, a member that rejoins with a higher
+// term and deposes the leader, members starved on a loaded machine) is a
+// cluster outage: no client could renew through it, and Explain says so
+// apart from the path.
+//
+// Thread-safety: Add and Committed from one thread; Explain once nothing is
+// added.
 #ifndef LEASEHOLD_TESTS_TORTURE_REACHABILITY_H_
 #define LEASEHOLD_TESTS_TORTURE_REACHABILITY_H_
 
@@ -49,12 +59,17 @@ class Reachability {
       : options_(std::move(options)) {}
 
   void Add(const AppliedFault& fault) { faults_.push_back(fault); }
+  // A write the cluster committed, answered at `at` (in increasing order).
+  // With none recorded, the cluster is taken to commit throughout.
+  void Committed(absl::Time at) { commits_.push_back(at); }
   // Ends the open fault added last that matches kind, member and agent.
   void Heal(FaultKind kind, int member, int agent, absl::Time at);
 
   struct Cause {
     bool agent_down = false;  // the agent itself was paused or killed
     bool path_down = false;   // its path to a quorum was cut at some moment
+    // The cluster committed nothing for at least half a TTL meanwhile.
+    bool cluster_out = false;
     // Kinds of the faults in force meanwhile on the agent, its links or the
     // members.
     std::set<FaultKind> faults;
@@ -66,9 +81,12 @@ class Reachability {
 
  private:
   bool Concerns(const AppliedFault& f, int agent) const;
+  // The longest stretch within [from, to] with no commit recorded.
+  absl::Duration LongestWithoutCommit(absl::Time from, absl::Time to) const;
 
   const ReachabilityOptions options_;
   std::vector<AppliedFault> faults_;
+  std::vector<absl::Time> commits_;
 };
 
 }  // namespace leasehold::torture

@@ -90,5 +90,23 @@ TEST_F(ReachabilityTest, HealEndsTheOpenFault) {
   EXPECT_TRUE(reach_.PathUp(0, At(2)));
 }
 
+TEST_F(ReachabilityTest, HalfATtlWithoutACommitIsAClusterOutage) {
+  // TTL 2 s: commits every 0.1 s but for a gap from 3.0 to 4.2 s.
+  for (int i = 0; i <= 100; ++i) {
+    if (i <= 30 || i >= 42) reach_.Committed(At(i / 10.0));
+  }
+  const Reachability::Cause out = reach_.Explain(0, At(3), At(5));
+  EXPECT_TRUE(out.cluster_out);
+  EXPECT_FALSE(out.path_down);
+  // A shorter gap (an election the lease outlives) is no outage.
+  EXPECT_FALSE(reach_.Explain(0, At(4.3), At(6)).cluster_out);
+  // Silence after the last commit recorded counts too.
+  EXPECT_TRUE(reach_.Explain(0, At(9), At(11)).cluster_out);
+}
+
+TEST_F(ReachabilityTest, WithNoCommitsRecordedTheClusterIsTakenToCommit) {
+  EXPECT_FALSE(reach_.Explain(0, At(0), At(10)).cluster_out);
+}
+
 }  // namespace
 }  // namespace leasehold::torture

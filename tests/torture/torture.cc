@@ -11,18 +11,21 @@
 // It prints the seed first and each fault as it starts and heals, then a
 // report: ownership transfers, overlaps and fence order violations (must be
 // 0), holds lost while the agent's own path to a quorum was up (target 0;
-// see reachability.h), failover latency. Exit 0 when the run is safe,
-// 1 on a violation (or more path-up losses than --max-path-up-losses, or an
-// agent that crashed), 2 on bad flags, 3 when the cluster cannot start.
+// see reachability.h; losses while the cluster itself committed nothing
+// for half a TTL are counted apart), failover latency. Exit 0 when the run is
+// safe, 1 on a violation (or more path-up losses than --max-path-up-losses, or
+// an agent that crashed), 2 on bad flags, 3 when the cluster cannot start.
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <queue>
 #include <random>
@@ -38,6 +41,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "registry/keys_api.h"
+#include "registry/open.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tests/testing/loopback_net.h"
 #include "tests/torture/agent_process.h"
@@ -63,8 +68,11 @@ const std::vector<cli::FlagSpec> kFlags = {
     {"seed", cli::FlagSpec::kValue, "N",
      "the faults' seed (default: random, printed)"},
     {"agents", cli::FlagSpec::kValue, "M", "agent processes (default 5)"},
-    {"units", cli::FlagSpec::kValue, "U", "units they share (default 200)"},
-    {"ttl", cli::FlagSpec::kValue, "DUR", "the agents' lease TTL (default 2s)"},
+    {"units", cli::FlagSpec::kValue, "U", "units they share (default 500)"},
+    {"ttl", cli::FlagSpec::kValue, "DUR",
+     "the agents' lease TTL (default 5s; with etcd's default elections a "
+     "shorter TTL can run out during an election, which counts as a loss "
+     "with the path up)"},
     {"fault-every", cli::FlagSpec::kValue, "DUR",
      "mean time between fault starts (default 700ms)"},
     {"registry-options", cli::FlagSpec::kValue, "OPTS",
@@ -117,9 +125,13 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       args->DurationOr("duration", absl::Seconds(60));
   absl::StatusOr<uint64_t> seed = args->UintOr("seed", std::random_device{}());
   absl::StatusOr<uint64_t> agents = args->UintOr("agents", 5);
-  absl::StatusOr<uint64_t> units = args->UintOr("units", 200);
+  // TTL 5 s is what leasehold promises to keep through a leader's loss
+  // with etcd's default elections (README "Reliability"); 500 units
+  // renewed every 5/3 s put etcd under the same renew load as 200 units
+  // every 2/3 s would.
+  absl::StatusOr<uint64_t> units = args->UintOr("units", 500);
   absl::StatusOr<absl::Duration> ttl =
-      args->DurationOr("ttl", absl::Seconds(2));
+      args->DurationOr("ttl", absl::Seconds(5));
   absl::StatusOr<absl::Duration> fault_every =
       args->DurationOr("fault-every", absl::Milliseconds(700));
   for (const absl::Status& s :
@@ -180,6 +192,46 @@ absl::Duration Percentile(std::vector<absl::Duration>& values, double p) {
   return values[i];
 }
 
+// Writes one key through the cluster's own endpoints (not the agents'
+// links) every 100 ms and records when each write was answered: when the
+// cluster could commit, whatever the agents' paths. A write waits at most
+// 500 ms, so a stuck member costs one probe, not the measurement.
+class CommitProbe {
+ public:
+  explicit CommitProbe(std::unique_ptr<registry::KeysApi> keys)
+      : keys_(std::move(keys)), thread_([this] { Run(); }) {}
+  ~CommitProbe() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  // Answer times of the writes that succeeded, in order.
+  std::vector<absl::Time> commits() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return commits_;
+  }
+
+ private:
+  void Run() {
+    for (uint64_t i = 0; !stop_; ++i) {
+      const absl::Time sent = absl::Now();
+      registry::SetOptions set;
+      set.deadline = sent + absl::Milliseconds(500);
+      if (keys_->Set("/leasehold-torture/probe", absl::StrCat(i), set).ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        commits_.push_back(absl::Now());
+      }
+      absl::SleepFor(sent + absl::Milliseconds(100) - absl::Now());
+    }
+  }
+
+  const std::unique_ptr<registry::KeysApi> keys_;
+  mutable std::mutex mu_;
+  std::vector<absl::Time> commits_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 class Torture {
  public:
   explicit Torture(Flags flags)
@@ -228,6 +280,7 @@ class Torture {
   Reachability reach_;
   sim::History history_;
   std::unique_ptr<EtcdCluster> cluster_;
+  std::unique_ptr<CommitProbe> probe_;
   // agent * members + member: each agent's own way to each member.
   std::vector<std::unique_ptr<TcpProxy>> links_;
   std::vector<std::unique_ptr<AgentProcess>> agents_;
@@ -250,6 +303,10 @@ absl::Status Torture::SetUp() {
       EtcdCluster::Start(options);
   if (!cluster.ok()) return cluster.status();
   cluster_ = std::move(*cluster);
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> probe_keys =
+      registry::Open(absl::StrCat(cluster_->uri(), "?request-timeout=500ms"));
+  if (!probe_keys.ok()) return probe_keys.status();
+  probe_ = std::make_unique<CommitProbe>(*std::move(probe_keys));
   for (int a = 0; a < flags_.agents; ++a) {
     for (int m = 0; m < cluster_->size(); ++m) {
       absl::StatusOr<std::unique_ptr<TcpProxy>> proxy =
@@ -567,7 +624,20 @@ int Torture::Report() {
   int same_agent = 0;
   const int transfers = Transfers(holds, &same_agent);
 
-  int lost = 0, lost_agent_down = 0, lost_no_path = 0, lost_path_up = 0;
+  // The cluster's own write outages: stretches of half a TTL or more
+  // between two commits of the probe.
+  const std::vector<absl::Time> commits = probe_->commits();
+  int outages = 0;
+  absl::Duration longest_outage = absl::ZeroDuration();
+  for (size_t i = 0; i < commits.size(); ++i) {
+    reach_.Committed(commits[i]);
+    if (i == 0) continue;
+    const absl::Duration gap = commits[i] - commits[i - 1];
+    if (gap >= flags_.ttl / 2) ++outages;
+    longest_outage = std::max(longest_outage, gap);
+  }
+  int lost = 0, lost_agent_down = 0, lost_no_path = 0, lost_cluster_out = 0,
+      lost_path_up = 0;
   std::map<std::string, int> path_up_during;
   std::map<std::string, int> ended;
   for (const sim::Hold& h : holds) {
@@ -584,6 +654,8 @@ int Torture::Report() {
       ++lost_agent_down;
     } else if (cause.path_down) {
       ++lost_no_path;
+    } else if (cause.cluster_out) {
+      ++lost_cluster_out;
     } else {
       ++lost_path_up;
       std::vector<std::string> kinds;
@@ -624,11 +696,16 @@ int Torture::Report() {
             << "  fence order violations: " << verdict.fence_violations << "\n"
             << "  holds lost:           " << lost << ": agent paused or killed "
             << lost_agent_down << ", its path to a quorum cut " << lost_no_path
-            << ", its path to a quorum up " << lost_path_up
+            << ", the cluster committed nothing for half a TTL or more "
+            << lost_cluster_out << ", its path to a quorum up " << lost_path_up
             << (during.empty()
                     ? ""
                     : " (during: " + absl::StrJoin(during, ", ") + ")")
             << "\n"
+            << "  cluster write outages: " << outages
+            << " of half a TTL or more (the probe's longest gap between "
+               "commits: "
+            << Seconds(longest_outage) << ")\n"
             << "  failover latency:     " << failover.size()
             << " failovers after an agent was paused or killed";
   if (!failover.empty()) {

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "registry/errors.h"
 
 namespace leasehold::sim {
 namespace {
@@ -15,9 +16,6 @@ namespace {
 using lease::KeptLease;
 using lease::Lease;
 using lease::LeaseState;
-
-constexpr char kEngineLease[] = "engine-leader";
-constexpr char kPresencePrefix[] = "machine-";
 
 // When a holder stopped believing in a lease it was just told it lost: its
 // conservative local expiry, or the moment it was told if that came first
@@ -27,69 +25,98 @@ absl::Time BeliefEnd(const Lease& lease, absl::Time told) {
   return std::min(told, lease.expiry());
 }
 
-std::string UnitName(int i) { return absl::StrFormat("unit-%02d", i); }
+uint64_t SeedOf(const std::string& id) { return std::hash<std::string>{}(id); }
 
 }  // namespace
 
 // An agent's connection to the registry. Pause() freezes it: every call
-// hangs until Resume(). Counts renews (refresh writes) and their failures.
+// hangs until Resume(). Hang() partitions it: every call hangs until
+// Resume() or its deadline, then fails as a request that got no answer.
+// Counts renews (refresh writes) and their failures.
 class Agent::Link final : public registry::KeysApi {
  public:
-  explicit Link(registry::KeysApi* target) : target_(target) {}
+  explicit Link(registry::KeysApi* target, Clock* clock)
+      : target_(target), clock_(clock) {}
 
-  void Pause() {
-    std::lock_guard<std::mutex> lock(mu_);
-    paused_ = true;
-  }
-  void Resume() {
-    std::lock_guard<std::mutex> lock(mu_);
-    paused_ = false;
-    cv_.notify_all();
-  }
+  void Pause() { SetMode(Mode::kFrozen); }
+  void Hang() { SetMode(Mode::kHung); }
+  void Resume() { SetMode(Mode::kOpen); }
   uint64_t renews_ok() const { return renews_ok_; }
   uint64_t renews_failed() const { return renews_failed_; }
 
   absl::StatusOr<registry::Response> Get(
       const std::string& key, const registry::GetOptions& options) override {
-    Gate();
+    if (absl::Status s = Gate(options.deadline, /*write=*/false); !s.ok()) {
+      return s;
+    }
     return target_->Get(key, options);
   }
   absl::StatusOr<registry::Response> Set(
       const std::string& key, const std::string& value,
       const registry::SetOptions& options) override {
-    Gate();
+    absl::Status gate = Gate(options.deadline, /*write=*/true);
     absl::StatusOr<registry::Response> result =
-        target_->Set(key, value, options);
+        gate.ok() ? target_->Set(key, value, options)
+                  : absl::StatusOr<registry::Response>(gate);
     if (options.refresh) ++(result.ok() ? renews_ok_ : renews_failed_);
     return result;
   }
   absl::StatusOr<registry::Response> CreateInOrder(
       const std::string& dir, const std::string& value,
       const registry::CreateInOrderOptions& options) override {
-    Gate();
+    if (absl::Status s = Gate(absl::InfiniteFuture(), /*write=*/true);
+        !s.ok()) {
+      return s;
+    }
     return target_->CreateInOrder(dir, value, options);
   }
   absl::StatusOr<registry::Response> Delete(
       const std::string& key, const registry::DeleteOptions& options) override {
-    Gate();
+    if (absl::Status s = Gate(options.deadline, /*write=*/true); !s.ok()) {
+      return s;
+    }
     return target_->Delete(key, options);
   }
   absl::StatusOr<registry::Response> Watch(
       const std::string& key, const registry::WatchOptions& options) override {
-    Gate();
+    if (absl::Status s = Gate(options.deadline, /*write=*/false); !s.ok()) {
+      return s;
+    }
     return target_->Watch(key, options);
   }
 
  private:
-  void Gate() {
+  enum class Mode { kOpen, kFrozen, kHung };
+
+  void SetMode(Mode mode) {
+    std::lock_guard<std::mutex> lock(mu_);
+    mode_ = mode;
+    cv_.notify_all();
+  }
+
+  // Waits while the link is frozen, or hung and `deadline` has not passed.
+  // A call that gives up fails as the client's would: a write with an
+  // unknown outcome, a read with kDeadlineExceeded.
+  absl::Status Gate(absl::Time deadline, bool write) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return !paused_; });
+    while (mode_ != Mode::kOpen) {
+      if (mode_ == Mode::kFrozen) {
+        cv_.wait(lock);
+      } else if (!clock_->WaitUntil(cv_, lock, deadline) &&
+                 mode_ == Mode::kHung) {
+        constexpr char kNoAnswer[] = "no answer: the machine's link hangs";
+        return write ? registry::OutcomeUnknownError(kNoAnswer)
+                     : absl::DeadlineExceededError(kNoAnswer);
+      }
+    }
+    return absl::OkStatus();
   }
 
   registry::KeysApi* const target_;
+  Clock* const clock_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool paused_ = false;
+  Mode mode_ = Mode::kOpen;
   std::atomic<uint64_t> renews_ok_{0};
   std::atomic<uint64_t> renews_failed_{0};
 };
@@ -100,20 +127,25 @@ Agent::Agent(registry::KeysApi* keys, AgentOptions options, History* history,
       options_(std::move(options)),
       history_(history),
       on_event_(std::move(on_event)),
-      clock_(options_.clock != nullptr ? options_.clock : RealClock()) {}
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+      rng_(SeedOf(options_.id)) {}
 
 Agent::~Agent() { Shutdown(); }
 
-bool Agent::leader() const {
-  return engine_ != nullptr && engine_->state() != LeaseState::kLost;
-}
-
-int Agent::live_units() const {
-  int live = 0;
-  for (const auto& [unit, owned] : units_) {
-    live += owned.kept->state() != LeaseState::kLost ? 1 : 0;
+const char* Agent::state_name() const {
+  switch (state_.load()) {
+    case State::kStopped:
+      return "stopped";
+    case State::kUp:
+      return "up";
+    case State::kPaused:
+      return "paused";
+    case State::kPartitioned:
+      return "partitioned";
+    case State::kCrashed:
+      return "crashed";
   }
-  return live;
+  return "?";
 }
 
 uint64_t Agent::renews_ok() const {
@@ -126,18 +158,21 @@ uint64_t Agent::renews_failed() const {
 
 void Agent::Start(int version) {
   version_ = version;
-  state_ = "up";
   ending_ = "lost";
-  link_ = std::make_unique<Link>(keys_);
+  link_ = std::make_unique<Link>(keys_, clock_);
   manager_ = std::make_unique<lease::LeaseManager>(
       link_.get(),
       lease::LeaseManagerOptions{.prefix = options_.prefix, .clock = clock_});
   keeper_ = std::make_unique<lease::Keeper>(
       lease::KeeperOptions{.workers = options_.workers, .clock = clock_});
+  claim_after_ = absl::InfiniteFuture();
+  state_ = State::kUp;
 }
 
 absl::Status Agent::Step() {
-  if (!up()) return absl::OkStatus();
+  if (state_ != State::kUp && state_ != State::kPartitioned) {
+    return absl::OkStatus();
+  }
   for (auto it = units_.begin(); it != units_.end();) {
     if (it->second.kept->state() == LeaseState::kLost) {
       on_event_(absl::StrCat(id(), " lost ", it->first));
@@ -146,36 +181,89 @@ absl::Status Agent::Step() {
       ++it;
     }
   }
+  units_count_ = static_cast<int>(units_.size());
   if (presence_ == nullptr || presence_->state() == LeaseState::kLost) {
-    presence_ = Keep(kPresencePrefix + id(), /*steal_index=*/0,
-                     /*record=*/false);
-  }
-  absl::StatusOr<std::vector<std::unique_ptr<Lease>>> all =
-      manager_->ListLeases();
-  if (!all.ok()) return all.status();
-  std::set<std::string> held;
-  int machines_alive = 0;
-  const Lease* engine = nullptr;
-  for (const auto& lease : *all) {
-    held.insert(lease->name());
-    if (lease->name().rfind(kPresencePrefix, 0) == 0) ++machines_alive;
-    if (lease->name() == kEngineLease) engine = lease.get();
-  }
-  LeadIfEntitled(engine);
-  const int share = (options_.units + std::max(1, machines_alive) - 1) /
-                    std::max(1, machines_alive);
-  for (int i = 0; i < options_.units && units() < share; ++i) {
-    const std::string unit = UnitName(i);
-    if (held.count(unit) > 0 || units_.count(unit) > 0) continue;
-    if (std::shared_ptr<KeptLease> kept = Keep(unit, 0, /*record=*/true)) {
-      units_[unit] = {kept, holds_.back()};
+    absl::StatusOr<std::shared_ptr<KeptLease>> presence =
+        Keep(kPresencePrefix + id(), /*steal_index=*/0, /*unit=*/false);
+    if (!presence.ok()) return presence.status();
+    presence_ = *std::move(presence);
+    // Every machine present renews its presence within a round, and one
+    // that started with us announced itself by then: its share counts.
+    if (presence_ != nullptr && claim_after_ == absl::InfiniteFuture()) {
+      claim_after_ = clock_->Now() + options_.ttl / 3;
     }
   }
-  // Above the fair share (machines came back): hand one unit back.
-  if (units() > share) {
+  if (view_ == nullptr) {
+    absl::StatusOr<std::shared_ptr<OwnershipView>> view = OwnershipView::Shared(
+        keys_, clock_, manager_->options().prefix, options_.units);
+    if (!view.ok()) return view.status();
+    view_ = *std::move(view);
+  }
+  const OwnershipView::Summary seen = view_->Summarize();
+  LeadIfEntitled(seen.engine);
+  leader_ = engine_ != nullptr && engine_->state() != LeaseState::kLost;
+  if (presence_ == nullptr || clock_->Now() < claim_after_) {
+    return absl::OkStatus();
+  }
+  if (presence_->state() == LeaseState::kSuspect) {
+    // Its renews are failing: claim nothing more while the registry does
+    // not answer.
+    return absl::UnavailableError(
+        absl::StrCat(id(), ": its presence lease's renews are failing"));
+  }
+  const int machines = std::max(1, seen.machines);
+  const int low = options_.units / machines;
+  const int high = (options_.units + machines - 1) / machines;
+  const int mine = units();
+  if (mine > high) {
+    HandBack(mine - high, high);
+  } else if (mine == high && high > low && seen.fewest_units < low &&
+             seen.free_units == 0) {
+    // Too many machines hold the larger share and one is short of the
+    // smaller: make room for it.
+    HandBack(1, low);
+  } else if (mine < low) {
+    return Claim(low - mine);
+  } else if (mine < high && seen.fewest_units >= low) {
+    return Claim(high - mine);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Claim(int wanted) {
+  const int from =
+      std::uniform_int_distribution<int>(0, options_.units - 1)(rng_);
+  // A few spare candidates: some will have been taken since the view saw
+  // them free.
+  for (const std::string& unit : view_->FreeUnits(from, 2 * wanted)) {
+    if (wanted == 0) break;
+    if (units_.count(unit) > 0) continue;
+    absl::StatusOr<std::shared_ptr<KeptLease>> kept =
+        Keep(unit, /*steal_index=*/0, /*unit=*/true);
+    if (!kept.ok()) {
+      units_count_ = static_cast<int>(units_.size());
+      return kept.status();
+    }
+    if (*kept == nullptr) continue;
+    units_[unit] = {*std::move(kept), holds_.back()};
+    units_count_ = static_cast<int>(units_.size());
+    --wanted;
+  }
+  return absl::OkStatus();
+}
+
+// The whole excess goes in one step, without a rate limit: it is not a
+// thundering herd, because the units it frees are claimed only by machines
+// below their own share (nobody claims beyond it), so every release meets
+// at most one successful claim, and the releases themselves go one after
+// another at the registry's pace. Handing back one unit per step would
+// leave a machine that came up first far above its share for minutes.
+void Agent::HandBack(int excess, int share) {
+  on_event_(absl::StrCat(id(), " hands back ", excess,
+                         excess == 1 ? " unit" : " units", " (share ", share,
+                         ")"));
+  for (; excess > 0 && !units_.empty(); --excess) {
     auto it = units_.begin();
-    on_event_(
-        absl::StrCat(id(), " hands back ", it->first, " (share ", share, ")"));
     // It stops acting as owner before the release lets anyone else in, or
     // stopped already when its lease ran out unnoticed (its Keeper has not
     // reported the expiry yet: the agent was frozen, or it ran first).
@@ -185,47 +273,62 @@ absl::Status Agent::Step() {
     (void)keeper_->Remove(it->second.kept, /*release=*/true);
     units_.erase(it);
   }
-  return absl::OkStatus();
+  units_count_ = static_cast<int>(units_.size());
 }
 
 void Agent::Crash(absl::Time now, absl::Time back_at) {
   Orphan(now);
   ending_ = "crashed";
   Retire(/*release=*/false);
-  state_ = "crashed";
+  state_ = State::kCrashed;
   back_at_ = back_at;
 }
 
 void Agent::Pause(absl::Time now, absl::Time back_at) {
+  CutOff(State::kPaused, now, back_at);
+}
+
+void Agent::Partition(absl::Time now, absl::Time back_at) {
+  CutOff(State::kPartitioned, now, back_at);
+}
+
+void Agent::CutOff(State state, absl::Time now, absl::Time back_at) {
   Orphan(now);
-  link_->Pause();
-  state_ = "paused";
+  if (state == State::kPaused) {
+    link_->Pause();
+  } else {
+    link_->Hang();
+  }
+  state_ = state;
   back_at_ = back_at;
 }
 
 void Agent::Resume() {
   link_->Resume();
-  state_ = "up";
+  state_ = State::kUp;
 }
 
 void Agent::Shutdown() {
   if (keeper_ == nullptr) return;
-  if (state_ == "paused") Resume();
+  if (state_ == State::kPaused || state_ == State::kPartitioned) Resume();
   ending_ = "released";
   Retire(/*release=*/true);
-  state_ = "stopped";
+  state_ = State::kStopped;
 }
 
 // Acquires (or, with a steal index, steals) `name` and hands it to the
-// Keeper; records the hold when `record`. nullptr when not granted.
-std::shared_ptr<KeptLease> Agent::Keep(const std::string& name,
-                                       uint64_t steal_index, bool record) {
+// Keeper; records the hold unless it is the presence lease. nullptr when
+// not granted; an error when the registry did not answer.
+absl::StatusOr<std::shared_ptr<KeptLease>> Agent::Keep(const std::string& name,
+                                                       uint64_t steal_index,
+                                                       bool unit) {
   absl::StatusOr<std::unique_ptr<Lease>> granted =
       steal_index == 0
           ? manager_->AcquireLease(name, id(), version_, options_.ttl)
           : manager_->StealLease(name, id(), version_, options_.ttl,
                                  steal_index);
-  if (!granted.ok() || *granted == nullptr) return nullptr;
+  if (!granted.ok()) return granted.status();
+  if (*granted == nullptr) return nullptr;
   const Lease* lease = granted->get();
   const absl::Time now = clock_->Now();
   // Granted, but the answer came after the lease's local expiry (a slow
@@ -233,28 +336,57 @@ std::shared_ptr<KeptLease> Agent::Keep(const std::string& name,
   // another holder may already have it. Never believed, never kept.
   if (lease->expiry() <= now) return nullptr;
   lease::StateCallback on_change;
+  const bool record = unit || name == kEngineLease;
+  lease::RenewCallback on_renewed;
   if (record) {
-    const size_t hold = history_->Begin(name, id(), lease->fence(), now,
-                                        /*by_steal=*/steal_index != 0);
+    const size_t hold =
+        history_->Begin(name, id(), lease->fence(), now,
+                        /*by_steal=*/steal_index != 0, lease->expiry());
     holds_.push_back(hold);
-    on_change = [this, hold, lease](LeaseState state) {
+    if (unit) ++live_units_;
+    on_change = [this, hold, lease, unit](LeaseState state) {
       if (state != LeaseState::kLost) return;
-      history_->End(hold, BeliefEnd(*lease, clock_->Now()), ending_.load());
+      const absl::Time told = clock_->Now();
+      const char* how = ending_.load();
+      history_->End(hold, BeliefEnd(*lease, told), how,
+                    how == std::string("lost") ? told : absl::InfiniteFuture());
+      if (unit) --live_units_;
+    };
+    on_renewed = [this, hold](absl::Time expiry) {
+      history_->Renewed(hold, clock_->Now(), expiry);
     };
   }
-  return keeper_->Add(*std::move(granted), std::move(on_change));
+  return keeper_->Add(*std::move(granted), std::move(on_change),
+                      /*lost=*/nullptr, std::move(on_renewed));
 }
 
 // Leads when nobody does, or steals from an older version.
-void Agent::LeadIfEntitled(const Lease* engine) {
-  if (leader()) return;
-  if (engine != nullptr &&
-      (engine->machine_id() == id() || engine->version() >= version_)) {
+void Agent::LeadIfEntitled(const std::optional<OwnershipView::Holder>& seen) {
+  if (engine_ != nullptr && engine_->state() != LeaseState::kLost) return;
+  if (seen.has_value() &&
+      (seen->machine_id == id() || seen->version >= version_)) {
     return;
   }
-  const uint64_t index = engine == nullptr ? 0 : engine->index();
-  engine_ = Keep(kEngineLease, index, /*record=*/true);
-  if (engine_ == nullptr) return;
+  uint64_t index = 0;
+  std::unique_ptr<Lease> engine;
+  if (seen.has_value()) {
+    // The view does not follow renewals (they wake no watcher) while each
+    // moves the index a steal must name: read it.
+    absl::StatusOr<std::unique_ptr<Lease>> current =
+        manager_->GetLease(kEngineLease);
+    if (!current.ok()) return;
+    engine = *std::move(current);
+    if (engine != nullptr) {
+      if (engine->machine_id() == id() || engine->version() >= version_) {
+        return;
+      }
+      index = engine->index();
+    }
+  }
+  absl::StatusOr<std::shared_ptr<KeptLease>> kept =
+      Keep(kEngineLease, index, /*unit=*/false);
+  if (!kept.ok() || *kept == nullptr) return;
+  engine_ = *std::move(kept);
   if (engine != nullptr) {
     ++steals_;
     on_event_(absl::StrCat(
@@ -280,6 +412,8 @@ void Agent::Retire(bool release) {
   holds_.clear();
   presence_.reset();
   engine_.reset();
+  units_count_ = 0;
+  leader_ = false;
 }
 
 }  // namespace leasehold::sim

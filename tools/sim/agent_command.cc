@@ -27,8 +27,11 @@ const CommandSpec kAgent = {
     "watch its\n"
     "units fail over (`leasehold lease list`). Prints one line per hold as it "
     "begins\n"
-    "(acquired, stole) and ends (released, lost), with the time in unix "
-    "nanoseconds.",
+    "(acquired, stole), is renewed (renewed) and ends (released, lost), with "
+    "the time\n"
+    "in unix nanoseconds; begin and renew lines carry the local expiry "
+    "(expiry_ns)\n"
+    "until which the agent believes it holds the lease.",
     {
         {"machine", FlagSpec::kValue, "ID", "this agent's machine id"},
         {"units", FlagSpec::kValue, "M",
@@ -50,14 +53,23 @@ Record Event(absl::string_view event) {
 }
 
 void PrintHold(Printer& out, const sim::Hold& hold) {
-  const bool begins = hold.end == absl::InfiniteFuture();
+  const bool open = hold.end == absl::InfiniteFuture();
+  const bool renewed = open && hold.renewed != absl::InfinitePast();
   Record record;
-  record.Add("time_ns", absl::ToUnixNanos(begins ? hold.start : hold.end))
-      .Add("event",
-           begins ? (hold.by_steal ? "stole" : "acquired") : hold.how_ended)
+  record
+      .Add("time_ns", absl::ToUnixNanos(!open     ? hold.end
+                                        : renewed ? hold.renewed
+                                                  : hold.start))
+      .Add("event", !open           ? hold.how_ended
+                    : renewed       ? "renewed"
+                    : hold.by_steal ? "stole"
+                                    : "acquired")
       .Add("lease", hold.lease)
       .Add("machine", hold.machine)
       .Add("fence", hold.fence);
+  if (open && hold.expiry != absl::InfiniteFuture()) {
+    record.Add("expiry_ns", absl::ToUnixNanos(hold.expiry));
+  }
   out.Print(record);
 }
 

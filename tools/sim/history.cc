@@ -27,13 +27,15 @@ std::map<std::string, std::vector<Hold>> ByLease(std::vector<Hold> holds) {
 }  // namespace
 
 size_t History::Begin(const std::string& lease, const std::string& machine,
-                      uint64_t fence, absl::Time start, bool by_steal) {
+                      uint64_t fence, absl::Time start, bool by_steal,
+                      absl::Time expiry) {
   Hold hold;
   hold.lease = lease;
   hold.machine = machine;
   hold.fence = fence;
   hold.start = start;
   hold.by_steal = by_steal;
+  hold.expiry = expiry;
   size_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -44,7 +46,8 @@ size_t History::Begin(const std::string& lease, const std::string& machine,
   return id;
 }
 
-void History::End(size_t id, absl::Time end, const std::string& how) {
+void History::End(size_t id, absl::Time end, const std::string& how,
+                  absl::Time told) {
   Hold ended;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -52,9 +55,23 @@ void History::End(size_t id, absl::Time end, const std::string& how) {
     if (hold.end != absl::InfiniteFuture()) return;
     hold.end = std::max(end, hold.start);
     hold.how_ended = how;
+    hold.told = told;
     ended = hold;
   }
   if (on_change_ != nullptr) on_change_(ended);
+}
+
+void History::Renewed(size_t id, absl::Time at, absl::Time expiry) {
+  Hold renewed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Hold& hold = holds_.at(id);
+    if (hold.end != absl::InfiniteFuture()) return;
+    hold.renewed = at;
+    hold.expiry = expiry;
+    renewed = hold;
+  }
+  if (on_change_ != nullptr) on_change_(renewed);
 }
 
 void History::Orphan(size_t id, absl::Time at) {
@@ -129,6 +146,18 @@ std::vector<absl::Duration> History::DeposedNoticeLatencies() const {
                  const Hold& after) -> std::optional<absl::Duration> {
     if (!after.by_steal) return std::nullopt;
     return std::max(absl::ZeroDuration(), before.end - after.start);
+  });
+}
+
+std::vector<absl::Duration> History::ToldAheadOfNextOwner() const {
+  return Gaps([](const Hold& before,
+                 const Hold& after) -> std::optional<absl::Duration> {
+    if (before.told == absl::InfiniteFuture() ||
+        before.orphaned == absl::InfiniteFuture() ||
+        before.machine == after.machine) {
+      return std::nullopt;
+    }
+    return after.start - before.told;
   });
 }
 

@@ -39,6 +39,16 @@ struct Hold {
   // the lease was orphaned, from which failover latency is measured.
   absl::Time orphaned = absl::InfiniteFuture();
   std::string how_ended;  // "released", "lost", "crashed", "end of run"
+  // When the holder's own code was told it lost the lease (its Keeper
+  // reported it); InfiniteFuture when it never was (it released it,
+  // crashed, or the run ended). `end` is no later: a holder told after its
+  // local expiry had stopped believing at that expiry.
+  absl::Time told = absl::InfiniteFuture();
+  // The holder's local expiry (Lease::expiry) as last recorded, at the
+  // grant or at the renew at `renewed`: unless renewed again, its belief
+  // ends there. InfiniteFuture when not recorded.
+  absl::Time expiry = absl::InfiniteFuture();
+  absl::Time renewed = absl::InfinitePast();  // the last renew recorded
   // Taken over from the previous holder by a steal at a known index (a
   // deliberate takeover, such as a newer engine version's): the previous
   // holder goes on believing until its next renew tells it otherwise, so
@@ -55,16 +65,23 @@ struct Verdict {
 
 class History {
  public:
-  // `on_change`, when set, gets a copy of each hold as it begins and as it
-  // ends (called outside History's lock, from the thread that changed it).
+  // `on_change`, when set, gets a copy of each hold as it begins, as it is
+  // renewed (Renewed) and as it ends (called outside History's lock, from
+  // the thread that changed it).
   explicit History(std::function<void(const Hold&)> on_change = nullptr)
       : on_change_(std::move(on_change)) {}
 
   // Returns the hold's id.
   size_t Begin(const std::string& lease, const std::string& machine,
-               uint64_t fence, absl::Time start, bool by_steal = false);
-  // Closes hold `id` at `end` (no-op if already closed).
-  void End(size_t id, absl::Time end, const std::string& how);
+               uint64_t fence, absl::Time start, bool by_steal = false,
+               absl::Time expiry = absl::InfiniteFuture());
+  // Records that open hold `id` was renewed at `at`, its holder now
+  // believing until `expiry` (no-op if already closed).
+  void Renewed(size_t id, absl::Time at, absl::Time expiry);
+  // Closes hold `id` at `end` (no-op if already closed); `told`: when the
+  // holder was told it lost it, if it was.
+  void End(size_t id, absl::Time end, const std::string& how,
+           absl::Time told = absl::InfiniteFuture());
   // Marks open hold `id` as orphaned at `at` (its holder crashed or paused).
   void Orphan(size_t id, absl::Time at);
   // Closes every open hold at `end`.
@@ -76,6 +93,10 @@ class History {
   std::vector<absl::Duration> FailoverLatencies() const;
   // For each steal: from the stealer's start to the deposed holder's end.
   std::vector<absl::Duration> DeposedNoticeLatencies() const;
+  // For each hold whose holder was told it lost it while it was orphaned
+  // (its link hung) and that another machine took next: how long before the
+  // next holder's start it was told (negative: told after).
+  std::vector<absl::Duration> ToldAheadOfNextOwner() const;
 
  private:
   // gap(before, after) for each two successive holds of a lease, where set.

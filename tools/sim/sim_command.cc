@@ -3,14 +3,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
-#include <map>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "tools/cli/command.h"
+#include "tools/sim/render.h"
 #include "tools/sim/simulation.h"
 
 namespace leasehold::cli {
@@ -24,11 +27,14 @@ const CommandSpec kSim = {
     "sim",
     "[--machines N] [--units M] [--ttl DUR] [--duration DUR] [--crash-every "
     "DUR]\n"
-    "      [--pause-every DUR] [--seed S] [--svg FILE]",
-    "Simulate a machine scheduler: agents own units through leases and renew "
-    "them,\n"
-    "one agent leads as the engine, agents crash, pause and restart, units "
-    "fail over;\n"
+    "      [--pause-every DUR] [--partition-every DUR] [--no-faults] [--seed "
+    "S]\n"
+    "      [--svg FILE]",
+    "Simulate a machine scheduler: agents own their fair share of units "
+    "through\n"
+    "leases and renew them, one agent leads as the engine; agents crash, "
+    "pause,\n"
+    "lose their link and come back, units fail over and rebalance;\n"
     "a newer-version engine steals leadership by index. Ends with a safety "
     "verdict:\n"
     "exit 0 only if no unit ever had two owners at once, fences strictly "
@@ -41,10 +47,13 @@ const CommandSpec kSim = {
         {"ttl", FlagSpec::kValue, "DUR", "lease period (default 2s)"},
         {"duration", FlagSpec::kValue, "DUR", "how long to run (default 20s)"},
         {"crash-every", FlagSpec::kValue, "DUR",
-         "crash an agent this often (default 5s)"},
+         "crash an agent this often (default 2.5×TTL)"},
         {"pause-every", FlagSpec::kValue, "DUR",
-         "pause an agent for 2×TTL this often (default 7s)"},
-        {"no-faults", FlagSpec::kSwitch, "", "neither crash nor pause agents"},
+         "pause an agent for 2×TTL this often (default 3.5×TTL)"},
+        {"partition-every", FlagSpec::kValue, "DUR",
+         "hang an agent's link for 2×TTL this often (default 4.5×TTL)"},
+        {"no-faults", FlagSpec::kSwitch, "",
+         "neither crash, pause nor partition agents"},
         {"seed", FlagSpec::kValue, "S", "random seed (default 1)"},
         {"svg", FlagSpec::kValue, "FILE", "write an ownership timeline"},
     }};
@@ -57,98 +66,44 @@ std::string Percentile(std::vector<absl::Duration> values, double p) {
   return absl::StrFormat("%.0fms", absl::ToDoubleMilliseconds(values[i]));
 }
 
-void DrawTable(std::ostream& out, const Snapshot& s, bool tty) {
-  if (tty) out << "\x1b[H\x1b[J";  // home, clear: redraw in place
-  std::string leader = "none";
-  for (const auto& m : s.machines) {
-    if (m.leader) leader = absl::StrCat(m.id, " (v", m.version, ")");
-  }
-  if (!tty) {
-    std::string line =
-        absl::StrFormat("t=%5.1fs leader=%s unowned=%d",
-                        absl::ToDoubleSeconds(s.elapsed), leader, s.unowned);
-    for (const auto& m : s.machines)
-      absl::StrAppend(&line, " ", m.id, ":", m.state, "/", m.units);
-    out << line << "\n";
-    return;
-  }
-  out << absl::StrFormat(
-      "leasehold sim  t=%.1fs  engine leader: %s  unowned units: %d\n\n",
-      absl::ToDoubleSeconds(s.elapsed), leader, s.unowned);
-  out << absl::StrFormat("  %-8s %-8s %-8s %6s %10s %12s\n", "machine",
-                         "version", "state", "units", "renews ok",
-                         "renews failed");
-  for (const auto& m : s.machines) {
-    out << absl::StrFormat("  %-8s %-8d %-8s %6d %10d %12d%s\n", m.id,
-                           m.version, m.state, m.units, m.renews_ok,
-                           m.renews_failed, m.leader ? "  ◀ engine" : "");
-  }
-  out << "\nrecent events:\n";
-  for (const std::string& e : s.recent_events) out << "  " << e << "\n";
-  out << std::flush;
+// "4.2s" or "-" (never balanced before the next turn).
+std::string Seconds(std::optional<absl::Duration> d) {
+  return d.has_value() ? absl::StrFormat("%.1fs", absl::ToDoubleSeconds(*d))
+                       : "-";
 }
 
-// One row per lease, coloured by owner; red marks where agents failed.
-void WriteSvg(const std::string& path, const Report& report) {
-  std::map<std::string, std::vector<const sim::Hold*>> rows;
-  std::map<std::string, std::string> colour;
-  const char* palette[] = {"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1",
-                           "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
-                           "#bab0ac", "#e15759"};
-  for (const sim::Hold& hold : report.holds) {
-    rows[hold.lease].push_back(&hold);
-    if (colour.count(hold.machine) == 0) {
-      colour[hold.machine] =
-          palette[colour.size() % (sizeof(palette) / sizeof(*palette))];
+// How long the run took to balance: at its start, and after each fault or
+// return (those that balanced before the next one).
+struct Balance {
+  std::optional<absl::Duration> start;
+  std::vector<absl::Duration> after_turns;
+  size_t turns = 0;
+  // Each phase: "start 3.9s", "m12 crash@25.0s 9.5s", … ("-": the next
+  // turn came first).
+  std::string by_phase;
+};
+
+Balance BalanceOf(const Report& report) {
+  Balance balance;
+  for (const sim::Phase& phase : report.phases) {
+    absl::StrAppend(&balance.by_phase, balance.by_phase.empty() ? "" : ", ",
+                    phase.what);
+    if (phase.what != "start") {
+      absl::StrAppend(&balance.by_phase,
+                      absl::StrFormat("@%.1fs", absl::ToDoubleSeconds(
+                                                    phase.at - report.start)));
+    }
+    absl::StrAppend(&balance.by_phase, " ", Seconds(phase.balanced_after));
+    if (phase.what == "start") {
+      balance.start = phase.balanced_after;
+      continue;
+    }
+    ++balance.turns;
+    if (phase.balanced_after.has_value()) {
+      balance.after_turns.push_back(*phase.balanced_after);
     }
   }
-  const double total =
-      std::max(1e-9, absl::ToDoubleSeconds(report.end - report.start));
-  const double left = 110, width = 900, row = 12;
-  const auto x = [&](absl::Time t) {
-    return left +
-           width * std::clamp(absl::ToDoubleSeconds(t - report.start) / total,
-                              0.0, 1.0);
-  };
-  const double height = 40 + row * rows.size() + 20 * ((colour.size() + 5) / 6);
-  std::ofstream svg(path);
-  svg << absl::StrFormat(
-      "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' "
-      "font-family='monospace' font-size='10'>\n<rect width='100%%' "
-      "height='100%%' fill='white'/>\n"
-      "<text x='4' y='14' font-size='12'>leasehold sim: ownership over %.1fs "
-      "(%s)</text>\n",
-      left + width + 10, height, total,
-      report.verdict.safe ? "SAFE" : "UNSAFE");
-  double y = 24;
-  for (const auto& [lease, holds] : rows) {
-    svg << absl::StrFormat("<text x='4' y='%.0f'>%s</text>\n", y + 9, lease);
-    for (const sim::Hold* hold : holds) {
-      svg << absl::StrFormat(
-          "<rect x='%.1f' y='%.0f' width='%.1f' height='%.0f' "
-          "fill='%s'><title>%s %s fence %d "
-          "(%s)</title></rect>\n",
-          x(hold->start), y, std::max(0.5, x(hold->end) - x(hold->start)),
-          row - 2, colour[hold->machine], lease, hold->machine, hold->fence,
-          hold->how_ended);
-    }
-    y += row;
-  }
-  for (absl::Time crash : report.crashes) {
-    svg << absl::StrFormat(
-        "<line x1='%.1f' x2='%.1f' y1='20' y2='%.0f' stroke='red' "
-        "stroke-dasharray='3,2'/>\n",
-        x(crash), x(crash), y);
-  }
-  double lx = left;
-  for (const auto& [machine, fill] : colour) {
-    svg << absl::StrFormat(
-        "<rect x='%.0f' y='%.0f' width='10' height='10' fill='%s'/>"
-        "<text x='%.0f' y='%.0f'>%s</text>\n",
-        lx, y + 8, fill, lx + 14, y + 17, machine);
-    lx += 80;
-  }
-  svg << "</svg>\n";
+  return balance;
 }
 
 int PrintSummary(Context& ctx, const Report& report) {
@@ -164,6 +119,17 @@ int PrintSummary(Context& ctx, const Report& report) {
   }
   if (!report.unowned.empty()) unowned_avg /= report.unowned.size();
   const bool ok = report.verdict.safe && report.all_units_owned_at_end;
+  const Balance balance = BalanceOf(report);
+  const uint64_t renews = report.renews_ok + report.renews_failed;
+  const double cpu_per_renew_us =
+      renews == 0 ? 0 : absl::ToDoubleMicroseconds(report.cpu) / renews;
+  const double cores =
+      absl::ToDoubleSeconds(report.cpu) /
+      std::max(1e-9, absl::ToDoubleSeconds(report.end - report.start));
+  std::vector<absl::Duration> told_late;
+  for (absl::Duration ahead : report.told_ahead_of_next_owner) {
+    if (ahead < absl::ZeroDuration()) told_late.push_back(-ahead);
+  }
   Record summary;
   summary.Add("failovers", static_cast<uint64_t>(report.failovers.size()))
       .Add("failover_p50", Percentile(report.failovers, 0.5))
@@ -177,6 +143,21 @@ int PrintSummary(Context& ctx, const Report& report) {
       .Add("engine_steals", report.steals)
       .Add("deposed_leader_told_after_max",
            Percentile(report.deposed_told_after, 1.0))
+      .Add("balanced_after_start", Seconds(balance.start))
+      .Add("balanced_after_fault_max",
+           balance.after_turns.empty()
+               ? "-"
+               : Seconds(*std::max_element(balance.after_turns.begin(),
+                                           balance.after_turns.end())))
+      .Add("faults_balanced", static_cast<uint64_t>(balance.after_turns.size()))
+      .Add("faults", static_cast<uint64_t>(balance.turns))
+      .Add("balanced_by_phase", balance.by_phase)
+      .Add("cpu_seconds", absl::ToDoubleSeconds(report.cpu))
+      .Add("cpu_cores", cores)
+      .Add("cpu_per_renew_us", cpu_per_renew_us)
+      .Add("losses_told_while_cut_off",
+           static_cast<uint64_t>(report.told_ahead_of_next_owner.size()))
+      .Add("told_after_next_owner", static_cast<uint64_t>(told_late.size()))
       .Add("holds", static_cast<uint64_t>(report.holds.size()))
       .Add("all_units_owned_at_end", report.all_units_owned_at_end)
       .Add("verdict", report.verdict.safe ? "SAFE" : "UNSAFE");
@@ -190,11 +171,26 @@ int PrintSummary(Context& ctx, const Report& report) {
         "  units unowned:        %.1f on average, %d at most\n"
         "  renews:               %d ok, %d failed (%.2f%% success)\n"
         "  engine steals:        %d (deposed leader told within %s)\n"
+        "  time to balance:      %s from the start; after faults and "
+        "returns p50 %s, max %s (%d of %d balanced before the next)\n"
+        "    by phase:           %s\n"
+        "  cut-off holders:      %d losses told by the holder's own clock "
+        "while its link hung, %d of them after the next owner took over "
+        "(closest: %s ahead)\n"
+        "  process CPU:          %.1fs (%.2f of a core), %.0fµs per renew\n"
         "  every unit owned at the end: %s\n",
         report.failovers.size(), Percentile(report.failovers, 0.5),
         Percentile(report.failovers, 0.99), Percentile(report.failovers, 1.0),
         unowned_avg, unowned_max, report.renews_ok, report.renews_failed,
         100 * rate, report.steals, Percentile(report.deposed_told_after, 1.0),
+        Seconds(balance.start), Percentile(balance.after_turns, 0.5),
+        Percentile(balance.after_turns, 1.0), balance.after_turns.size(),
+        balance.turns, balance.by_phase, report.told_ahead_of_next_owner.size(),
+        told_late.size(),
+        report.told_ahead_of_next_owner.empty()
+            ? "-"
+            : Percentile(report.told_ahead_of_next_owner, 0.0),
+        absl::ToDoubleSeconds(report.cpu), cores, cpu_per_renew_us,
         report.all_units_owned_at_end ? "yes" : "NO"));
     ctx.out().Note(absl::StrFormat(
         "SAFETY VERDICT: %s — %d holds checked: %s",
@@ -220,15 +216,20 @@ int RunSim(Context& ctx, const std::vector<std::string>& words) {
   absl::StatusOr<uint64_t> units = args->UintOr("units", options.units);
   absl::StatusOr<uint64_t> seed = args->UintOr("seed", options.seed);
   absl::StatusOr<absl::Duration> ttl = args->DurationOr("ttl", options.ttl);
+  if (!ttl.ok()) return ctx.Fail(kSim.name, kExitUsage, ttl.status().message());
   absl::StatusOr<absl::Duration> duration =
       args->DurationOr("duration", options.duration);
+  // Faults come at the same pace in TTLs whatever the TTL, so that each
+  // one's failover can settle before the next.
   absl::StatusOr<absl::Duration> crash =
-      args->DurationOr("crash-every", options.crash_every);
+      args->DurationOr("crash-every", *ttl * 2.5);
   absl::StatusOr<absl::Duration> pause =
-      args->DurationOr("pause-every", options.pause_every);
+      args->DurationOr("pause-every", *ttl * 3.5);
+  absl::StatusOr<absl::Duration> partition =
+      args->DurationOr("partition-every", *ttl * 4.5);
   for (const absl::Status& s :
-       {machines.status(), units.status(), seed.status(), ttl.status(),
-        duration.status(), crash.status(), pause.status()}) {
+       {machines.status(), units.status(), seed.status(), duration.status(),
+        crash.status(), pause.status(), partition.status()}) {
     if (!s.ok()) return ctx.Fail(kSim.name, kExitUsage, s.message());
   }
   if (*machines < 1 || *machines > 100) {
@@ -246,12 +247,28 @@ int RunSim(Context& ctx, const std::vector<std::string>& words) {
   options.duration = *duration;
   options.crash_every = args->Has("no-faults") ? absl::ZeroDuration() : *crash;
   options.pause_every = args->Has("no-faults") ? absl::ZeroDuration() : *pause;
+  options.partition_every =
+      args->Has("no-faults") ? absl::ZeroDuration() : *partition;
   if (options.duration < 4 * options.ttl) {
     return ctx.Fail(
         kSim.name, kExitUsage,
         "--duration must be at least 4 × --ttl, so that failovers can settle");
   }
 
+  // Opened before the run, so that a path that cannot be written fails now
+  // rather than after it.
+  std::ofstream svg;
+  std::string svg_path;
+  if (args->Has("svg")) {
+    svg_path = *args->String("svg");
+    svg.open(svg_path);
+    if (!svg.is_open()) {
+      return ctx.Fail(
+          kSim.name, kExitUsage,
+          absl::StrCat("--svg ", svg_path,
+                       ": cannot open for writing: ", std::strerror(errno)));
+    }
+  }
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
       ctx.OpenRegistry("mem:");
   if (!keys.ok()) return ctx.Fail(kSim.name, keys.status());
@@ -264,14 +281,19 @@ int RunSim(Context& ctx, const std::vector<std::string>& words) {
       options.machines, options.units, absl::FormatDuration(options.ttl),
       absl::FormatDuration(options.duration), options.prefix));
   sim::Simulation simulation(keys->get(), options);
+  sim::LiveTable table(tty);
   simulation.Run([&](const Snapshot& snapshot) {
-    if (!ctx.out().json()) DrawTable(std::cout, snapshot, tty);
+    if (!ctx.out().json()) table.Draw(std::cout, snapshot);
   });
   const Report report = simulation.Finish();
-  if (args->Has("svg")) {
-    const std::string path = *args->String("svg");
-    WriteSvg(path, report);
-    ctx.out().Note(absl::StrCat("ownership timeline written to ", path));
+  if (svg.is_open()) {
+    sim::WriteSvg(svg, report);
+    svg.close();
+    if (svg.fail()) {
+      return ctx.Fail(kSim.name, absl::InternalError(absl::StrCat(
+                                     "--svg ", svg_path, ": write failed")));
+    }
+    ctx.out().Note(absl::StrCat("ownership timeline written to ", svg_path));
   }
   return PrintSummary(ctx, report);
 }
