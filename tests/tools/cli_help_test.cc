@@ -92,7 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
         HelpCase{{"sim"},
                  "[--machines N]",
                  {"machines", "units", "ttl", "duration", "crash-every",
-                  "pause-every", "no-faults", "seed", "svg"},
+                  "pause-every", "partition-every", "no-faults", "seed", "svg"},
                  {"safety verdict", "mem: registry"}},
         HelpCase{{"agent"},
                  "--machine ID",
