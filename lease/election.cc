@@ -40,7 +40,7 @@ absl::StatusOr<std::optional<LeaderInfo>> ReadLeader(registry::KeysApi* keys,
 // ------------------------------------------------------------ Election
 
 Election::Election(Session* session, std::string name)
-    : hold_(session, "election", std::move(name), /*slots=*/1) {}
+    : hold_(session, "election", std::move(name), internal::FirstSlots(1)) {}
 
 absl::Status Election::Campaign(const std::string& value, absl::Time deadline,
                                 const CancelToken* cancel) {

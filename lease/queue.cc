@@ -1,6 +1,7 @@
 #include "lease/queue.h"
 
 #include <algorithm>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -17,17 +18,24 @@ namespace {
 constexpr int kMaxCreates = 3;
 
 // The events that can let `my_key` in: removals, after `after_index`, of a
-// key from `first` up to `my_key` (in-order names are zero-padded indexes,
-// so "ahead" is "sorts before"), or of a parent of the queue's directory.
+// key from `first` up to `last` (in-order names are zero-padded indexes,
+// so "ahead" is "sorts before"), or of `my_key` or a parent of it.
 WatchHub::Filter RemovalsAhead(std::string my_key, std::string first,
-                               uint64_t after_index) {
-  return [my_key = std::move(my_key), first = std::move(first),
-          after_index](const registry::Response& event) {
-    const std::string& key = event.node.key;
-    return event.node.modified_index > after_index &&
-           ((IsRemoval(event) && first <= key && key <= my_key) ||
-            RemovesKeyOrParent(event, my_key));
-  };
+                               std::string last, uint64_t after_index) {
+  return
+      [my_key = std::move(my_key), first = std::move(first),
+       last = std::move(last), after_index](const registry::Response& event) {
+        const std::string& key = event.node.key;
+        return event.node.modified_index > after_index &&
+               ((IsRemoval(event) && first <= key && key <= last) ||
+                RemovesKeyOrParent(event, my_key));
+      };
+}
+
+[[noreturn]] void Throw(const absl::Status& status) {
+  throw std::system_error(
+      std::make_error_code(std::errc::resource_unavailable_try_again),
+      status.ToString());
 }
 
 }  // namespace
@@ -43,6 +51,13 @@ bool RemovesKeyOrParent(const registry::Response& event,
   return IsRemoval(event) &&
          (removed == key ||
           (absl::StartsWith(key, removed) && key[removed.size()] == '/'));
+}
+
+CancelOrLost::CancelOrLost(const CancelToken* cancel, const Signal& lost) {
+  if (cancel != nullptr) {
+    on_cancel_ = cancel->OnCancel([this] { stop_.Cancel(); });
+  }
+  on_lost_ = lost.token().OnCancel([this] { stop_.Cancel(); });
 }
 
 void StrayKeys::Add(std::string value) {
@@ -100,9 +115,20 @@ absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
   return queue;
 }
 
+TurnRule FirstSlots(size_t slots) {
+  return [slots](const std::vector<registry::Node>&,
+                 size_t position) -> absl::StatusOr<std::optional<Blockers>> {
+    if (position < slots) return std::nullopt;
+    // With one slot only our predecessor's departure lets us in (waking on
+    // more would wake every waiter at each unlock); no key is created
+    // between it and us. With several, any key ahead of ours can.
+    return Blockers{slots == 1 ? position - 1 : 0, position - 1};
+  };
+}
+
 absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
                          const std::string& root, const std::string& dir,
-                         const std::string& my_key, size_t slots,
+                         const std::string& my_key, const TurnRule& rule,
                          absl::Time deadline, const CancelToken* cancel,
                          StrayKeys* strays) {
   std::unique_ptr<WatchHub::Subscription> events;
@@ -117,13 +143,13 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
       return absl::NotFoundError(
           absl::StrCat(my_key, ": not in the queue (expired or deleted)"));
     }
-    const size_t position = mine - queue->keys.begin();
-    if (position < slots) return absl::OkStatus();
-    // With one slot only our predecessor's departure lets us in (waking on
-    // more would wake every waiter at each unlock); no key is created
-    // between it and us. With several, any key ahead of ours can.
-    WatchHub::Filter lets_us_in = RemovalsAhead(
-        my_key, slots == 1 ? (mine - 1)->key : "", queue->etcd_index);
+    absl::StatusOr<std::optional<Blockers>> blockers =
+        rule(queue->keys, mine - queue->keys.begin());
+    if (!blockers.ok()) return blockers.status();
+    if (!blockers->has_value()) return absl::OkStatus();
+    WatchHub::Filter lets_us_in =
+        RemovalsAhead(my_key, queue->keys[(*blockers)->first].key,
+                      queue->keys[(*blockers)->last].key, queue->etcd_index);
     if (events == nullptr) {
       // From just after our read: nothing falls in between.
       absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> subscribed =
@@ -140,17 +166,18 @@ absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
       return event.status();
     }
     // Until the read shows which departures still matter, any may.
-    events->SetFilter(RemovalsAhead(my_key, "", 0));
+    events->SetFilter(RemovalsAhead(my_key, "", my_key, 0));
   }
 }
 
 QueueHold::QueueHold(Session* session, std::string kind, std::string name,
-                     size_t slots)
+                     TurnRule rule, std::string tag)
     : session_(session),
       kind_(std::move(kind)),
       name_(std::move(name)),
       dir_(absl::StrCat(session->prefix(), kind_, "/", name_)),
-      slots_(slots) {}
+      rule_(std::move(rule)),
+      tag_(std::move(tag)) {}
 
 QueueHold::~QueueHold() {
   std::shared_ptr<SessionKey> key;
@@ -216,7 +243,8 @@ absl::StatusOr<std::shared_ptr<SessionKey>> QueueHold::Enqueue(
   const bool unique = !value.has_value();
   absl::Status failure;
   for (int attempt = 1; attempt <= creates; ++attempt) {
-    const std::string stored = unique ? session_->UniqueValue() : *value;
+    const std::string stored =
+        unique ? absl::StrCat(tag_, session_->UniqueValue()) : *value;
     absl::StatusOr<std::shared_ptr<SessionKey>> key =
         session_->CreateKey(dir_, stored, unique);
     if (key.ok()) {
@@ -253,16 +281,10 @@ absl::Status QueueHold::Acquire(const std::optional<std::string>& value,
   const std::shared_ptr<const Signal> lost = (*key)->lost();
   absl::Status status;
   {
-    CancelToken stop;  // the caller's cancel or the loss of our key
-    CancelToken::Registration on_cancel;
-    if (cancel != nullptr) {
-      on_cancel = cancel->OnCancel([&stop] { stop.Cancel(); });
-    }
-    CancelToken::Registration on_lost =
-        lost->token().OnCancel([&stop] { stop.Cancel(); });
-    status =
-        WaitForTurn(session_->keys(), session_->clock(), session_->prefix(),
-                    dir_, (*key)->key(), slots_, deadline, &stop, &strays_);
+    CancelOrLost stop(cancel, *lost);
+    status = WaitForTurn(session_->keys(), session_->clock(),
+                         session_->prefix(), dir_, (*key)->key(), rule_,
+                         deadline, stop.token(), &strays_);
   }
   if (status.ok() && !lost->fired()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -293,7 +315,11 @@ absl::StatusOr<bool> QueueHold::TryAcquire(
   }
   absl::StatusOr<Queue> before = Read();
   if (!before.ok()) return before.status();
-  if (before->keys.size() >= slots_) return false;  // one round trip
+  // Would a key queued now hold? If not, one round trip.
+  absl::StatusOr<std::optional<Blockers>> blocked =
+      rule_(before->keys, before->keys.size());
+  if (!blocked.ok()) return registry::WithContext(blocked.status(), What());
+  if (blocked->has_value()) return false;
 
   absl::StatusOr<std::shared_ptr<SessionKey>> key = Enqueue(value, 1);
   if (!key.ok()) return key.status();
@@ -302,8 +328,16 @@ absl::StatusOr<bool> QueueHold::TryAcquire(
     Abandon(*key);
     return after.status();
   }
-  for (size_t i = 0; i < after->keys.size() && i < slots_; ++i) {
-    if (after->keys[i].key == (*key)->key() && !(*key)->lost()->fired()) {
+  auto mine = std::find_if(
+      after->keys.begin(), after->keys.end(),
+      [&](const registry::Node& node) { return node.key == (*key)->key(); });
+  if (mine != after->keys.end() && !(*key)->lost()->fired()) {
+    blocked = rule_(after->keys, mine - after->keys.begin());
+    if (!blocked.ok()) {
+      Abandon(*key);
+      return registry::WithContext(blocked.status(), What());
+    }
+    if (!blocked->has_value()) {
       std::lock_guard<std::mutex> lock(mu_);
       held_ = true;
       return true;
@@ -326,6 +360,21 @@ absl::Status QueueHold::Release() {
   absl::Status status = key->Release();
   if (status.ok()) return status;
   return registry::WithContext(status, absl::StrCat(What(), ": release"));
+}
+
+void ThrowIfError(const absl::Status& status) {
+  if (!status.ok()) Throw(status);
+}
+
+bool ValueOrThrow(const absl::StatusOr<bool>& acquired) {
+  ThrowIfError(acquired.status());
+  return *acquired;
+}
+
+bool AcquiredOrThrow(const absl::Status& status) {
+  if (absl::IsDeadlineExceeded(status)) return false;
+  ThrowIfError(status);
+  return true;
 }
 
 }  // namespace leasehold::lease::internal

@@ -1,12 +1,16 @@
-// The queue discipline shared by Mutex, Semaphore and Election (internal).
+// The queue discipline shared by Mutex, RWMutex, Semaphore and Election
+// (internal).
 //
 // Each contender creates an in-order key under the queue's directory with
-// its session's TTL; keys sort by createdIndex, and the first `slots` keys
-// hold. A waiter re-reads the queue only when something that can let it in
-// happens: with one slot, its immediate predecessor's key goes (an unlock
-// wakes exactly one waiter); with several, any key ahead of its own goes
-// (departures behind the n-th key ahead can matter). After kOutOfRange
-// (etcd 401) it re-reads.
+// its session's TTL; keys sort by createdIndex, and a TurnRule says, from
+// the keys ahead of a contender, whether it holds and, if not, which keys
+// ahead keep it out: the first `slots` keys hold (Mutex, Semaphore,
+// Election), or a reader holds with no writer ahead and a writer when it
+// is first (RWMutex). A waiter re-reads the queue only when one of the keys
+// keeping it out goes: with one slot, its immediate predecessor's key (an
+// unlock wakes exactly one waiter); with several, any key ahead of its own
+// (departures behind the n-th key ahead can matter); a reader, the nearest
+// writer ahead. After kOutOfRange (etcd 401) it re-reads.
 //
 // Waiters do not watch on their own: every waiter of the process shares the
 // one recursive watch of its session prefix's WatchHub (lease/watch_hub.h),
@@ -20,6 +24,7 @@
 #define LEASEHOLD_LEASE_QUEUE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +56,19 @@ bool IsRemoval(const registry::Response& event);
 bool RemovesKeyOrParent(const registry::Response& event,
                         const std::string& key);
 
+// A token cancelled when `cancel` (optional) is, or when `lost` fires, so
+// that a wait for a key's turn ends once the key is gone.
+class CancelOrLost {
+ public:
+  CancelOrLost(const CancelToken* cancel, const Signal& lost);
+  const CancelToken* token() const { return &stop_; }
+
+ private:
+  CancelToken stop_;
+  CancelToken::Registration on_cancel_;
+  CancelToken::Registration on_lost_;
+};
+
 // The values of our queue keys whose create had an unknown outcome and was
 // not found by its read-back: such a key may still land later, and then
 // nobody renews or deletes it while it holds up the queue for a whole TTL.
@@ -68,30 +86,56 @@ class StrayKeys {
   std::vector<std::string> values_ ABSL_GUARDED_BY(mu_);
 };
 
-// Blocks until `my_key` is among the first `slots` keys under `dir`,
-// waiting on the WatchHub of `root` (the session prefix; `dir` is under
-// it). OK: it is. kNotFound: `my_key` is not in the queue (expired or
-// deleted). kDeadlineExceeded past `deadline` (on `clock`), kCancelled when
-// `cancel` fires; other registry errors as the registry reports them.
-// `strays` (optional) are swept from every read of the queue.
+// The keys ahead of a contender that keep it out: keys[first..last] of
+// the queue. It waits until one of them goes, then looks again.
+struct Blockers {
+  size_t first = 0;
+  size_t last = 0;
+};
+
+// Decides a contender's turn: nullopt when a contender with `position`
+// keys ahead of it in `keys` (sorted by createdIndex, without our strays)
+// holds, else the keys ahead that keep it out. `position` may be
+// keys.size() (a key not created yet: would it hold?). An error ends the
+// wait (the contenders disagree on the queue's shape). It runs on every
+// read of the queue: it must be quick and must not block.
+using TurnRule = std::function<absl::StatusOr<std::optional<Blockers>>(
+    const std::vector<registry::Node>& keys, size_t position)>;
+
+// The first `slots` keys hold. A waiter waits for its immediate predecessor
+// with one slot (nothing else can let it in), for any key ahead with more.
+// REQUIRES: slots >= 1.
+TurnRule FirstSlots(size_t slots);
+
+// Blocks until `rule` says `my_key` holds in the queue under `dir`, waiting
+// on the WatchHub of `root` (the session prefix; `dir` is under it). OK: it
+// holds. kNotFound: `my_key` is not in the queue (expired or deleted).
+// kDeadlineExceeded past `deadline` (on `clock`), kCancelled when `cancel`
+// fires; the rule's errors; other registry errors as the registry reports
+// them. `strays` (optional) are swept from every read of the queue.
 absl::Status WaitForTurn(registry::KeysApi* keys, Clock* clock,
                          const std::string& root, const std::string& dir,
-                         const std::string& my_key, size_t slots,
+                         const std::string& my_key, const TurnRule& rule,
                          absl::Time deadline, const CancelToken* cancel,
                          StrayKeys* strays = nullptr);
 
-// One contender's place in a queue: the common core of Mutex, Semaphore
-// and Election. `kind` names the queue ("lock", "semaphore", "election"):
-// its directory is `<session prefix><kind>/<name>/`.
+// One contender's place in a queue: the common core of Mutex, RWMutex,
+// Semaphore and Election. `kind` names the queue ("lock", "semaphore",
+// "election"): its directory is `<session prefix><kind>/<name>/` (a Mutex
+// and an RWMutex of one name share the "lock" queue).
 class QueueHold {
  public:
-  QueueHold(Session* session, std::string kind, std::string name, size_t slots);
+  // `rule` decides the turn; `tag` starts every value the hold makes up
+  // (Acquire without a value), so that the rules of other contenders can
+  // tell what this one is (a reader or a writer, its semaphore's N).
+  QueueHold(Session* session, std::string kind, std::string name, TurnRule rule,
+            std::string tag = "");
   // Releases a key still held or queued (errors ignored).
   ~QueueHold();
 
-  // Queues a key holding `value` (the session's UniqueValue() when unset)
-  // and waits for its turn. OK: held. kFailedPrecondition: already held or
-  // queued through this object, or the session is closed or ended;
+  // Queues a key holding `value` (the tag and the session's UniqueValue()
+  // when unset) and waits for its turn. OK: held. kFailedPrecondition: already
+  // held or queued through this object, or the session is closed or ended;
   // kDeadlineExceeded / kCancelled: gave up, and the key is deleted;
   // kAborted: the key was lost while waiting (session expired, key
   // deleted); kInvalidArgument: a bad name. Registry errors otherwise
@@ -99,8 +143,8 @@ class QueueHold {
   absl::Status Acquire(const std::optional<std::string>& value,
                        absl::Time deadline, const CancelToken* cancel);
 
-  // Acquire without waiting. true: held. false: all slots are taken; costs
-  // one registry read when the queue is visibly full. Errors as Acquire.
+  // Acquire without waiting. true: held. false: the rule keeps us out;
+  // costs one registry read when it visibly would. Errors as Acquire.
   absl::StatusOr<bool> TryAcquire(const std::optional<std::string>& value);
 
   // Deletes the key (compare-and-delete on its own index). OK: released
@@ -143,7 +187,8 @@ class QueueHold {
   const std::string kind_;
   const std::string name_;
   const std::string dir_;
-  const size_t slots_;
+  const TurnRule rule_;
+  const std::string tag_;
   StrayKeys strays_;
 
   mutable std::mutex mu_;
@@ -151,6 +196,14 @@ class QueueHold {
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const Signal> lost_ ABSL_GUARDED_BY(mu_);
 };
+
+// The C++ Lockable forms of a lock call's result, for Mutex and RWMutex:
+// a failure throws std::system_error (message: the absl::Status), as the
+// standard allows. AcquiredOrThrow is for the timed forms: a timeout
+// (kDeadlineExceeded) is false, not an exception.
+void ThrowIfError(const absl::Status& status);
+bool ValueOrThrow(const absl::StatusOr<bool>& acquired);
+bool AcquiredOrThrow(const absl::Status& status);
 
 }  // namespace leasehold::lease::internal
 

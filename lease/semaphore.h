@@ -3,9 +3,14 @@
 // Contenders queue in-order keys under `<prefix>semaphore/<name>/`; the
 // first N keys (by createdIndex) hold, the rest wait in FIFO order. Each
 // holder has its own fence (its key's createdIndex) and lost() signal.
-// Every contender must pass the same N. A waiter re-reads the queue when
-// any key ahead of it goes (not only its predecessor: with N > 1 a
-// departure anywhere ahead can let it in).
+// A waiter re-reads the queue when any key ahead of it goes (not only its
+// predecessor: with N > 1 a departure anywhere ahead can let it in).
+//
+// N is stored with the semaphore: every queue key records its contender's
+// N (its value starts "slots=N "), and the oldest key's N is the
+// semaphore's while it has contenders. A contender that passes another N
+// gets kFailedPrecondition naming both, never a silent N of its own; once
+// the last contender has gone, the next one sets N anew.
 //
 //   Semaphore slot(session.get(), "builders", /*slots=*/3);
 //   if (absl::Status s = slot.Acquire(clock->Now() + absl::Minutes(1));
@@ -37,10 +42,12 @@ class Semaphore {
   // REQUIRES: slots >= 1.
   Semaphore(Session* session, std::string name, size_t slots);
 
-  // Waits for one of the N slots. Results and errors as Mutex::Lock.
+  // Waits for one of the N slots. Results and errors as Mutex::Lock, and
+  // kFailedPrecondition when the semaphore has another N (this
+  // contender's key is deleted again).
   absl::Status Acquire(absl::Time deadline = absl::InfiniteFuture(),
                        const CancelToken* cancel = nullptr);
-  // true: acquired; false: all N slots are taken. Errors as Mutex::Lock.
+  // true: acquired; false: all N slots are taken. Errors as Acquire.
   absl::StatusOr<bool> TryAcquire();
   // Gives the slot back. Results as Mutex::Unlock.
   absl::Status Release();
@@ -50,8 +57,10 @@ class Semaphore {
   uint64_t fence() const { return hold_.fence(); }
   std::shared_ptr<const Signal> lost() const { return hold_.lost(); }
   const std::string& name() const { return hold_.name(); }
+  size_t slots() const { return slots_; }
 
  private:
+  const size_t slots_;
   internal::QueueHold hold_;
 };
 

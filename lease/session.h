@@ -46,9 +46,10 @@ struct SessionOptions {
   // TTL of every key of the session, rounded UP to whole seconds (at least
   // 1 s). The Keeper renews each key when a third of it has passed.
   absl::Duration ttl = absl::Seconds(60);
-  // Keys live under `<prefix>session/`, `<prefix>lock/<name>/`,
-  // `<prefix>semaphore/<name>/` and `<prefix>election/<name>/`. Default
-  // "/leasehold/"; a missing leading or trailing '/' is added.
+  // Keys live under `<prefix>session/`, `<prefix>lock/<name>/` (Mutex and
+  // RWMutex), `<prefix>semaphore/<name>/`, `<prefix>election/<name>/` and
+  // `<prefix>double-barrier/<name>/`. Default "/leasehold/"; a missing
+  // leading or trailing '/' is added.
   std::string prefix = "/leasehold/";
   // Every expiry decision and wait reads this clock: pass the registry's.
   // Default: RealClock().

@@ -36,6 +36,10 @@ const TopCommand kTopCommands[] = {
     {"leader", "print the current leader of an election", RunLeader},
     {"observe", "print each new leader of an election until interrupted",
      RunObserve},
+    {"barrier",
+     "hold, release or wait for a barrier; enter a double barrier around a "
+     "command",
+     RunBarrier},
     {"txn",
      "run a script of gets, puts, deletes and guards as one atomic "
      "transaction",

@@ -148,6 +148,50 @@ TEST_F(ElectionTest, ObserverSeesEveryLeaderInOrder) {
               ::testing::ElementsAre("a", "a2", "b", "b2", "-"));
 }
 
+// Observe() follows the election of the Election it is made from: its
+// name under its session's prefix, whoever campaigns, and nothing else.
+TEST_F(ElectionTest, ObserveThroughTheElectionFollowsItsOwnElection) {
+  SessionOptions options;
+  options.ttl = absl::Seconds(60);
+  options.clock = &clock_;
+  options.keeper = &keeper_;
+  options.prefix = "/other/";
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Session> s1,
+                       Session::Create(&keys_, options));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Session> s2,
+                       Session::Create(&keys_, options));
+  auto default_prefix = NewSession();
+  Election a(s1.get(), "engine"), b(s2.get(), "engine");
+  Election elsewhere(default_prefix.get(), "engine");  // another prefix
+  Election other_name(s1.get(), "scheduler");          // another name
+  std::unique_ptr<LeaderObserver> observer = b.Observe();
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> first, observer->Next());
+  EXPECT_EQ(Describe(first), "-");
+
+  ASSERT_OK(elsewhere.Campaign("not-ours"));
+  ASSERT_OK(other_name.Campaign("not-ours-either"));
+  ASSERT_OK(a.Campaign("a"));
+  const std::string a_was = Describe(LeaderInfo{"a", a.key(), a.fence()});
+  ASSERT_OK_AND_ASSIGN(std::optional<LeaderInfo> next,
+                       observer->Next(clock_.Now() + absl::Seconds(1)));
+  EXPECT_EQ(Describe(next), a_was);
+
+  std::thread t([&] { ASSERT_OK(b.Campaign("b")); });
+  ASSERT_TRUE(Eventually(
+      [&] { return KeysUnder(&keys_, "/other/election/engine").size() == 2; }));
+  ASSERT_OK(a.Resign());
+  t.join();
+  ASSERT_OK_AND_ASSIGN(next, observer->Next(clock_.Now() + absl::Seconds(1)));
+  EXPECT_EQ(Describe(next), Describe(LeaderInfo{"b", b.key(), b.fence()}));
+  EXPECT_GT(b.fence(), a.fence());
+  ASSERT_OK(b.Resign());
+  ASSERT_OK_AND_ASSIGN(next, observer->Next(clock_.Now() + absl::Seconds(1)));
+  EXPECT_EQ(Describe(next), "-");
+  // Nothing more: the other elections' leaders were never reported.
+  EXPECT_THAT(observer->Next(clock_.Now()).status(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
 TEST_F(ElectionTest, ObserverRereadsAfterAHistoryGap) {
   registry::MemoryOptions options = MemoryOptions();
   options.history_size = 4;

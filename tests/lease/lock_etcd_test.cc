@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lease/barrier.h"
 #include "lease/election.h"
 #include "lease/lock_service.h"
 #include "lease/mutex.h"
@@ -16,6 +17,7 @@
 #include "registry/cancel.h"
 #include "registry/open.h"
 #include "tests/lease/lock_test_util.h"
+#include "tests/lease/rw_contention.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/faulty_keys_api.h"
 #include "tests/testing/status_matchers.h"
@@ -312,6 +314,39 @@ TEST_F(LockEtcdTest, SemaphoreNeverExceedsItsSlots) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(done, kContenders);
   EXPECT_LE(most, 3);
+}
+
+TEST_F(LockEtcdTest, HundredReadersAndWritersKeepExclusionAndFifoOrder) {
+  testing::RWContentionResult result = testing::RunReadersWriters(
+      keys_.get(), RealClock(), prefix_, 100, absl::Seconds(30));
+  EXPECT_THAT(result.violations, IsEmpty());
+  EXPECT_EQ(result.done, 100);
+  EXPECT_GT(result.most_readers, 1);
+  EXPECT_GT(result.writers, 10);
+  EXPECT_THAT(KeysUnder(keys_.get(), prefix_ + "lock/table"), IsEmpty());
+}
+
+TEST_F(LockEtcdTest, DoubleBarrierLetsTwentyInAndOutTogether) {
+  constexpr int kParties = 20;
+  std::atomic<int> entering{0}, early{0}, leaving{0}, late{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kParties; ++i) {
+    threads.emplace_back([&] {
+      auto session = NewSession(absl::Seconds(30));
+      DoubleBarrier barrier(session.get(), "round", kParties);
+      ++entering;
+      ASSERT_OK(barrier.Enter());
+      if (entering.load() < kParties) ++early;
+      ++leaving;
+      ASSERT_OK(barrier.Leave());
+      if (leaving.load() < kParties) ++late;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(early, 0);  // nobody was in before all had come to enter
+  EXPECT_EQ(late, 0);   // nobody was out before all had come to leave
+  EXPECT_THAT(KeysUnder(keys_.get(), prefix_ + "double-barrier/round/waiters"),
+              IsEmpty());
 }
 
 TEST_F(LockEtcdTest, ElectionCampaignProclaimResignObserve) {

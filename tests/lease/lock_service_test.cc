@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -126,6 +127,95 @@ TEST_F(LockServiceTest, ExpiryOnMemIsAsOnEtcd) {
 TEST_F(LockServiceTest, BadUriIsInvalidArgument) {
   EXPECT_THAT(OpenLockService("zookeeper://x").status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(LockServiceTest, CloseClosesEverySessionAndReleasesItsLocks) {
+  auto s1 = NewSession();
+  auto s2 = NewSession();
+  auto closed_first = NewSession();
+  ASSERT_OK(closed_first->Close());
+  ASSERT_OK_AND_ASSIGN(auto a, s1->NewLocker("deploy"));
+  ASSERT_OK_AND_ASSIGN(auto b, s2->NewLocker("build"));
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Signal> a_lost, a->Lock());
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Signal> b_lost, b->Lock());
+  registry::KeysApi* keys = s1->session().keys();
+
+  ASSERT_OK(service_->Close());
+  EXPECT_TRUE(a_lost->fired());
+  EXPECT_TRUE(b_lost->fired());
+  EXPECT_TRUE(s1->done()->fired());
+  EXPECT_THAT(s1->done()->cause(), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_TRUE(s2->done()->fired());
+  EXPECT_THAT(testing::KeysUnder(keys, "/leasehold/lock/deploy"),
+              ::testing::IsEmpty());
+  EXPECT_THAT(testing::KeysUnder(keys, "/leasehold/session"),
+              ::testing::IsEmpty());
+
+  const auto already_closed = StatusIs(absl::StatusCode::kFailedPrecondition,
+                                       HasSubstr("already closed"));
+  EXPECT_THAT(service_->Close(), already_closed);
+  EXPECT_THAT(service_->NewSession({}).status(), already_closed);
+  EXPECT_THAT(s1->NewLocker("other").status(), already_closed);
+  EXPECT_THAT(s1->Close(), already_closed);
+  EXPECT_OK(a->Unlock());  // it was lost: nothing left to delete
+  EXPECT_THAT(a->Lock().status(), already_closed);
+}
+
+TEST_F(LockServiceTest, SessionDoneFiresWhenItExpires) {
+  auto session = NewSession(absl::InfiniteDuration(), absl::Seconds(3));
+  EXPECT_FALSE(session->done()->fired());
+  ASSERT_OK(
+      session->session().keys()->Delete(session->session().id(), {}).status());
+  clock_.Advance(absl::Seconds(2));  // the next renewal finds it gone
+  ASSERT_TRUE(Eventually([&] { return session->done()->fired(); }));
+  EXPECT_THAT(session->done()->cause(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(
+      session->NewLocker("deploy").status(),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ended")));
+}
+
+// Close while other threads make sessions and lockers, lock, wait and
+// unlock: every call returns, nothing is held afterwards, and every call
+// after Close is "already closed".
+TEST_F(LockServiceTest, CloseWithCallsInFlight) {
+  auto holder_session = NewSession();
+  ASSERT_OK_AND_ASSIGN(auto holder, holder_session->NewLocker("deploy"));
+  ASSERT_OK(holder->Lock().status());
+  constexpr int kThreads = 8;
+  std::atomic<bool> closed{false};
+  std::atomic<int> waiting{0}, after_close_ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0;; ++round) {
+        const bool was_closed = closed.load();
+        absl::StatusOr<std::unique_ptr<LockSession>> session =
+            service_->NewSession({});
+        if (!session.ok()) {
+          EXPECT_THAT(session.status(),
+                      StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr("already closed")));
+          return;
+        }
+        if (was_closed) ++after_close_ok;
+        absl::StatusOr<std::unique_ptr<Locker>> locker =
+            (*session)->NewLocker(t % 2 == 0 ? "deploy" : "build");
+        if (!locker.ok()) continue;
+        if (t % 2 == 0 && round == 0) ++waiting;  // waits behind the holder
+        absl::StatusOr<std::shared_ptr<const Signal>> lost = (*locker)->Lock();
+        if (lost.ok()) (*locker)->Unlock().IgnoreError();
+      }
+    });
+  }
+  ASSERT_TRUE(Eventually([&] { return waiting == kThreads / 2; }));
+  ASSERT_OK(service_->Close());
+  closed = true;  // from here on, every NewSession fails
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(after_close_ok, 0);
+  EXPECT_FALSE(holder->IsOwner());
+  EXPECT_THAT(testing::KeysUnder(holder_session->session().keys(),
+                                 "/leasehold/lock/deploy"),
+              ::testing::IsEmpty());
 }
 
 }  // namespace

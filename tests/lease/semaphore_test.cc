@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "registry/cancel.h"
@@ -14,7 +15,10 @@
 namespace leasehold::lease {
 namespace {
 
+using ::leasehold::testing::StatusIs;
+using ::testing::AllOf;
 using testing::Eventually;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::KeysUnder;
 using testing::StaysFalse;
@@ -155,6 +159,32 @@ TEST_F(SemaphoreTest, ThirtyContendersNeverExceedThreeHolders) {
   // up to the scheduler (under TSan it can be one at a time).
   EXPECT_LE(most, 3);
   EXPECT_THAT(KeysUnder(&keys_, kDir), IsEmpty());
+}
+
+// N is stored with the semaphore: a contender that passes another N gets
+// an error naming both values, whether it would wait or hold at once, and
+// leaves no key behind; once everyone has gone, a new N is accepted.
+TEST_F(SemaphoreTest, AContenderWithAnotherNIsAnErrorNamingBoth) {
+  auto session = NewSession();
+  Semaphore two(session.get(), "pool", 2), three(session.get(), "pool", 3),
+      one(session.get(), "pool", 1);
+  ASSERT_OK(two.Acquire());
+  ASSERT_OK_AND_ASSIGN(registry::Response r, keys_.Get(two.key(), {}));
+  EXPECT_TRUE(absl::StartsWith(r.node.value, "slots=2 ")) << r.node.value;
+  EXPECT_THAT(three.Acquire(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("semaphore \"pool\""),
+                             HasSubstr("asks for 3 slots"),
+                             HasSubstr("the semaphore has 2"))));
+  EXPECT_THAT(one.TryAcquire().status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("asks for 1 slots, but the semaphore has 2")));
+  EXPECT_FALSE(three.IsHolder());
+  EXPECT_EQ(KeysUnder(&keys_, kDir).size(), 1u);
+  ASSERT_OK(two.Release());
+  ASSERT_OK(three.Acquire());  // the semaphore is empty: N is 3 now
+  EXPECT_THAT(two.Acquire(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      HasSubstr("the semaphore has 3")));
 }
 
 }  // namespace

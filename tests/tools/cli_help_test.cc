@@ -66,8 +66,8 @@ INSTANTIATE_TEST_SUITE_P(
     Commands, CliCommandHelpTest,
     ::testing::Values(
         HelpCase{{"lock"},
-                 "NAME [--ttl DUR]",
-                 {"ttl", "timeout", "grace", "exit-code-lost"},
+                 "NAME [--shared] [--ttl DUR]",
+                 {"shared", "ttl", "timeout", "grace", "exit-code-lost"},
                  {"Wait for the lock NAME", "LEASEHOLD_LOCK_KEY",
                   "LEASEHOLD_FENCE", "exit with CMD's status",
                   "look like leasehold's codes", "or --exit-code-lost",

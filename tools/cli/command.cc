@@ -1,6 +1,7 @@
 #include "tools/cli/command.h"
 
 #include <cstdlib>
+#include <iostream>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
@@ -77,6 +78,34 @@ absl::StatusOr<Args> ParseCommand(Context& ctx, const CommandSpec& spec,
     *exit_code = kExitUsage;
   }
   return args;
+}
+
+int RunSubcommand(Context& ctx, absl::string_view group,
+                  const std::vector<const CommandSpec*>& specs,
+                  const std::vector<std::string>& words, SubcommandRunner run) {
+  if (!words.empty()) {
+    for (const CommandSpec* spec : specs) {
+      if (spec->name == absl::StrCat(group, " ", words[0])) {
+        return run(ctx, *spec,
+                   std::vector<std::string>(words.begin() + 1, words.end()));
+      }
+    }
+  }
+  const bool help =
+      !words.empty() && (words[0] == "--help" || words[0] == "-h");
+  std::ostream& to = help ? std::cout : ctx.err();
+  if (!help) {
+    to << "leasehold " << group << ": "
+       << (words.empty()
+               ? "missing subcommand"
+               : absl::StrCat("unknown subcommand \"", words[0], "\""))
+       << "\n";
+  }
+  to << "usage: leasehold " << group
+     << " SUBCOMMAND [--help]\n\nsubcommands:\n";
+  for (const CommandSpec* spec : specs)
+    to << "  " << spec->name << " " << spec->synopsis << "\n";
+  return help ? kExitOk : kExitUsage;
 }
 
 }  // namespace leasehold::cli

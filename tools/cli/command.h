@@ -80,6 +80,16 @@ absl::StatusOr<Args> ParseCommand(Context& ctx, const CommandSpec& spec,
 
 std::string Usage(const CommandSpec& spec);
 
+// A command of subcommands (`lease`, `barrier`): runs the one of `specs`
+// (named "<group> <word>") that words[0] names with `run` and the words
+// after it. Otherwise the list of subcommands: on stdout with exit 0 for
+// --help/-h, else on stderr after the missing or unknown word, exit 2.
+using SubcommandRunner = int (*)(Context& ctx, const CommandSpec& spec,
+                                 const std::vector<std::string>& words);
+int RunSubcommand(Context& ctx, absl::string_view group,
+                  const std::vector<const CommandSpec*>& specs,
+                  const std::vector<std::string>& words, SubcommandRunner run);
+
 // Commands, each `int Run…(Context&, const std::vector<std::string>& words)`.
 int RunLease(Context& ctx, const std::vector<std::string>& words);
 int RunSim(Context& ctx, const std::vector<std::string>& words);
@@ -89,6 +99,7 @@ int RunElect(Context& ctx, const std::vector<std::string>& words);
 int RunLeader(Context& ctx, const std::vector<std::string>& words);
 int RunObserve(Context& ctx, const std::vector<std::string>& words);
 int RunTxn(Context& ctx, const std::vector<std::string>& words);
+int RunBarrier(Context& ctx, const std::vector<std::string>& words);
 
 }  // namespace leasehold::cli
 

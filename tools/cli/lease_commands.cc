@@ -286,28 +286,7 @@ int Run(Context& ctx, const CommandSpec& spec,
 }  // namespace
 
 int RunLease(Context& ctx, const std::vector<std::string>& words) {
-  if (!words.empty()) {
-    for (const CommandSpec* spec : kCommands) {
-      if (spec->name == absl::StrCat("lease ", words[0])) {
-        return Run(ctx, *spec,
-                   std::vector<std::string>(words.begin() + 1, words.end()));
-      }
-    }
-  }
-  const bool help =
-      !words.empty() && (words[0] == "--help" || words[0] == "-h");
-  std::ostream& to = help ? std::cout : ctx.err();
-  if (!help) {
-    to << "leasehold lease: "
-       << (words.empty()
-               ? "missing subcommand"
-               : absl::StrCat("unknown subcommand \"", words[0], "\""))
-       << "\n";
-  }
-  to << "usage: leasehold lease SUBCOMMAND [--help]\n\nsubcommands:\n";
-  for (const CommandSpec* spec : kCommands)
-    to << "  " << spec->name << " " << spec->synopsis << "\n";
-  return help ? kExitOk : kExitUsage;
+  return RunSubcommand(ctx, "lease", kCommands, words, Run);
 }
 
 }  // namespace leasehold::cli

@@ -1,10 +1,12 @@
 // `leasehold lock`, `elect`, `leader` and `observe`: the lock and election
-// layer (lease/mutex.h, lease/election.h) from the command line.
+// layer (lease/mutex.h, lease/rw_mutex.h, lease/election.h) from the
+// command line.
 #include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +14,7 @@
 #include "lease/election.h"
 #include "lease/keeper.h"
 #include "lease/mutex.h"
+#include "lease/rw_mutex.h"
 #include "lease/session.h"
 #include "lease/validate.h"
 #include "tools/cli/command.h"
@@ -43,10 +46,18 @@ std::vector<FlagSpec> HoldFlagSpecs(absl::string_view held) {
   };
 }
 
+std::vector<FlagSpec> WithShared(std::vector<FlagSpec> flags) {
+  flags.insert(flags.begin(),
+               {"shared", FlagSpec::kSwitch, "",
+                "hold NAME shared with other --shared holders, never with an "
+                "exclusive one; queued in the same first-come order"});
+  return flags;
+}
+
 const CommandSpec kLock = {
     "lock",
-    "NAME [--ttl DUR] [--timeout DUR] [--grace DUR] [--exit-code-lost N] -- "
-    "CMD [ARGS...]",
+    "NAME [--shared] [--ttl DUR] [--timeout DUR] [--grace DUR] "
+    "[--exit-code-lost N] -- CMD [ARGS...]",
     "Wait for the lock NAME (first come, first served), run CMD while holding\n"
     "it and release it when CMD exits; exit with CMD's status (128+N for\n"
     "signal N), so CMD's own 1, 2 and 3 look like leasehold's codes (1 not\n"
@@ -58,7 +69,7 @@ const CommandSpec kLock = {
     "the expiry (after a loss, at most the grace period later), and\n"
     "leasehold exits 1, or --exit-code-lost.\n"
     "SIGINT/SIGTERM to leasehold are passed on to CMD's process group.",
-    HoldFlagSpecs("the lock"),
+    WithShared(HoldFlagSpecs("the lock")),
     /*runs_command=*/true};
 const CommandSpec kElect = {
     "elect",
@@ -112,6 +123,20 @@ struct Holding {
   std::function<std::shared_ptr<const lease::Signal>()> lost;
   std::function<absl::Time()> expiry;
 };
+
+// What `lock` holds: a Mutex, or an RWMutex as a reader (--shared).
+template <typename Lock, typename Acquire, typename Release>
+Holding LockHolding(std::string what, Lock& lock, Acquire acquire,
+                    Release release) {
+  return {.what = std::move(what),
+          .key_env = "LEASEHOLD_LOCK_KEY",
+          .acquire = acquire,
+          .release = release,
+          .key = [&lock] { return lock.key(); },
+          .fence = [&lock] { return lock.fence(); },
+          .lost = [&lock] { return lock.lost(); },
+          .expiry = [&lock] { return lock.expiry(); }};
+}
 
 // The flags of `lock` and `elect`.
 struct HoldFlags {
@@ -220,20 +245,25 @@ int RunHolding(Context& ctx, const CommandSpec& spec,
           keys->get(), {.ttl = flags->ttl, .prefix = ctx.global().prefix});
   if (!session.ok()) return ctx.Fail(spec.name, session.status());
 
+  if (lock && args->Has("shared")) {
+    lease::RWMutex shared(session->get(), name);
+    return HoldAndRun(ctx, spec, *args, *flags, **session,
+                      LockHolding(
+                          absl::StrCat("shared lock \"", name, "\""), shared,
+                          [&](absl::Time deadline, const CancelToken* cancel) {
+                            return shared.RLock(deadline, cancel);
+                          },
+                          [&] { return shared.RUnlock(); }));
+  }
   if (lock) {
     lease::Mutex mutex(session->get(), name);
     return HoldAndRun(ctx, spec, *args, *flags, **session,
-                      {.what = absl::StrCat("lock \"", name, "\""),
-                       .key_env = "LEASEHOLD_LOCK_KEY",
-                       .acquire =
-                           [&](absl::Time deadline, const CancelToken* cancel) {
-                             return mutex.Lock(deadline, cancel);
-                           },
-                       .release = [&] { return mutex.Unlock(); },
-                       .key = [&] { return mutex.key(); },
-                       .fence = [&] { return mutex.fence(); },
-                       .lost = [&] { return mutex.lost(); },
-                       .expiry = [&] { return mutex.expiry(); }});
+                      LockHolding(
+                          absl::StrCat("lock \"", name, "\""), mutex,
+                          [&](absl::Time deadline, const CancelToken* cancel) {
+                            return mutex.Lock(deadline, cancel);
+                          },
+                          [&] { return mutex.Unlock(); }));
   }
   const std::string& value = args->positional()[1];
   lease::Election election(session->get(), name);
