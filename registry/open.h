@@ -1,9 +1,11 @@
 // registry::Open: a KeysApi from a URI, so tools and services take one
 // string from their configuration.
 //
-//   mem:                                     the in-memory registry
+//   mem:  (or local:)                        the in-memory registry
 //   etcd://host:port[,host:port...][?opts]   etcd v2 over http
 //   etcd+https://host:port[,...][?opts]      etcd v2 over https
+//   etcd:http://host:port[,http://...][?opts]   the same, go-lock's form:
+//   etcd:https://host:port[,https://...][?opts] one scheme for all
 //   etcd3://host:port[,...][?opts]           etcd v3 over http
 //   etcd3+https://host:port[,...][?opts]     etcd v3 over https
 // (the same options; the v3 client refuses username/password and
@@ -12,6 +14,8 @@
 // Options (query parameters, durations in absl form: 500ms, 2s, 1m):
 //   request-timeout=DUR  dial-timeout=DUR  auto-sync-interval=DUR
 //   watch-check-interval=DUR (0s: off)
+//   dial-keep-alive-time=DUR  dial-keep-alive-timeout=DUR (TCP keepalive)
+//   reject-old-cluster=BOOL (check GET /version when opened: 3.4 or newer)
 //   username=U  password=P  password-file=PATH  allow-insecure-auth=BOOL
 //   ca-file=PATH  cert-file=PATH  key-file=PATH  server-name=HOST
 //   quorum-reads=true|false
@@ -59,9 +63,12 @@ struct OpenOptions {
   std::function<void(absl::string_view)> warn;
 };
 
-// The registry `uri` names, not yet contacted. kInvalidArgument for a bad
-// URI, for only one of LEASEHOLD_USERNAME / LEASEHOLD_PASSWORD set, and for
-// what NewEtcdClient refuses (an unreadable password file, say).
+// The registry `uri` names, not yet contacted (unless reject-old-cluster=
+// true: then its version was asked). kInvalidArgument for a bad URI, for
+// only one of LEASEHOLD_USERNAME / LEASEHOLD_PASSWORD set, and for what
+// NewEtcdClient refuses (an unreadable password file, say);
+// kFailedPrecondition / kUnavailable for a cluster reject-old-cluster
+// refuses or cannot ask.
 absl::StatusOr<std::unique_ptr<KeysApi>> Open(absl::string_view uri,
                                               OpenOptions options);
 // The same with `clock` (optional) as the registry's clock.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ constexpr absl::string_view kEtcdHttpsScheme = "etcd+https://";
 // The same grammar for the etcd v3 client.
 constexpr absl::string_view kEtcd3Scheme = "etcd3://";
 constexpr absl::string_view kEtcd3HttpsScheme = "etcd3+https://";
+// go-lock's spelling: "etcd:" and then the endpoints' own URLs.
+constexpr absl::string_view kEtcdEndpointsScheme = "etcd:";
 constexpr int kDefaultEtcdPort = 2379;
 
 // Option names whose values are never shown: anything that looks like a
@@ -32,6 +35,17 @@ constexpr int kDefaultEtcdPort = 2379;
 bool IsSecretName(absl::string_view name) {
   return absl::StrContains(absl::AsciiStrToLower(name), "pass") &&
          name != "password-file";
+}
+
+// RFC 3986's scheme: a letter, then letters, digits, '+', '-' or '.'.
+bool IsSchemeName(absl::string_view text) {
+  if (text.empty() || !absl::ascii_isalpha(text.front())) return false;
+  for (char c : text) {
+    if (!absl::ascii_isalnum(c) && c != '+' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Status Invalid(absl::string_view uri, absl::string_view what) {
@@ -149,6 +163,24 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
     }
     return absl::OkStatus();
   }
+  if (name == "dial-keep-alive-time" || name == "dial-keep-alive-timeout") {
+    absl::Duration* field = name == "dial-keep-alive-time"
+                                ? &options.keepalive_time
+                                : &options.keepalive_timeout;
+    if (auto s = ParseDurationOption(uri, name, value, field); !s.ok()) {
+      return s;
+    }
+    if (*field < etcd_internal::kMinKeepalive ||
+        *field > etcd_internal::kMaxKeepalive) {
+      return Invalid(
+          uri, absl::StrCat("option ", name, " must be between ",
+                            absl::FormatDuration(etcd_internal::kMinKeepalive),
+                            " and ",
+                            absl::FormatDuration(etcd_internal::kMaxKeepalive),
+                            " (TCP keepalive counts whole seconds)"));
+    }
+    return absl::OkStatus();
+  }
   if (name == "auto-sync-interval") {
     return ParseDurationOption(uri, name, value, &options.auto_sync_interval);
   }
@@ -158,7 +190,8 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
   if (bool* flag = name == "quorum-reads" ? &options.quorum_reads
                    : name == "allow-insecure-auth"
                        ? &options.allow_insecure_auth
-                       : nullptr) {
+                   : name == "reject-old-cluster" ? &options.reject_old_cluster
+                                                  : nullptr) {
     if (!absl::SimpleAtob(value, flag)) {
       return Invalid(uri, absl::StrCat("option ", name, "=\"", value,
                                        "\" is not true/false"));
@@ -178,6 +211,8 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
         uri,
         absl::StrCat("unknown option \"", name,
                      "\" (known: request-timeout, dial-timeout, "
+                     "dial-keep-alive-time, dial-keep-alive-timeout, "
+                     "reject-old-cluster, "
                      "auto-sync-interval, watch-check-interval, quorum-reads, "
                      "username, password, password-file, allow-insecure-auth, "
                      "ca-file, cert-file, key-file, server-name)"));
@@ -188,39 +223,93 @@ absl::Status ApplyEtcdOption(absl::string_view uri, absl::string_view name,
   return absl::OkStatus();
 }
 
+// go-lock's "etcd:http://h:p,http://h2:p2": each endpoint names its scheme,
+// and all must name the same one. On success `*https` says which, and
+// `hostports` has the endpoints without it.
+absl::Status SplitSchemedEndpoints(absl::string_view uri,
+                                   absl::string_view endpoints, bool* https,
+                                   std::vector<absl::string_view>& hostports) {
+  std::optional<absl::string_view> scheme;
+  for (absl::string_view endpoint : absl::StrSplit(endpoints, ',')) {
+    const size_t end = endpoint.find("://");
+    const absl::string_view this_scheme =
+        end == absl::string_view::npos ? "" : endpoint.substr(0, end);
+    if (this_scheme != "http" && this_scheme != "https") {
+      return Invalid(uri, absl::StrCat("endpoint \"", endpoint,
+                                       "\" needs http:// or https:// (etcd: "
+                                       "form: etcd:http://host:port,...)"));
+    }
+    if (scheme.has_value() && *scheme != this_scheme) {
+      return Invalid(
+          uri, absl::StrCat("mixed schemes ", *scheme, ":// and ", this_scheme,
+                            ":// (all endpoints use one scheme)"));
+    }
+    scheme = this_scheme;
+    endpoint.remove_prefix(end + 3);
+    if (!endpoint.empty() && endpoint.back() == '/') endpoint.remove_suffix(1);
+    hostports.push_back(endpoint);
+  }
+  *https = *scheme == "https";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<RegistryConfig> ParseRegistryUri(absl::string_view uri) {
-  if (uri == "mem:") return MemoryOptions{};
-  if (absl::StartsWith(uri, "mem:")) {
-    return Invalid(uri, "mem: takes no host or options");
+  for (absl::string_view memory : {"mem:", "local:"}) {
+    if (uri == memory) return MemoryOptions{};
+    if (absl::StartsWith(uri, memory)) {
+      return Invalid(uri, absl::StrCat(memory, " takes no host or options"));
+    }
   }
   const bool v3 = absl::StartsWith(uri, kEtcd3Scheme) ||
                   absl::StartsWith(uri, kEtcd3HttpsScheme);
-  const bool https = absl::StartsWith(uri, kEtcdHttpsScheme) ||
-                     absl::StartsWith(uri, kEtcd3HttpsScheme);
-  if (!https && !v3 && !absl::StartsWith(uri, kEtcdScheme)) {
+  bool https = absl::StartsWith(uri, kEtcdHttpsScheme) ||
+               absl::StartsWith(uri, kEtcd3HttpsScheme);
+  const bool schemed_endpoints = !https && !v3 &&
+                                 !absl::StartsWith(uri, kEtcdScheme) &&
+                                 absl::StartsWith(uri, kEtcdEndpointsScheme);
+  if (!https && !v3 && !schemed_endpoints &&
+      !absl::StartsWith(uri, kEtcdScheme)) {
     return Invalid(uri,
                    "unknown scheme (use mem:, etcd://host:port, "
-                   "etcd+https://host:port, etcd3://host:port or "
-                   "etcd3+https://host:port)");
+                   "etcd+https://host:port, etcd:http(s)://host:port, "
+                   "etcd3://host:port or etcd3+https://host:port)");
   }
-  absl::string_view rest = uri.substr(uri.find("://") + 3);
+  absl::string_view rest = schemed_endpoints
+                               ? uri.substr(kEtcdEndpointsScheme.size())
+                               : uri.substr(uri.find("://") + 3);
   absl::string_view query;
   if (const size_t q = rest.find('?'); q != absl::string_view::npos) {
     query = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.empty()) return Invalid(uri, "no endpoints");
-  if (rest.find('/') != absl::string_view::npos ||
-      rest.find('@') != absl::string_view::npos) {
+  // Before anything echoes an endpoint: user info may hold a password.
+  if (rest.find('@') != absl::string_view::npos) {
     return Invalid(uri,
                    "a path or user@ is not allowed; use ?username=&password=");
   }
+  std::vector<absl::string_view> hostports;
+  if (schemed_endpoints) {
+    if (rest.empty()) return Invalid(uri, "no endpoints");
+    if (absl::Status s = SplitSchemedEndpoints(uri, rest, &https, hostports);
+        !s.ok()) {
+      return s;
+    }
+  } else {
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    if (rest.empty()) return Invalid(uri, "no endpoints");
+    hostports = absl::StrSplit(rest, ',');
+  }
+  for (absl::string_view hostport : hostports) {
+    if (hostport.find('/') != absl::string_view::npos) {
+      return Invalid(
+          uri, "a path or user@ is not allowed; use ?username=&password=");
+    }
+  }
 
   EtcdOptions options;
-  for (absl::string_view hostport : absl::StrSplit(rest, ',')) {
+  for (absl::string_view hostport : hostports) {
     absl::StatusOr<std::string> endpoint = ParseEndpoint(uri, hostport);
     if (!endpoint.ok()) return endpoint.status();
     options.endpoints.push_back(
@@ -274,19 +363,36 @@ std::string RedactUri(absl::string_view uri) {
   out.reserve(uri.size());
   absl::string_view rest = uri;
   // "scheme://user:password@host…": the authority ends at the first '/',
-  // '?' or '#' (RFC 3986), its user info at the last '@' before that.
-  if (const size_t scheme_end = rest.find("://");
-      scheme_end != absl::string_view::npos) {
-    const size_t start = scheme_end + 3;
-    const size_t authority_end =
-        std::min(rest.find_first_of("/?#", start), rest.size());
-    const absl::string_view authority =
-        rest.substr(start, authority_end - start);
-    const size_t at = authority.rfind('@');
-    const size_t colon = authority.find(':');
-    if (at != absl::string_view::npos && colon < at) {
-      absl::StrAppend(&out, rest.substr(0, start + colon + 1), "***");
-      rest.remove_prefix(start + at);
+  // '?' or '#' (RFC 3986), its user info at the last '@' before that. A
+  // registry URI may list several endpoints after its scheme, each with a
+  // scheme of its own or none (etcd:http://a,https://user:pw@b,
+  // etcd:user:pw@b): each comma-separated piece is an authority.
+  if (const size_t colon = rest.find(':'); colon != absl::string_view::npos) {
+    absl::StrAppend(&out, rest.substr(0, colon + 1));
+    rest.remove_prefix(colon + 1);
+    while (true) {
+      size_t skip = absl::StartsWith(rest, "//") ? 2 : 0;
+      if (const size_t scheme_end = rest.find("://");
+          skip == 0 && scheme_end != absl::string_view::npos &&
+          scheme_end > 0 && IsSchemeName(rest.substr(0, scheme_end))) {
+        skip = scheme_end + 3;
+      }
+      absl::StrAppend(&out, rest.substr(0, skip));
+      rest.remove_prefix(skip);
+      const size_t end = std::min(rest.find_first_of(",/?#"), rest.size());
+      const absl::string_view authority = rest.substr(0, end);
+      const size_t at = authority.rfind('@');
+      const size_t user_end = authority.find(':');
+      if (at != absl::string_view::npos && user_end < at) {
+        absl::StrAppend(&out, authority.substr(0, user_end + 1), "***",
+                        authority.substr(at));
+      } else {
+        absl::StrAppend(&out, authority);
+      }
+      rest.remove_prefix(end);
+      if (!absl::StartsWith(rest, ",")) break;
+      out.push_back(',');
+      rest.remove_prefix(1);
     }
   }
   const size_t query = rest.find('?');

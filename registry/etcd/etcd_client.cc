@@ -47,6 +47,10 @@ using etcd_internal::SleepUnlessCancelled;
 constexpr absl::Duration kWatchRetryFirst = absl::Milliseconds(50);
 constexpr absl::Duration kWatchRetryMax = absl::Seconds(1);
 
+// reject_old_cluster refuses clusters older than this.
+constexpr int kOldestClusterMajor = 3;
+constexpr int kOldestClusterMinor = 4;
+
 // The same status with `prefix` in front of its message; payloads (etcd's
 // error details, outcome-unknown) are kept.
 absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
@@ -208,6 +212,18 @@ absl::Status etcd_internal::ValidateEtcdOptions(EtcdOptions& options) {
   if (options.dial_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("dial_timeout: must be positive");
   }
+  for (const auto& [name, keepalive] :
+       {std::pair<const char*, absl::Duration>{"keepalive_time",
+                                               options.keepalive_time},
+        {"keepalive_timeout", options.keepalive_timeout}}) {
+    if (keepalive < etcd_internal::kMinKeepalive ||
+        keepalive > etcd_internal::kMaxKeepalive) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ": ", absl::FormatDuration(keepalive), " is not within ",
+          absl::FormatDuration(etcd_internal::kMinKeepalive), " to ",
+          absl::FormatDuration(etcd_internal::kMaxKeepalive)));
+    }
+  }
   if (options.watch_check_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "watch_check_interval: must not be negative");
@@ -270,6 +286,8 @@ etcd_internal::HttpTransportOptions etcd_internal::TransportOptions(
   out.cert_file = options.cert_file;
   out.key_file = options.key_file;
   out.server_name = options.server_name;
+  out.keepalive_time = options.keepalive_time;
+  out.keepalive_timeout = options.keepalive_timeout;
   return out;
 }
 
@@ -387,6 +405,11 @@ class EtcdClient final : public KeysApi {
 
   absl::StatusOr<Response> Watch(const std::string& key,
                                  const WatchOptions& options) override;
+
+  // For reject_old_cluster: OK when the first endpoint that tells its
+  // version (GET /version) runs etcd 3.4 or newer.
+  absl::Status CheckClusterVersion();
+  bool reject_old_cluster() const { return options_.reject_old_cluster; }
 
  private:
   static absl::Status AddTtl(const std::optional<absl::Duration>& ttl,
@@ -733,6 +756,44 @@ std::optional<uint64_t> EtcdClient::ProbeIndex(const std::string& endpoint,
   return index;
 }
 
+absl::Status EtcdClient::CheckClusterVersion() {
+  const auto [endpoints, start] = Endpoints();
+  absl::Status last;
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
+    HttpResult result =
+        transport_.Send(endpoint, {"GET", "/version", "", true}, &stop_);
+    if (!result.status.ok()) {
+      last = result.status;
+      continue;
+    }
+    const std::string where = absl::StrCat("GET ", endpoint, "/version");
+    if (result.response.status != 200) {
+      last = absl::UnavailableError(
+          absl::StrCat(where, ": HTTP ", result.response.status));
+      continue;
+    }
+    absl::StatusOr<etcd_internal::EtcdVersion> version =
+        etcd_internal::ParseEtcdVersion(result.response.body);
+    if (!version.ok()) {
+      last = Prefixed(where, version.status());
+      continue;
+    }
+    if (version->major < kOldestClusterMajor ||
+        (version->major == kOldestClusterMajor &&
+         version->minor < kOldestClusterMinor)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "reject-old-cluster: etcd at ", endpoint, " runs version ",
+          absl::CHexEscape(version->text), ", older than ", kOldestClusterMajor,
+          ".", kOldestClusterMinor));
+    }
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrCat("reject-old-cluster: no endpoint told its etcd version (",
+                   endpoints.size(), " tried); last: ", last.message()));
+}
+
 void EtcdClient::SyncLoop() {
   while (!stop_.cancelled()) {
     SleepUnlessCancelled(*clock_, clock_->Now() + options_.auto_sync_interval,
@@ -774,7 +835,13 @@ absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options) {
     if (!password.ok()) return password.status();
     options.password = *std::move(password);
   }
-  return std::make_unique<EtcdClient>(std::move(options));
+  auto client = std::make_unique<EtcdClient>(std::move(options));
+  if (client->reject_old_cluster()) {
+    if (absl::Status version = client->CheckClusterVersion(); !version.ok()) {
+      return version;
+    }
+  }
+  return client;
 }
 
 }  // namespace leasehold::registry

@@ -80,6 +80,18 @@ struct EtcdOptions {
   // Zero: never (then only TCP keepalive notices a dead host). Default: 3 s.
   // URI option watch-check-interval.
   absl::Duration watch_check_interval = absl::Seconds(3);
+  // TCP keepalive on every connection, watches included: the first probe
+  // after keepalive_time of silence; a connection whose probes go
+  // unanswered for keepalive_timeout more is dropped (a watch then
+  // reconnects elsewhere). Whole seconds (rounded up), 1 s to 9 h.
+  // Defaults: 10 s and 15 s. URI options dial-keep-alive-time and
+  // dial-keep-alive-timeout (go-lock's and clientv3's names).
+  absl::Duration keepalive_time = absl::Seconds(10);
+  absl::Duration keepalive_timeout = absl::Seconds(15);
+  // NewEtcdClient asks the endpoints for GET /version and refuses a cluster
+  // older than etcd 3.4 (kFailedPrecondition), or one it cannot ask
+  // (kUnavailable). URI option reject-old-cluster.
+  bool reject_old_cluster = false;
   // Every Get goes through raft (quorum=true) even when not asked.
   bool quorum_reads = false;
   // Deadlines of watches are on this clock. Default: RealClock().
@@ -95,8 +107,10 @@ struct EtcdOptions {
 
 // kInvalidArgument for options that cannot work (no endpoints, an endpoint
 // that is not an http(s) URL or carries user:password@, a cert without its
-// key, a file that does not exist, an unreadable or empty password_file),
-// naming the bad option.
+// key, a file that does not exist, an unreadable or empty password_file, a
+// keepalive out of range), naming the bad option. With reject_old_cluster:
+// kFailedPrecondition naming the version for a cluster older than 3.4,
+// kUnavailable when no endpoint tells its version.
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options);
 
 namespace etcd_internal {

@@ -27,12 +27,9 @@ namespace {
 // when their transfer ends instead of being kept.
 constexpr size_t kMaxIdleHandlesPerEndpoint = 16;
 
-// TCP keepalive on every connection, long polls included: a member whose
-// host died or was cut off without a FIN is noticed after about
-// idle + count × interval (25 s) instead of never.
-constexpr absl::Duration kKeepaliveIdle = absl::Seconds(10);
-constexpr absl::Duration kKeepaliveInterval = absl::Seconds(5);
-constexpr int kKeepaliveCount = 3;
+// At most this many unanswered keepalive probes before the connection is
+// dropped: a few, so that one lost probe is not a verdict.
+constexpr int kMaxKeepaliveProbes = 3;
 
 // How long one curl_multi_poll may block before the loop looks at the
 // deadline again. The deadline is on an injected Clock (possibly simulated),
@@ -63,10 +60,9 @@ long ToCurlMillis(absl::Duration d) {  // NOLINT(runtime/int): curl's type
 
 // libcurl sets SO_KEEPALIVE, the idle time and the interval; the probe
 // count it leaves at the system default (9), which is set here.
-int OnSocket(void*, curl_socket_t fd, curlsocktype purpose) {
+int OnSocket(void* count, curl_socket_t fd, curlsocktype purpose) {
   if (purpose == CURLSOCKTYPE_IPCXN) {
-    const int count = kKeepaliveCount;
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, count, sizeof(int));
   }
   return CURL_SOCKOPT_OK;
 }
@@ -131,6 +127,20 @@ absl::StatusCode CodeForCurlError(CURLcode code) {
 }
 
 }  // namespace
+
+TcpKeepalive KeepaliveSettings(absl::Duration time, absl::Duration timeout) {
+  auto seconds = [](absl::Duration d) {
+    return static_cast<int>(
+        std::clamp(absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))),
+                   absl::ToInt64Seconds(kMinKeepalive),
+                   absl::ToInt64Seconds(kMaxKeepalive)));
+  };
+  // Up to three probes whose intervals add up to at most the timeout: a
+  // silent peer is dropped no later than the timeout says.
+  const int timeout_seconds = seconds(timeout);
+  const int count = std::min(kMaxKeepaliveProbes, timeout_seconds);
+  return {seconds(time), timeout_seconds / count, count};
+}
 
 std::string HttpTransport::TlsHint(absl::string_view url, int curl_code,
                                    absl::string_view error_text) const {
@@ -236,6 +246,8 @@ class HttpTransport::Handle {
   Handle(const HttpTransportOptions& options, const std::string& base_url)
       : easy_(curl_easy_init()),
         multi_(curl_multi_init()),
+        keepalive_(KeepaliveSettings(options.keepalive_time,
+                                     options.keepalive_timeout)),
         url_base_(base_url) {
     // Go's net/http answers "Expect: 100-continue" fine, but waiting for the
     // interim answer costs a round trip on every large write.
@@ -251,12 +263,11 @@ class HttpTransport::Handle {
                      ToCurlMillis(options.dial_timeout));
     curl_easy_setopt(easy_, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy_, CURLOPT_TCP_KEEPIDLE,
-                     static_cast<long>(  // NOLINT(runtime/int)
-                         absl::ToInt64Seconds(kKeepaliveIdle)));
+                     static_cast<long>(keepalive_.idle_seconds));  // NOLINT
     curl_easy_setopt(easy_, CURLOPT_TCP_KEEPINTVL,
-                     static_cast<long>(  // NOLINT(runtime/int)
-                         absl::ToInt64Seconds(kKeepaliveInterval)));
+                     static_cast<long>(keepalive_.interval_seconds));  // NOLINT
     curl_easy_setopt(easy_, CURLOPT_SOCKOPTFUNCTION, &OnSocket);
+    curl_easy_setopt(easy_, CURLOPT_SOCKOPTDATA, &keepalive_.count);
     if (!options.username.empty()) {
       curl_easy_setopt(easy_, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
       curl_easy_setopt(easy_, CURLOPT_USERNAME, options.username.c_str());
@@ -300,6 +311,9 @@ class HttpTransport::Handle {
  private:
   CURL* const easy_;
   CURLM* const multi_;
+  // Read by OnSocket for each new connection of this handle (through a
+  // void*, hence not const).
+  TcpKeepalive keepalive_;
   curl_slist* headers_;
   curl_slist* connect_to_ = nullptr;
   std::string url_base_;

@@ -19,7 +19,8 @@
 // connections. A long poll borrows a handle for its whole duration. Any
 // transfer may be cancelled from another thread through a CancelToken; it
 // then returns kCancelled within milliseconds. Every connection has TCP
-// keepalive on, so a peer that vanished without a FIN is noticed.
+// keepalive on (HttpTransportOptions::keepalive_time), so a peer that
+// vanished without a FIN is noticed.
 //
 // Thread-safety: one transport may be used from any number of threads.
 #ifndef LEASEHOLD_REGISTRY_ETCD_HTTP_TRANSPORT_H_
@@ -140,7 +141,28 @@ struct HttpTransportOptions {
   // https: the name the server's certificate must carry (and the SNI), while
   // the connection goes to the base URL's host. Empty: the base URL's host.
   std::string server_name;
+  // TCP keepalive, on every connection: the first probe goes out after
+  // keepalive_time of silence, and a connection whose probes go unanswered
+  // for keepalive_timeout is dropped (up to 3 probes spread over it, their
+  // whole-second intervals adding up to at most the timeout). The kernel
+  // counts whole seconds: both are rounded up, and must lie in
+  // [kMinKeepalive, kMaxKeepalive].
+  absl::Duration keepalive_time = absl::Seconds(10);
+  absl::Duration keepalive_timeout = absl::Seconds(15);
 };
+
+// The range of HttpTransportOptions::keepalive_time and keepalive_timeout
+// (Linux takes at most 32767 s per probe step).
+inline constexpr absl::Duration kMinKeepalive = absl::Seconds(1);
+inline constexpr absl::Duration kMaxKeepalive = absl::Hours(9);
+
+// What the kernel is told for a keepalive time and timeout.
+struct TcpKeepalive {
+  int idle_seconds;      // TCP_KEEPIDLE
+  int interval_seconds;  // TCP_KEEPINTVL
+  int count;             // TCP_KEEPCNT
+};
+TcpKeepalive KeepaliveSettings(absl::Duration time, absl::Duration timeout);
 
 class HttpTransport {
  public:

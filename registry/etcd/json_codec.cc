@@ -8,7 +8,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
@@ -356,6 +358,36 @@ absl::StatusOr<std::vector<std::string>> ParseMemberClientUrls(
     }
   }
   return urls;
+}
+
+absl::StatusOr<EtcdVersion> ParseEtcdVersion(absl::string_view body) {
+  ParsedJson parsed;
+  if (absl::Status s = parsed.Parse(body); !s.ok()) return s;
+  const rapidjson::Value& doc = parsed.root();
+  auto text_of = [&](const char* name) -> std::optional<std::string> {
+    auto member = doc.FindMember(name);
+    if (member == doc.MemberEnd() || !member->value.IsString()) {
+      return std::nullopt;
+    }
+    return AsString(member->value);
+  };
+  std::optional<std::string> version = text_of("etcdcluster");
+  if (!version.has_value() || *version == "not_decided") {
+    version = text_of("etcdserver");
+  }
+  if (!version.has_value()) {
+    return Malformed("etcdserver", "missing or not a string");
+  }
+  EtcdVersion out;
+  out.text = *std::move(version);
+  std::vector<absl::string_view> parts = absl::StrSplit(out.text, '.');
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &out.major) ||
+      !absl::SimpleAtoi(parts[1], &out.minor) || out.major < 0 ||
+      out.minor < 0) {
+    return absl::DataLossError(absl::StrCat("malformed etcd version \"",
+                                            absl::CHexEscape(out.text), "\""));
+  }
+  return out;
 }
 
 absl::StatusOr<absl::Time> ParseRfc3339(absl::string_view text) {

@@ -61,6 +61,16 @@ std::optional<EtcdError> ParseEtcdError(absl::string_view body);
 absl::StatusOr<std::vector<std::string>> ParseMemberClientUrls(
     absl::string_view body);
 
+// The version etcd's GET /version reports ({"etcdserver":"3.4.23",
+// "etcdcluster":"3.4.0"}): the cluster's, or the server's while the
+// cluster's is "not_decided". kDataLoss for any other body.
+struct EtcdVersion {
+  int major = 0;
+  int minor = 0;
+  std::string text;  // "3.4.0", as etcd wrote it
+};
+absl::StatusOr<EtcdVersion> ParseEtcdVersion(absl::string_view body);
+
 // RFC 3339 with optional fractional seconds, as etcd writes "expiration"
 // ("2024-05-01T10:00:00.123456789Z", "…+02:00"). kDataLoss otherwise.
 absl::StatusOr<absl::Time> ParseRfc3339(absl::string_view text);

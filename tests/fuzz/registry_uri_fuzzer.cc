@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "registry/etcd/http_transport.h"
 #include "registry/open.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -31,6 +32,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         etcd->dial_timeout <= absl::ZeroDuration() ||
         etcd->auto_sync_interval < absl::ZeroDuration()) {
       std::abort();
+    }
+    for (const absl::Duration keepalive :
+         {etcd->keepalive_time, etcd->keepalive_timeout}) {
+      if (keepalive < leasehold::registry::etcd_internal::kMinKeepalive ||
+          keepalive > leasehold::registry::etcd_internal::kMaxKeepalive) {
+        std::abort();
+      }
     }
   }
   return 0;

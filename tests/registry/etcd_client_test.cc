@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "registry/errors.h"
+#include "registry/open.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/loopback_net.h"
 #include "tests/testing/status_matchers.h"
@@ -319,6 +320,15 @@ TEST(EtcdClientTest, MemberSyncKeepsWorkingAndStopsPromptly) {
   const absl::Time before = RealClock()->Now();
   keys.reset();
   EXPECT_LT(RealClock()->Now() - before, absl::Seconds(2));  // not 5 s timeout
+}
+
+// reject-old-cluster asks GET /version of the real etcd (3.4 here) and
+// accepts it.
+TEST(EtcdClientTest, RejectOldClusterAcceptsEtcd34) {
+  ASSERT_OK_AND_ASSIGN(
+      auto keys,
+      Open(absl::StrCat(SharedEtcd().uri(), "?reject-old-cluster=true")));
+  EXPECT_THAT(keys->Set("/reject-old-cluster", "v", {}), IsOk());
 }
 
 }  // namespace

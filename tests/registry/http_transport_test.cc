@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "registry/errors.h"
 #include "registry/etcd/etcd_client.h"
+#include "registry/open.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/loopback_net.h"
 #include "tests/testing/status_matchers.h"
@@ -30,7 +31,9 @@ using ::leasehold::testing::FreePort;
 using ::leasehold::testing::HttpAnswer;
 using ::leasehold::testing::IsOk;
 using ::leasehold::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 constexpr char kSetBody[] =
@@ -189,6 +192,45 @@ TEST(HttpTransportTest, Http09ReplyIsUnavailableNotInvalidArgument) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("HTTP/0.9")));
 }
 
+// The keepalive settings of each of this process's TCP connections to
+// `port`, read back from the sockets.
+struct SocketKeepalive {
+  int on = 0;
+  int idle = 0;
+  int interval = 0;
+  int count = 0;
+};
+std::vector<SocketKeepalive> KeepaliveOfConnectionsTo(int port) {
+  std::vector<SocketKeepalive> out;
+  for (int fd = 3; fd < 1024; ++fd) {
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != port) {
+      continue;
+    }
+    SocketKeepalive k;
+    socklen_t size = sizeof(int);
+    getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &k.on, &size);
+    getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &k.idle, &size);
+    getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &k.interval, &size);
+    getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &k.count, &size);
+    out.push_back(k);
+  }
+  return out;
+}
+
+// Waits until this process has `n` connections to `port`.
+std::vector<SocketKeepalive> WaitForConnectionsTo(int port, size_t n) {
+  std::vector<SocketKeepalive> found;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    found = KeepaliveOfConnectionsTo(port);
+    if (found.size() >= n) break;
+    RealClock()->SleepFor(absl::Milliseconds(10));
+  }
+  return found;
+}
+
 // Every connection, long polls included, has TCP keepalive with a short
 // probe count, so a peer that vanished without a FIN is noticed.
 TEST(HttpTransportTest, ConnectionsHaveTcpKeepalive) {
@@ -200,30 +242,65 @@ TEST(HttpTransportTest, ConnectionsHaveTcpKeepalive) {
                        {"GET", "/v2/keys/k?wait=true", "", true},
                        absl::InfiniteFuture(), *RealClock(), &cancel);
   });
-  // Find our end of the long poll's connection among this process's
-  // sockets.
-  int keepalive = 0, count = 0, idle = 0;
-  for (int attempt = 0; attempt < 500 && keepalive == 0; ++attempt) {
-    for (int fd = 3; fd < 1024; ++fd) {
-      sockaddr_in peer{};
-      socklen_t len = sizeof peer;
-      if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
-          peer.sin_family != AF_INET ||
-          ntohs(peer.sin_port) != server->port()) {
-        continue;
-      }
-      socklen_t size = sizeof(int);
-      getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive, &size);
-      getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, &size);
-      getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &size);
-    }
-    if (keepalive == 0) RealClock()->SleepFor(absl::Milliseconds(10));
-  }
+  const std::vector<SocketKeepalive> found =
+      WaitForConnectionsTo(server->port(), 1);
   cancel.Cancel();
   poll.join();
-  EXPECT_EQ(keepalive, 1);
-  EXPECT_EQ(count, 3);
-  EXPECT_EQ(idle, 10);
+  ASSERT_THAT(found, SizeIs(1));
+  EXPECT_EQ(found[0].on, 1);
+  EXPECT_EQ(found[0].idle, 10);
+  EXPECT_EQ(found[0].interval, 5);
+  EXPECT_EQ(found[0].count, 3);
+}
+
+TEST(HttpTransportTest, KeepaliveTimeoutIsSpreadOverAtMostThreeProbes) {
+  auto settings = [](absl::Duration time, absl::Duration timeout) {
+    const TcpKeepalive k = KeepaliveSettings(time, timeout);
+    return std::vector<int>{k.idle_seconds, k.interval_seconds, k.count};
+  };
+  EXPECT_THAT(settings(absl::Seconds(10), absl::Seconds(15)),
+              ::testing::ElementsAre(10, 5, 3));
+  EXPECT_THAT(settings(absl::Seconds(1), absl::Seconds(1)),
+              ::testing::ElementsAre(1, 1, 1));
+  EXPECT_THAT(settings(absl::Milliseconds(2500), absl::Seconds(2)),
+              ::testing::ElementsAre(3, 1, 2));
+  EXPECT_THAT(settings(absl::Seconds(7), absl::Seconds(10)),
+              ::testing::ElementsAre(7, 3, 3));
+  EXPECT_THAT(settings(absl::Hours(9), absl::Hours(9)),
+              ::testing::ElementsAre(32400, 10800, 3));
+}
+
+// go-lock's dial-keep-alive-time and dial-keep-alive-timeout set the
+// keepalive of every connection the client opens, watches included.
+TEST(HttpTransportTest, KeepaliveUriOptionsReachEveryConnection) {
+  auto server = Serve([](absl::string_view request) {
+    return absl::StrContains(request, "wait=true") ? Hanging() : Ok();
+  });
+  ASSERT_OK_AND_ASSIGN(
+      auto keys,
+      Open(absl::StrCat("etcd://127.0.0.1:", server->port(),
+                        "?dial-keep-alive-time=7s&dial-keep-alive-timeout=2s&"
+                        "watch-check-interval=0s")));
+  CancelToken cancel;
+  std::thread watch([&] {
+    WatchOptions options;
+    options.cancel = &cancel;
+    keys->Watch("/k", options).IgnoreError();
+  });
+  // While the watch holds its connection, a read needs one of its own.
+  WaitForConnectionsTo(server->port(), 1);
+  EXPECT_THAT(keys->Get("/k", {}), IsOk());
+  const std::vector<SocketKeepalive> found =
+      WaitForConnectionsTo(server->port(), 2);
+  cancel.Cancel();
+  watch.join();
+  ASSERT_THAT(found, SizeIs(2));  // the watch's and the read's
+  for (const SocketKeepalive& k : found) {
+    EXPECT_EQ(k.on, 1);
+    EXPECT_EQ(k.idle, 7);
+    EXPECT_EQ(k.interval, 1);
+    EXPECT_EQ(k.count, 2);
+  }
 }
 
 // A long poll asks its check every interval while it waits; a failed check
@@ -496,12 +573,137 @@ TEST(EtcdClientUnitTest, InvalidOptionsAreNamed) {
   EXPECT_THAT(NewEtcdClient(missing),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("ca_file \"/nonexistent/ca.pem\"")));
+  EtcdOptions keepalive;
+  keepalive.endpoints = {"http://127.0.0.1:2379"};
+  keepalive.keepalive_time = absl::Milliseconds(500);
+  EXPECT_THAT(NewEtcdClient(keepalive),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("keepalive_time: 500ms is not within 1s to "
+                                 "9h")));
+  keepalive.keepalive_time = absl::Seconds(1);
+  keepalive.keepalive_timeout = absl::Hours(10);
+  EXPECT_THAT(NewEtcdClient(keepalive),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("keepalive_timeout: 10h is not within")));
   EtcdOptions key;
   key.endpoints = {"http://127.0.0.1:2379"};
   EXPECT_THAT(Client({"http://127.0.0.1:2379/"}), IsOk());
   ASSERT_OK_AND_ASSIGN(auto keys, NewEtcdClient(key));
   EXPECT_THAT(keys->Get("/a/../b", {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'..'")));
+}
+
+// The URI options that shape requests, each seen in what the client does.
+
+TEST(EtcdClientUnitTest, QuorumReadsUriOptionMakesEveryGetAQuorumRead) {
+  auto server = Serve([](absl::string_view) { return Ok(); });
+  const std::string uri = absl::StrCat("etcd://127.0.0.1:", server->port());
+  ASSERT_OK_AND_ASSIGN(auto plain, Open(uri));
+  ASSERT_OK_AND_ASSIGN(auto quorum,
+                       Open(absl::StrCat(uri, "?quorum-reads=true")));
+  ASSERT_THAT(plain->Get("/k", {}), IsOk());
+  ASSERT_THAT(quorum->Get("/k", {}), IsOk());
+  ASSERT_THAT(server->requests(), SizeIs(2));
+  EXPECT_TRUE(absl::StartsWith(server->requests()[0], "GET /v2/keys/k HTTP/"));
+  EXPECT_TRUE(absl::StartsWith(server->requests()[1],
+                               "GET /v2/keys/k?quorum=true HTTP/"));
+}
+
+TEST(EtcdClientUnitTest, RequestTimeoutUriOptionBoundsARequest) {
+  auto server = Serve([](absl::string_view) { return Hanging(); });
+  ASSERT_OK_AND_ASSIGN(auto keys,
+                       Open(absl::StrCat("etcd://127.0.0.1:", server->port(),
+                                         "?request-timeout=300ms")));
+  const absl::Time start = RealClock()->Now();
+  EXPECT_THAT(keys->Get("/k", {}),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_LT(RealClock()->Now() - start, absl::Seconds(4));  // default 5 s
+}
+
+// A server that accepts connections but never completes a TLS handshake:
+// the dial timeout ends the wait, long before the request timeout.
+TEST(EtcdClientUnitTest, DialTimeoutUriOptionBoundsTheTlsHandshake) {
+  auto server = Serve([](absl::string_view) { return Hanging(); });
+  auto time_to_fail = [&](absl::string_view dial_timeout) {
+    absl::StatusOr<std::unique_ptr<KeysApi>> keys =
+        Open(absl::StrCat("etcd+https://127.0.0.1:", server->port(),
+                          "?request-timeout=30s&dial-timeout=", dial_timeout));
+    EXPECT_THAT(keys, IsOk());
+    const absl::Time start = RealClock()->Now();
+    EXPECT_THAT((*keys)->Get("/k", {}), Not(IsOk()));
+    return RealClock()->Now() - start;
+  };
+  // Either side of the default (2 s).
+  EXPECT_LT(time_to_fail("300ms"), absl::Milliseconds(1800));
+  const absl::Duration slow = time_to_fail("4s");
+  EXPECT_GE(slow, absl::Milliseconds(3900));
+  EXPECT_LT(slow, absl::Seconds(25));
+}
+
+std::string VersionAnswer(absl::string_view server, absl::string_view cluster) {
+  return HttpAnswer(
+      200, absl::StrCat(R"({"etcdserver":")", server, R"(","etcdcluster":")",
+                        cluster, R"("})"));
+}
+
+TEST(EtcdClientUnitTest, RejectOldClusterRefusesClustersOlderThan34) {
+  auto old_cluster =
+      Serve([](absl::string_view) { return VersionAnswer("3.3.25", "3.3.0"); });
+  const std::string uri =
+      absl::StrCat("etcd://127.0.0.1:", old_cluster->port());
+  EXPECT_THAT(
+      Open(absl::StrCat(uri, "?reject-old-cluster=true")),
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               HasSubstr(absl::StrCat("reject-old-cluster: etcd at ",
+                                      old_cluster->endpoint(),
+                                      " runs version 3.3.0, older than 3.4"))));
+  ASSERT_THAT(old_cluster->requests(), SizeIs(1));
+  EXPECT_TRUE(
+      absl::StartsWith(old_cluster->requests()[0], "GET /version HTTP/1.1"));
+  // Without the option nothing is asked when opening.
+  EXPECT_THAT(Open(absl::StrCat(uri, "?reject-old-cluster=false")), IsOk());
+  EXPECT_THAT(Open(uri), IsOk());
+  EXPECT_THAT(old_cluster->requests(), SizeIs(1));
+}
+
+TEST(EtcdClientUnitTest, RejectOldClusterReadsTheClusterVersion) {
+  std::string answer;
+  auto server = Serve([&](absl::string_view) { return answer; });
+  const std::string uri = absl::StrCat("etcd://127.0.0.1:", server->port(),
+                                       "?reject-old-cluster=true");
+  // A 3.4 member in a cluster still at 3.3 (a rolling upgrade) is refused.
+  answer = VersionAnswer("3.4.23", "3.3.0");
+  EXPECT_THAT(Open(uri), StatusIs(absl::StatusCode::kFailedPrecondition));
+  // A cluster that has not decided yet: its member's version counts.
+  answer = VersionAnswer("3.4.23", "not_decided");
+  EXPECT_THAT(Open(uri), IsOk());
+  answer = VersionAnswer("3.5.9", "3.5.0");
+  EXPECT_THAT(Open(uri), IsOk());
+  answer = VersionAnswer("2.3.8", "2.3.0");
+  EXPECT_THAT(Open(uri), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                  HasSubstr("runs version 2.3.0")));
+}
+
+// An answer that is not a version is no verdict: the next endpoint is
+// asked, and with none left the client is not opened.
+TEST(EtcdClientUnitTest, RejectOldClusterNeedsAnAnswer) {
+  auto html = Serve(
+      [](absl::string_view) { return HttpAnswer(200, "<html>hello</html>"); });
+  auto garbled = Serve([](absl::string_view) {
+    return HttpAnswer(200, R"({"etcdserver":"three"})");
+  });
+  auto good =
+      Serve([](absl::string_view) { return VersionAnswer("3.4.23", "3.4.0"); });
+  EtcdOptions options;
+  options.reject_old_cluster = true;
+  options.endpoints = {DeadEndpoint(), html->endpoint(), good->endpoint()};
+  EXPECT_THAT(NewEtcdClient(options), IsOk());
+  options.endpoints = {DeadEndpoint(), html->endpoint(), garbled->endpoint()};
+  EXPECT_THAT(NewEtcdClient(options),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("no endpoint told its etcd version (3 "
+                                       "tried)"),
+                             HasSubstr("malformed etcd version \"three\""))));
 }
 
 }  // namespace

@@ -34,6 +34,47 @@ TEST(RegistryUriTest, MemIsTheMemoryRegistry) {
   EXPECT_TRUE(std::holds_alternative<MemoryOptions>(*config));
 }
 
+TEST(RegistryUriTest, LocalIsTheMemoryRegistry) {
+  absl::StatusOr<RegistryConfig> config = ParseRegistryUri("local:");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(std::holds_alternative<MemoryOptions>(*config));
+  ASSERT_OK_AND_ASSIGN(auto keys, Open("local:"));
+  ASSERT_THAT(keys->Set("/k", "v", {}), IsOk());
+  ASSERT_OK_AND_ASSIGN(Response r, keys->Get("/k", {}));
+  EXPECT_EQ(r.node.value, "v");
+}
+
+// go-lock's spelling: "etcd:" followed by the endpoints' URLs.
+TEST(RegistryUriTest, EndpointUrlsAfterEtcdColon) {
+  const EtcdOptions http = ParseEtcd(
+      "etcd:http://10.0.0.1:2379,http://node-b:4001/,http://[::1]?"
+      "request-timeout=1500ms");
+  EXPECT_THAT(http.endpoints,
+              ElementsAre("http://10.0.0.1:2379", "http://node-b:4001",
+                          "http://[::1]:2379"));
+  EXPECT_EQ(http.request_timeout, absl::Milliseconds(1500));
+  EXPECT_THAT(
+      ParseEtcd("etcd:https://a:1,https://b:2?server-name=etcd.test").endpoints,
+      ElementsAre("https://a:1", "https://b:2"));
+  EXPECT_THAT(ParseEtcd("etcd:http://a:1,http://b:2").endpoints,
+              ParseEtcd("etcd://a:1,b:2").endpoints);
+  EXPECT_THAT(ParseEtcd("etcd:https://a:1,https://b:2").endpoints,
+              ParseEtcd("etcd+https://a:1,b:2").endpoints);
+}
+
+TEST(RegistryUriTest, GoLockClientOptions) {
+  const EtcdOptions options = ParseEtcd(
+      "etcd://a:1?dial-keep-alive-time=30s&dial-keep-alive-timeout=1m&"
+      "reject-old-cluster=true");
+  EXPECT_EQ(options.keepalive_time, absl::Seconds(30));
+  EXPECT_EQ(options.keepalive_timeout, absl::Minutes(1));
+  EXPECT_TRUE(options.reject_old_cluster);
+  const EtcdOptions defaults = ParseEtcd("etcd://a:1");
+  EXPECT_EQ(defaults.keepalive_time, absl::Seconds(10));
+  EXPECT_EQ(defaults.keepalive_timeout, absl::Seconds(15));
+  EXPECT_FALSE(defaults.reject_old_cluster);
+}
+
 TEST(RegistryUriTest, EndpointsKeepTheirOrder) {
   EXPECT_THAT(
       ParseEtcd("etcd://10.0.0.1:2379,node-b:4001,[::1]:2380").endpoints,
@@ -193,7 +234,31 @@ INSTANTIATE_TEST_SUITE_P(
         BadUri{"etcd://a:1?password=%zz&username=u",
                "option password has a bad percent-escape"},
         BadUri{"etcd://a:1?password=%4&username=u", "bad percent-escape"},
-        BadUri{"etcd://a:1?dial-timeout=1s&dial-timeout=2s", "given twice"}));
+        BadUri{"etcd://a:1?dial-timeout=1s&dial-timeout=2s", "given twice"},
+        BadUri{"local:x", "local: takes no host or options"},
+        BadUri{"local", "unknown scheme"}, BadUri{"etcd:", "no endpoints"},
+        BadUri{"etcd:?request-timeout=1s", "no endpoints"},
+        BadUri{"etcd:a:2379", "endpoint \"a:2379\" needs http:// or https://"},
+        BadUri{"etcd:http://a:1,b:2", "endpoint \"b:2\" needs http://"},
+        BadUri{"etcd:http://a:1,,http://b:2", "endpoint \"\" needs"},
+        BadUri{"etcd:http://a:1,https://b:2",
+               "mixed schemes http:// and https://"},
+        BadUri{"etcd:https://a:1,http://b:2",
+               "mixed schemes https:// and http://"},
+        BadUri{"etcd:ftp://a:1", "needs http:// or https://"},
+        BadUri{"etcd:http://a:1/v2/keys", "path"},
+        BadUri{"etcd:http://u:p@a:1", "user@"},
+        BadUri{"etcd:http://a:99999", "bad port \"99999\""},
+        BadUri{"etcd:http://a:1?server-name=etcd.test",
+               "server-name applies to etcd+https:// only"},
+        BadUri{"etcd://a:1?dial-keep-alive-time=500ms",
+               "dial-keep-alive-time must be between 1s and 9h"},
+        BadUri{"etcd://a:1?dial-keep-alive-timeout=10h",
+               "dial-keep-alive-timeout must be between 1s and 9h"},
+        BadUri{"etcd://a:1?dial-keep-alive-time=often",
+               "dial-keep-alive-time=\"often\""},
+        BadUri{"etcd://a:1?reject-old-cluster=perhaps",
+               "reject-old-cluster=\"perhaps\" is not true/false"}));
 
 TEST(RedactUriTest, HidesPasswordsAndNothingElse) {
   EXPECT_EQ(RedactUri("etcd://a:1?username=u&password=s3cr3t&bogus=1"),
@@ -214,6 +279,13 @@ TEST(RedactUriTest, HidesUserInfoPasswords) {
             "http://u:***@a:1/v2/keys/k");
   EXPECT_EQ(RedactUri("http://u@a:1"), "http://u@a:1");
   EXPECT_EQ(RedactUri("http://a:1/k@x"), "http://a:1/k@x");
+  // Every endpoint of a list, with a scheme of its own or none.
+  EXPECT_EQ(RedactUri("etcd:http://a:1,https://u:s3cr3t@b:2,c:3?x=1"),
+            "etcd:http://a:1,https://u:***@b:2,c:3?x=1");
+  EXPECT_EQ(RedactUri("etcd:u:s3cr3t@b:2,v:s3cr3t@c"),
+            "etcd:u:***@b:2,v:***@c");
+  EXPECT_EQ(RedactUri("etcd://a:1,u:s3cr3t@b:2/x@y"),
+            "etcd://a:1,u:***@b:2/x@y");
 }
 
 TEST(RedactUriTest, HidesMisspeltAndMalformedPasswords) {
@@ -257,6 +329,9 @@ INSTANTIATE_TEST_SUITE_P(
         "etcd://bad host:1?username=u&password=S3cr3t",
         "etcd://127.0.0.1:1/v2?username=u&password=S3cr3t",
         "etcd://u:S3cr3t@127.0.0.1:1", "zk://127.0.0.1:1?password=S3cr3t",
+        "etcd:u:S3cr3t@127.0.0.1:1", "etcd:http://u:S3cr3t@127.0.0.1:1",
+        "etcd:http://a:1,u:S3cr3t@127.0.0.1:1",
+        "etcd:http://a:1,https://u:S3cr3t@127.0.0.1:1",
         "etcd://127.0.0.1:1?username=u&Password=S3cr3t",
         "etcd://127.0.0.1:1?username=u&passwd=S3cr3t",
         "etcd://127.0.0.1:1?username=u&password=S3cr3t&cert-file=/c"));

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/etcd_server.h"
+#include "tests/testing/loopback_net.h"
 #include "tests/testing/run_process.h"
 #include "tests/tools/cli_test.h"
 
@@ -144,6 +145,30 @@ TEST_P(CliLeaseTest, BadInputExitsTwoNamingTheProblem) {
       RunProcess({LEASEHOLD_BINARY, "--registry", "zk://x", "lease", "list"});
   EXPECT_EQ(bad_uri.exit_code, 2);
   EXPECT_THAT(bad_uri.err, HasSubstr("unknown scheme"));
+}
+
+// reject-old-cluster=true refuses an etcd older than 3.4 before any
+// command runs: a usage error naming the version, never "not held".
+TEST_P(CliLeaseTest, RejectOldClusterRefusesAnOldEtcdWithExitTwo) {
+  absl::StatusOr<std::unique_ptr<testing::CannedHttpServer>> old_etcd =
+      testing::CannedHttpServer::Start([](absl::string_view) {
+        return testing::HttpAnswer(
+            200, R"({"etcdserver":"3.3.25","etcdcluster":"3.3.0"})");
+      });
+  ASSERT_TRUE(old_etcd.ok()) << old_etcd.status();
+  ProcessResult r =
+      RunProcess({LEASEHOLD_BINARY, "--registry",
+                  absl::StrCat("etcd://127.0.0.1:", (*old_etcd)->port(),
+                               "?reject-old-cluster=true"),
+                  "lease", "get", "x"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("runs version 3.3.0, older than 3.4"));
+  // The real etcd (3.4) is accepted.
+  ProcessResult ok =
+      RunProcess({LEASEHOLD_BINARY, "--registry",
+                  absl::StrCat(Etcd().uri(), "?reject-old-cluster=true"),
+                  "--prefix", prefix_, "lease", "list"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
 
 TEST_P(CliLeaseTest, HelpOnEveryCommand) {

@@ -481,6 +481,14 @@ TEST_P(CliLockTest, BadInputExitsTwoNamingTheProblem) {
       {{"elect", "e", "--", "true"}, "expected 2 arguments"},
       {{"leader", "a/b"}, "election name \"a/b\""},
       {{"observe", "e", "--frobnicate"}, "unknown flag \"--frobnicate\""},
+      {{"lock", "x", "--exit-code-lost", "lost", "--", "true"},
+       "--exit-code-lost=\"lost\" is not a non-negative integer"},
+      {{"lock", "x", "--exit-code-lost=-1", "--", "true"},
+       "--exit-code-lost=\"-1\" is not a non-negative integer"},
+      {{"elect", "x", "v", "--exit-code-lost", "1.5", "--", "true"},
+       "--exit-code-lost=\"1.5\" is not a non-negative integer"},
+      {{"elect", "x", "v", "--exit-code-lost", "256", "--", "true"},
+       "--exit-code-lost=256 is not an exit status (0-255)"},
   };
   for (const Case& c : cases) {
     ProcessResult r = Leasehold(c.args);
@@ -492,6 +500,47 @@ TEST_P(CliLockTest, BadInputExitsTwoNamingTheProblem) {
     EXPECT_EQ(r.exit_code, 0) << command;
     EXPECT_THAT(r.out, HasSubstr(absl::StrCat("usage: leasehold")));
     EXPECT_THAT(r.out, HasSubstr(absl::StrCat("] ", command, " NAME")));
+  }
+}
+
+// A script that must tell a loss from its command's own status 1 passes
+// --exit-code-lost; CMD's own statuses still come through unchanged.
+TEST_P(CliLockTest, ExitCodeLostTellsALossFromTheCommandsStatus) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
+      registry::Open(Etcd().uri());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  struct Case {
+    std::vector<std::string> command;  // up to "--"
+    std::string key_variable;
+    std::string lost_message;
+  };
+  for (const Case& c : {Case{{"lock", "doomed", "--ttl", "3s", "--grace", "1s",
+                              "--exit-code-lost", "42"},
+                             "LEASEHOLD_LOCK_KEY",
+                             "lock \"doomed\" lost"},
+                        Case{{"elect", "doomed", "me", "--ttl", "3s", "--grace",
+                              "1s", "--exit-code-lost", "42"},
+                             "LEASEHOLD_ELECTION_KEY",
+                             "leadership of election \"doomed\" lost"}}) {
+    std::vector<std::string> args = c.command;
+    args.insert(args.end(), {"--", "sh", "-c",
+                             absl::StrCat("echo key=$", c.key_variable,
+                                          "; exec sleep 60")});
+    Subprocess held(Argv(args));
+    ASSERT_TRUE(held.WaitForOutput("\n", deadline)) << held.out();
+    const std::string key = Field(held.out(), "key");
+    ASSERT_FALSE(key.empty()) << held.out();
+    ASSERT_TRUE((*keys)->Delete(key, {}).ok()) << key;
+    ProcessResult r = held.Wait(deadline);
+    EXPECT_EQ(r.exit_code, 42) << c.command[0] << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.lost_message)) << c.command[0];
+
+    // Held to the end: CMD's own 1 is leasehold's 1.
+    std::vector<std::string> fails = c.command;
+    fails[1] = "kept";
+    fails.insert(fails.end(), {"--", "sh", "-c", "exit 1"});
+    EXPECT_EQ(Leasehold(fails).exit_code, 1) << c.command[0];
   }
 }
 

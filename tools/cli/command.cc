@@ -16,7 +16,13 @@ absl::StatusOr<std::unique_ptr<registry::KeysApi>> Context::OpenRegistry(
     const char* env = std::getenv("LEASEHOLD_REGISTRY");
     uri = env != nullptr && *env != '\0' ? env : std::string(fallback);
   }
-  return registry::Open(uri);
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys = registry::Open(uri);
+  // A cluster the URI's reject-old-cluster refuses: the registry is not
+  // what the invocation asked for (exit 2), not a lease state (exit 1).
+  if (absl::IsFailedPrecondition(keys.status())) {
+    return absl::InvalidArgumentError(keys.status().message());
+  }
+  return keys;
 }
 
 void Context::Interrupt(int signal) {

@@ -36,7 +36,8 @@ class Context {
   std::ostream& err() { return err_; }
 
   // The registry named by --registry, else $LEASEHOLD_REGISTRY, else
-  // `fallback`.
+  // `fallback`. kInvalidArgument (exit 2) also for a cluster the URI's
+  // reject-old-cluster refuses.
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> OpenRegistry(
       absl::string_view fallback = "etcd://127.0.0.1:2379");
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "lease/election.h"
 #include "lease/keeper.h"
 #include "lease/mutex.h"
@@ -25,17 +26,25 @@ namespace {
 constexpr absl::Duration kDefaultTtl = absl::Seconds(10);
 constexpr absl::Duration kDefaultGrace = absl::Seconds(5);
 
-const std::vector<FlagSpec> kHoldFlags = {
-    {"ttl", FlagSpec::kValue, "DUR",
-     "session TTL, whole seconds: how long the lock outlives a killed "
-     "leasehold (default 10s)"},
-    {"timeout", FlagSpec::kValue, "DUR",
-     "stop waiting after DUR: exit 1 \"not acquired\" (default: wait)"},
-    {"grace", FlagSpec::kValue, "DUR",
-     "CMD gets SIGTERM when the expiry is this close, SIGKILL at the "
-     "expiry; less than the TTL minus the renew interval (a third of the "
-     "TTL, plus jitter) (default 5s, at most half the TTL)"},
-};
+// The flags of `lock` and `elect`; `held` is what they hold ("the lock",
+// "leadership").
+std::vector<FlagSpec> HoldFlagSpecs(absl::string_view held) {
+  return {
+      {"ttl", FlagSpec::kValue, "DUR",
+       absl::StrCat("session TTL, whole seconds: how long ", held,
+                    " outlives a killed leasehold (default 10s)")},
+      {"timeout", FlagSpec::kValue, "DUR",
+       "stop waiting after DUR: exit 1 \"not acquired\" (default: wait)"},
+      {"grace", FlagSpec::kValue, "DUR",
+       "CMD gets SIGTERM when the expiry is this close, SIGKILL at the "
+       "expiry; less than the TTL minus the renew interval (a third of the "
+       "TTL, plus jitter) (default 5s, at most half the TTL)"},
+      {"exit-code-lost", FlagSpec::kValue, "N",
+       absl::StrCat("exit with N (0-255) instead of 1 when ", held,
+                    " is lost while CMD runs, to tell a loss from CMD's own "
+                    "status 1 (default 1)")},
+  };
+}
 
 std::vector<FlagSpec> WithShared(std::vector<FlagSpec> flags) {
   flags.insert(flags.begin(),
@@ -47,31 +56,36 @@ std::vector<FlagSpec> WithShared(std::vector<FlagSpec> flags) {
 
 const CommandSpec kLock = {
     "lock",
-    "NAME [--shared] [--ttl DUR] [--timeout DUR] [--grace DUR] -- CMD "
-    "[ARGS...]",
+    "NAME [--shared] [--ttl DUR] [--timeout DUR] [--grace DUR] "
+    "[--exit-code-lost N] -- CMD [ARGS...]",
     "Wait for the lock NAME (first come, first served), run CMD while holding\n"
     "it and release it when CMD exits; exit with CMD's status (128+N for\n"
-    "signal N). CMD's environment has LEASEHOLD_LOCK_KEY and LEASEHOLD_FENCE\n"
-    "(a number that grows with every holder), and not LEASEHOLD_PASSWORD.\n"
+    "signal N), so CMD's own 1, 2 and 3 look like leasehold's codes (1 not\n"
+    "held, 2 usage, 3 unavailable). CMD's environment has LEASEHOLD_LOCK_KEY\n"
+    "and LEASEHOLD_FENCE (a number that grows with every holder), and not\n"
+    "LEASEHOLD_PASSWORD.\n"
     "If the lock is lost, or not renewed until its expiry is less than the\n"
     "grace period away, CMD's process group gets SIGTERM, then SIGKILL at\n"
     "the expiry (after a loss, at most the grace period later), and\n"
-    "leasehold exits 1.\n"
+    "leasehold exits 1, or --exit-code-lost.\n"
     "SIGINT/SIGTERM to leasehold are passed on to CMD's process group.",
-    WithShared(kHoldFlags),
+    WithShared(HoldFlagSpecs("the lock")),
     /*runs_command=*/true};
 const CommandSpec kElect = {
     "elect",
-    "NAME VALUE [--ttl DUR] [--timeout DUR] [--grace DUR] -- CMD [ARGS...]",
+    "NAME VALUE [--ttl DUR] [--timeout DUR] [--grace DUR] [--exit-code-lost "
+    "N] -- CMD [ARGS...]",
     "Campaign in election NAME with VALUE, run CMD once leader and resign\n"
-    "when it exits; exit with CMD's status. CMD's environment has\n"
-    "LEASEHOLD_ELECTION_KEY and LEASEHOLD_FENCE, and not LEASEHOLD_PASSWORD.\n"
+    "leadership when CMD exits; exit with CMD's status (128+N for signal N),\n"
+    "so CMD's own 1, 2 and 3 look like leasehold's codes (1 not held,\n"
+    "2 usage, 3 unavailable). CMD's environment has LEASEHOLD_ELECTION_KEY\n"
+    "and LEASEHOLD_FENCE, and not LEASEHOLD_PASSWORD.\n"
     "If leadership is lost, or not renewed until its expiry is less than the\n"
     "grace period away, CMD's process group gets SIGTERM, then SIGKILL at\n"
     "the expiry (after a loss, at most the grace period later), and\n"
-    "leasehold exits 1.\n"
+    "leasehold exits 1, or --exit-code-lost.\n"
     "SIGINT/SIGTERM to leasehold are passed on to CMD's process group.",
-    kHoldFlags,
+    HoldFlagSpecs("leadership"),
     /*runs_command=*/true};
 const CommandSpec kLeader = {
     "leader",
@@ -129,6 +143,7 @@ struct HoldFlags {
   absl::Duration ttl;      // the session's: whole seconds
   absl::Duration timeout;  // infinite: wait
   absl::Duration grace;
+  int exit_code_lost;
 };
 
 absl::StatusOr<HoldFlags> ParseHoldFlags(const Args& args) {
@@ -159,7 +174,16 @@ absl::StatusOr<HoldFlags> ParseHoldFlags(const Args& args) {
         absl::FormatDuration(absl::Ceil(renew_interval, ms)),
         "): CMD gets SIGTERM when the expiry is --grace away"));
   }
-  return HoldFlags{*session_ttl, *timeout, *grace};
+  absl::StatusOr<uint64_t> exit_code_lost =
+      args.UintOr("exit-code-lost", kExitNotHeld);
+  if (!exit_code_lost.ok()) return exit_code_lost.status();
+  if (*exit_code_lost > 255) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("flag --exit-code-lost=", *exit_code_lost,
+                     " is not an exit status (0-255)"));
+  }
+  return HoldFlags{*session_ttl, *timeout, *grace,
+                   static_cast<int>(*exit_code_lost)};
 }
 
 // Waits for `holding`, runs CMD while it is held, releases it.
@@ -189,6 +213,7 @@ int HoldAndRun(Context& ctx, const CommandSpec& spec, const Args& args,
       .expiry = holding.expiry,
       .clock = session.clock(),
       .grace = flags.grace,
+      .exit_code_lost = flags.exit_code_lost,
   };
   const int exit_code = RunWhileHeld(ctx, spec.name, command);
   if (absl::Status released = holding.release(); !released.ok()) {

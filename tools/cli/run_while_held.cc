@@ -260,7 +260,7 @@ int RunWhileHeld(Context& ctx, absl::string_view command,
               << " lost while \"" << held.argv[0] << "\" ran ("
               << held.lost->cause().message() << ")" << std::endl;
   }
-  if (not_held) return kExitNotHeld;
+  if (not_held) return held.exit_code_lost;
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
   return WEXITSTATUS(wait_status);
 }

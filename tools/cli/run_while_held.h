@@ -41,6 +41,8 @@ struct HeldCommand {
   // CMD gets SIGTERM when the expiry is this close, so that it has this
   // long to stop before the SIGKILL at the expiry.
   absl::Duration grace;
+  // What RunWhileHeld returns when `what` was lost or in doubt (0-255).
+  int exit_code_lost = kExitNotHeld;
 };
 
 // Runs `held.argv` (no shell) in a process group of its own, with our
@@ -61,9 +63,9 @@ struct HeldCommand {
 // leasehold's, not the job's.
 //
 // Returns the exit code for leasehold: CMD's exit status (128+N when signal
-// N ended it); kExitNotHeld when `held.lost` fired or the expiry came within
-// the grace period before CMD ended, whatever its status; 127 when CMD was
-// not found, 126 when it could not be run.
+// N ended it); `held.exit_code_lost` when `held.lost` fired or the expiry
+// came within the grace period before CMD ended, whatever its status; 127
+// when CMD was not found, 126 when it could not be run.
 int RunWhileHeld(Context& ctx, absl::string_view command,
                  const HeldCommand& held);
 
