@@ -291,6 +291,45 @@ etcd_internal::HttpTransportOptions etcd_internal::TransportOptions(
   return out;
 }
 
+absl::Status etcd_internal::CheckClusterVersion(
+    HttpTransport& transport, const std::vector<std::string>& endpoints,
+    size_t start, const CancelToken* stop) {
+  absl::Status last;
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
+    HttpResult result =
+        transport.Send(endpoint, {"GET", "/version", "", true}, stop);
+    if (!result.status.ok()) {
+      last = result.status;
+      continue;
+    }
+    const std::string where = absl::StrCat("GET ", endpoint, "/version");
+    if (result.response.status != 200) {
+      last = absl::UnavailableError(
+          absl::StrCat(where, ": HTTP ", result.response.status));
+      continue;
+    }
+    absl::StatusOr<etcd_internal::EtcdVersion> version =
+        etcd_internal::ParseEtcdVersion(result.response.body);
+    if (!version.ok()) {
+      last = Prefixed(where, version.status());
+      continue;
+    }
+    if (version->major < kOldestClusterMajor ||
+        (version->major == kOldestClusterMajor &&
+         version->minor < kOldestClusterMinor)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "reject-old-cluster: etcd at ", endpoint, " runs version ",
+          absl::CHexEscape(version->text), ", older than ", kOldestClusterMajor,
+          ".", kOldestClusterMinor));
+    }
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrCat("reject-old-cluster: no endpoint told its etcd version (",
+                   endpoints.size(), " tried); last: ", last.message()));
+}
+
 namespace {
 
 class EtcdClient final : public KeysApi {
@@ -408,7 +447,11 @@ class EtcdClient final : public KeysApi {
 
   // For reject_old_cluster: OK when the first endpoint that tells its
   // version (GET /version) runs etcd 3.4 or newer.
-  absl::Status CheckClusterVersion();
+  absl::Status CheckClusterVersion() {
+    const auto [endpoints, start] = Endpoints();
+    return etcd_internal::CheckClusterVersion(transport_, endpoints, start,
+                                              &stop_);
+  }
   bool reject_old_cluster() const { return options_.reject_old_cluster; }
 
  private:
@@ -754,44 +797,6 @@ std::optional<uint64_t> EtcdClient::ProbeIndex(const std::string& endpoint,
       error.has_value() ? error->index : EtcdIndexHeader(response);
   if (index == 0) return std::nullopt;
   return index;
-}
-
-absl::Status EtcdClient::CheckClusterVersion() {
-  const auto [endpoints, start] = Endpoints();
-  absl::Status last;
-  for (size_t i = 0; i < endpoints.size(); ++i) {
-    const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
-    HttpResult result =
-        transport_.Send(endpoint, {"GET", "/version", "", true}, &stop_);
-    if (!result.status.ok()) {
-      last = result.status;
-      continue;
-    }
-    const std::string where = absl::StrCat("GET ", endpoint, "/version");
-    if (result.response.status != 200) {
-      last = absl::UnavailableError(
-          absl::StrCat(where, ": HTTP ", result.response.status));
-      continue;
-    }
-    absl::StatusOr<etcd_internal::EtcdVersion> version =
-        etcd_internal::ParseEtcdVersion(result.response.body);
-    if (!version.ok()) {
-      last = Prefixed(where, version.status());
-      continue;
-    }
-    if (version->major < kOldestClusterMajor ||
-        (version->major == kOldestClusterMajor &&
-         version->minor < kOldestClusterMinor)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "reject-old-cluster: etcd at ", endpoint, " runs version ",
-          absl::CHexEscape(version->text), ", older than ", kOldestClusterMajor,
-          ".", kOldestClusterMinor));
-    }
-    return absl::OkStatus();
-  }
-  return absl::UnavailableError(
-      absl::StrCat("reject-old-cluster: no endpoint told its etcd version (",
-                   endpoints.size(), " tried); last: ", last.message()));
 }
 
 void EtcdClient::SyncLoop() {

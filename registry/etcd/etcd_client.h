@@ -115,11 +115,19 @@ absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options);
 
 namespace etcd_internal {
 struct HttpTransportOptions;
+class HttpTransport;
 // NewEtcdClient's checks of `options`, which also drop a trailing '/' from
 // the endpoints; the v3 client (registry/etcd_v3/) takes the same options.
 absl::Status ValidateEtcdOptions(EtcdOptions& options);
 // The transport's share of the options.
 HttpTransportOptions TransportOptions(const EtcdOptions& options);
+// reject_old_cluster's check: asks GET /version of the endpoints in turn
+// from endpoints[start]; the first that answers decides. OK for 3.4 or
+// newer, kFailedPrecondition naming the endpoint and its version for an
+// older cluster, kUnavailable when none tells its version.
+absl::Status CheckClusterVersion(HttpTransport& transport,
+                                 const std::vector<std::string>& endpoints,
+                                 size_t start, const CancelToken* stop);
 // Sleeps on `clock` until `until`, returning early if `cancel` (may be
 // null) fires.
 void SleepUnlessCancelled(Clock& clock, absl::Time until,

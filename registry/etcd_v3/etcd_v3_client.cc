@@ -289,6 +289,13 @@ class EtcdV3Client final : public KeysApi {
   absl::StatusOr<Response> Watch(const std::string& key,
                                  const WatchOptions& options) override;
 
+  // See EtcdOptions::reject_old_cluster.
+  absl::Status CheckClusterVersion() {
+    const auto [endpoints, start] = Endpoints();
+    return etcd_internal::CheckClusterVersion(transport_, endpoints, start,
+                                              /*stop=*/nullptr);
+  }
+
  private:
   // Sends a POST of `body` to `path` on the preferred endpoint, moving on
   // while it certainly was not applied (`idempotent`: whenever it failed),
@@ -1540,7 +1547,14 @@ absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdV3Client(EtcdOptions options) {
         "auto_sync_interval: not supported by the etcd v3 client; list "
         "every member's endpoint instead");
   }
-  return std::make_unique<EtcdV3Client>(std::move(options));
+  const bool reject_old_cluster = options.reject_old_cluster;
+  auto client = std::make_unique<EtcdV3Client>(std::move(options));
+  if (reject_old_cluster) {
+    if (absl::Status version = client->CheckClusterVersion(); !version.ok()) {
+      return version;
+    }
+  }
+  return client;
 }
 
 }  // namespace leasehold::registry

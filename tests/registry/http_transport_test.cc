@@ -646,24 +646,28 @@ std::string VersionAnswer(absl::string_view server, absl::string_view cluster) {
                         cluster, R"("})"));
 }
 
+// Both clients, v2 and v3, check the version when asked, and only then.
 TEST(EtcdClientUnitTest, RejectOldClusterRefusesClustersOlderThan34) {
-  auto old_cluster =
-      Serve([](absl::string_view) { return VersionAnswer("3.3.25", "3.3.0"); });
-  const std::string uri =
-      absl::StrCat("etcd://127.0.0.1:", old_cluster->port());
-  EXPECT_THAT(
-      Open(absl::StrCat(uri, "?reject-old-cluster=true")),
-      StatusIs(absl::StatusCode::kFailedPrecondition,
-               HasSubstr(absl::StrCat("reject-old-cluster: etcd at ",
-                                      old_cluster->endpoint(),
-                                      " runs version 3.3.0, older than 3.4"))));
-  ASSERT_THAT(old_cluster->requests(), SizeIs(1));
-  EXPECT_TRUE(
-      absl::StartsWith(old_cluster->requests()[0], "GET /version HTTP/1.1"));
-  // Without the option nothing is asked when opening.
-  EXPECT_THAT(Open(absl::StrCat(uri, "?reject-old-cluster=false")), IsOk());
-  EXPECT_THAT(Open(uri), IsOk());
-  EXPECT_THAT(old_cluster->requests(), SizeIs(1));
+  for (const char* scheme : {"etcd://", "etcd3://"}) {
+    SCOPED_TRACE(scheme);
+    auto old_cluster = Serve(
+        [](absl::string_view) { return VersionAnswer("3.3.25", "3.3.0"); });
+    const std::string uri =
+        absl::StrCat(scheme, "127.0.0.1:", old_cluster->port());
+    EXPECT_THAT(
+        Open(absl::StrCat(uri, "?reject-old-cluster=true")),
+        StatusIs(absl::StatusCode::kFailedPrecondition,
+                 HasSubstr(absl::StrCat(
+                     "reject-old-cluster: etcd at ", old_cluster->endpoint(),
+                     " runs version 3.3.0, older than 3.4"))));
+    ASSERT_THAT(old_cluster->requests(), SizeIs(1));
+    EXPECT_TRUE(
+        absl::StartsWith(old_cluster->requests()[0], "GET /version HTTP/1.1"));
+    // Without the option nothing is asked when opening.
+    EXPECT_THAT(Open(absl::StrCat(uri, "?reject-old-cluster=false")), IsOk());
+    EXPECT_THAT(Open(uri), IsOk());
+    EXPECT_THAT(old_cluster->requests(), SizeIs(1));
+  }
 }
 
 TEST(EtcdClientUnitTest, RejectOldClusterReadsTheClusterVersion) {
