@@ -392,9 +392,17 @@ std::unique_ptr<EtcdServer> StartShared(EtcdServerOptions options) {
 
 }  // namespace
 
+// The shared servers keep their data on tmpfs: a disk's fsync stalls on a
+// loaded machine would make writes seconds late, and the tests that share
+// them are about leasehold's timing, not the disk's. Tests of a slow
+// registry inject the slowness themselves.
 EtcdServer& SharedEtcd() {
   // Destroyed (and so stopped) by the static destructors at exit.
-  static const std::unique_ptr<EtcdServer> server = StartShared({});
+  static const std::unique_ptr<EtcdServer> server = [] {
+    EtcdServerOptions options;
+    options.tmpfs = true;
+    return StartShared(std::move(options));
+  }();
   return *server;
 }
 
@@ -403,6 +411,7 @@ EtcdServer& SharedEtcdV3() {
     EtcdServerOptions options;
     options.name = "leasehold-test-v3";
     options.enable_v2 = false;
+    options.tmpfs = true;
     options.election_timeout = absl::Milliseconds(500);
     return StartShared(std::move(options));
   }();
