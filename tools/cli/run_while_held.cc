@@ -161,10 +161,11 @@ int RunWhileHeld(Context& ctx, absl::string_view command,
   bool forwarded = false;   // the interrupt passed on
   bool killed = false;
   absl::Time lost_at = absl::InfiniteFuture();
-  // The expiry as last seen. A loss the registry reports (our key deleted
-  // or changed) clears it (InfinitePast); then the last one seen still
-  // bounds CMD's time. Sampled at least every tenth of the grace period,
-  // so CMD gets nearly all of it after such a loss.
+  // The latest expiry seen. A renewal only ever moves it later; a loss the
+  // registry reports (our key deleted or changed) clears it (InfinitePast)
+  // or pulls it back to the moment of the loss, and then the latest one
+  // seen before still bounds CMD's time. Sampled at least every tenth of
+  // the grace period, so CMD gets nearly all of it after such a loss.
   absl::Time expiry = absl::InfinitePast();
   const absl::Duration sample_every =
       std::max(held.grace / 10, absl::Milliseconds(10));
@@ -176,10 +177,7 @@ int RunWhileHeld(Context& ctx, absl::string_view command,
       for (;;) {
         if (exited) break;
         now = held.clock->Now();
-        if (const absl::Time seen = held.expiry();
-            seen != absl::InfinitePast()) {
-          expiry = seen;
-        }
+        expiry = std::max(expiry, held.expiry());
         const absl::Time term_at = expiry - held.grace;
         const absl::Time kill_at = std::min(expiry, lost_at + held.grace);
         if (lost.cancelled() && !loss_seen) {

@@ -34,8 +34,9 @@ struct HeldCommand {
   std::vector<std::string> env;               // "NAME=value", replacing ours
   std::shared_ptr<const lease::Signal> lost;  // fires when `what` is lost
   // When `what` ends at the latest unless renewed, on `clock` (the clock of
-  // its leases): moves forward with every renew; InfinitePast once the
-  // registry showed it gone (then the last expiry seen counts).
+  // its leases): moves forward with every renew. Once the registry showed
+  // it gone it may read InfinitePast or the moment of the loss (a Lease
+  // pulls its expiry back so); then the latest expiry seen before counts.
   std::function<absl::Time()> expiry;
   Clock* clock = nullptr;
   // CMD gets SIGTERM when the expiry is this close, so that it has this
