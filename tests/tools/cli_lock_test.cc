@@ -447,6 +447,16 @@ TEST_P(CliLockTest, ElectLeaderAndObserve) {
   ASSERT_TRUE(observe.WaitForOutput("value=host-b", deadline)) << observe.out();
   b.Signal(SIGINT);
   EXPECT_EQ(b.Wait(deadline).exit_code, 128 + SIGINT);
+  // The observer reports that nobody leads before it is stopped.
+  for (;;) {
+    const std::string& seen = observe.out();
+    if (seen.find("leader=false", seen.rfind("value=host-b")) !=
+        std::string::npos) {
+      break;
+    }
+    ASSERT_LT(absl::Now(), deadline) << "no end of b's leadership observed";
+    observe.WaitForOutput("\x01", absl::Now() + absl::Milliseconds(50));
+  }
 
   observe.Signal(SIGTERM);
   ProcessResult observed = observe.Wait(deadline);
