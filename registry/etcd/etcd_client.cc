@@ -25,6 +25,7 @@
 #include "registry/cancel.h"
 #include "registry/errors.h"
 #include "registry/etcd/credentials.h"
+#include "registry/etcd/endpoint_list.h"
 #include "registry/etcd/http_transport.h"
 #include "registry/etcd/json_codec.h"
 #include "registry/registry_uri.h"
@@ -448,7 +449,7 @@ class EtcdClient final : public KeysApi {
   // For reject_old_cluster: OK when the first endpoint that tells its
   // version (GET /version) runs etcd 3.4 or newer.
   absl::Status CheckClusterVersion() {
-    const auto [endpoints, start] = Endpoints();
+    const auto [endpoints, start] = endpoints_.Snapshot();
     return etcd_internal::CheckClusterVersion(transport_, endpoints, start,
                                               &stop_);
   }
@@ -491,11 +492,6 @@ class EtcdClient final : public KeysApi {
   absl::Status AuthError(int http_status, const std::optional<EtcdError>& error,
                          const Context& context) const;
 
-  std::pair<std::vector<std::string>, size_t> Endpoints() const
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void StickTo(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
-  void MoveOff(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
-
   void SyncLoop();
   void SyncMembers();
 
@@ -503,43 +499,20 @@ class EtcdClient final : public KeysApi {
   Clock* const clock_;
   etcd_internal::HttpTransport transport_;
   etcd_internal::ClearTextWarning clear_text_;
+  etcd_internal::EndpointList endpoints_;
   // Set once a request with the configured credentials succeeded; see
   // AuthError for why etcd's answers need this.
   std::atomic<bool> credentials_worked_{false};
-
-  mutable std::mutex mu_;
-  std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
-  size_t preferred_ ABSL_GUARDED_BY(mu_) = 0;
 
   CancelToken stop_;
   std::thread sync_thread_;
 };
 
-std::pair<std::vector<std::string>, size_t> EtcdClient::Endpoints() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return {endpoints_, preferred_};
-}
-
-void EtcdClient::StickTo(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = std::find(endpoints_.begin(), endpoints_.end(), endpoint);
-  if (it != endpoints_.end()) preferred_ = it - endpoints_.begin();
-}
-
-void EtcdClient::MoveOff(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // Only the first of several concurrent failures on the preferred
-  // endpoint moves the preference; the others find it already moved.
-  if (endpoints_[preferred_] == endpoint) {
-    preferred_ = (preferred_ + 1) % endpoints_.size();
-  }
-}
-
 absl::StatusOr<Response> EtcdClient::RoundTrip(const Context& context,
                                                const HttpRequest& request,
                                                Asked asked,
                                                absl::Time deadline) {
-  const auto [endpoints, start] = Endpoints();
+  const auto [endpoints, start] = endpoints_.Snapshot();
   absl::Status last;
   for (size_t i = 0; i < endpoints.size(); ++i) {
     const absl::Duration left = deadline - clock_->Now();
@@ -558,10 +531,10 @@ absl::StatusOr<Response> EtcdClient::RoundTrip(const Context& context,
     }
     Judged judged = Judge(result, context, endpoint, asked, 0);
     if (judged.next == Next::kReturn) {
-      StickTo(endpoint);
+      endpoints_.StickTo(endpoint);
       return std::move(judged.result);
     }
-    MoveOff(endpoint);
+    endpoints_.MoveOff(endpoint);
     last = judged.result.status();
     if (judged.next == Next::kUnknown && !request.idempotent) {
       // It may have landed: never send it again. A garbled success stays
@@ -683,7 +656,7 @@ absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
     if (wait_index > 0) query.Add("waitIndex", absl::StrCat(wait_index));
     query.AddTrue("recursive", options.recursive);
     const std::string endpoint = [&] {
-      auto [endpoints, preferred] = Endpoints();
+      auto [endpoints, preferred] = endpoints_.Snapshot();
       return endpoints[preferred];
     }();
     const LivenessCheck check{
@@ -719,7 +692,7 @@ absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
       // happened yet. Ask again, on the next member and after a pause, so
       // that a member that keeps doing this at once neither holds the watch
       // nor is hammered.
-      MoveOff(endpoint);
+      endpoints_.MoveOff(endpoint);
       retry_pause = kWatchRetryFirst;
       SleepUnlessCancelled(
           *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
@@ -728,10 +701,10 @@ absl::StatusOr<Response> EtcdClient::Watch(const std::string& key,
     }
     Judged judged = Judge(result, context, endpoint, Asked::kWatch, wait_index);
     if (judged.next == Next::kReturn) {
-      StickTo(endpoint);
+      endpoints_.StickTo(endpoint);
       return std::move(judged.result);
     }
-    MoveOff(endpoint);
+    endpoints_.MoveOff(endpoint);
     last = judged.result.status();
     SleepUnlessCancelled(
         *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
@@ -760,17 +733,11 @@ bool EtcdClient::WatchedEndpointAlive(const std::string& endpoint,
   // a frozen one from delaying the verdict past the next check.
   const absl::Duration timeout =
       std::min(options_.request_timeout, options_.watch_check_interval / 2);
-  std::optional<uint64_t> cluster;
-  {
-    const auto [endpoints, unused] = Endpoints();
-    auto it = std::find(endpoints.begin(), endpoints.end(), endpoint);
-    const size_t at = it != endpoints.end() ? it - endpoints.begin() : 0;
-    for (size_t i = 1; i < endpoints.size() && !cluster; ++i) {
-      const std::string& other = endpoints[(at + i) % endpoints.size()];
-      if (other == endpoint || stop.cancelled()) continue;
-      cluster = ProbeIndex(other, path, /*quorum=*/true, timeout, stop);
-    }
-  }
+  const std::optional<uint64_t> cluster =
+      endpoints_.FirstAnswerFromOthers<uint64_t>(
+          endpoint, stop, [&](const std::string& other) {
+            return ProbeIndex(other, path, /*quorum=*/true, timeout, stop);
+          });
   if (cluster.has_value() && *cluster < from) return true;
   const std::optional<uint64_t> own =
       ProbeIndex(endpoint, path, /*quorum=*/false, timeout, stop);
@@ -810,7 +777,7 @@ void EtcdClient::SyncLoop() {
 // Replaces the endpoint list with the members' client URLs. On any failure
 // the current list stays: it is still the best knowledge there is.
 void EtcdClient::SyncMembers() {
-  const auto [endpoints, start] = Endpoints();
+  const auto [endpoints, start] = endpoints_.Snapshot();
   for (size_t i = 0; i < endpoints.size() && !stop_.cancelled(); ++i) {
     const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
     HttpResult result =
@@ -820,11 +787,7 @@ void EtcdClient::SyncMembers() {
         etcd_internal::ParseMemberClientUrls(result.response.body);
     if (!urls.ok() || urls->empty()) continue;
     clear_text_.Check(*urls);
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::string current = endpoints_[preferred_];
-    endpoints_ = *std::move(urls);
-    auto it = std::find(endpoints_.begin(), endpoints_.end(), current);
-    preferred_ = it != endpoints_.end() ? it - endpoints_.begin() : 0;
+    endpoints_.Replace(*std::move(urls));
     return;
   }
 }

@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "registry/errors.h"
+#include "registry/etcd/endpoint_list.h"
 #include "registry/etcd/http_transport.h"
 #include "registry/etcd_v3/v3_codec.h"
 
@@ -291,7 +292,7 @@ class EtcdV3Client final : public KeysApi {
 
   // See EtcdOptions::reject_old_cluster.
   absl::Status CheckClusterVersion() {
-    const auto [endpoints, start] = Endpoints();
+    const auto [endpoints, start] = endpoints_.Snapshot();
     return etcd_internal::CheckClusterVersion(transport_, endpoints, start,
                                               /*stop=*/nullptr);
   }
@@ -353,11 +354,6 @@ class EtcdV3Client final : public KeysApi {
   absl::Status SetFailure(const std::string& key, const SetOptions& options,
                           const TxnResult& txn, const std::string& context);
 
-  std::pair<std::vector<std::string>, size_t> Endpoints() const
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void StickTo(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
-  void MoveOff(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
-
   // Events a watch received beyond the one it returned, for the next call
   // on the same key that asks from where it left off: every new watch
   // stream that starts in the past waits for etcd's catch-up loop (up to
@@ -388,12 +384,11 @@ class EtcdV3Client final : public KeysApi {
   const EtcdOptions options_;
   Clock* const clock_;
   etcd_internal::HttpTransport transport_;
+  etcd_internal::EndpointList endpoints_;
   // etcd's minimum lease TTL, as far as grants have shown it (0: unknown).
   std::atomic<int64_t> min_ttl_{0};
 
   mutable std::mutex mu_;
-  std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
-  size_t preferred_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen bits_ ABSL_GUARDED_BY(mu_);
   // A few recent batches, the newest last.
   std::vector<EventBatch> batches_ ABSL_GUARDED_BY(mu_);
@@ -464,24 +459,6 @@ std::optional<Response> EtcdV3Client::CachedEvent(const std::string& key,
   return std::nullopt;
 }
 
-std::pair<std::vector<std::string>, size_t> EtcdV3Client::Endpoints() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return {endpoints_, preferred_};
-}
-
-void EtcdV3Client::StickTo(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = std::find(endpoints_.begin(), endpoints_.end(), endpoint);
-  if (it != endpoints_.end()) preferred_ = it - endpoints_.begin();
-}
-
-void EtcdV3Client::MoveOff(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (endpoints_[preferred_] == endpoint) {
-    preferred_ = (preferred_ + 1) % endpoints_.size();
-  }
-}
-
 template <typename T, typename Parse>
 std::pair<absl::StatusOr<T>, Next> EtcdV3Client::Judge(const HttpResult& result,
                                                        absl::string_view where,
@@ -518,7 +495,7 @@ absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
                                      absl::string_view path,
                                      const std::string& body, bool idempotent,
                                      absl::Time deadline, Parse parse) {
-  const auto [endpoints, start] = Endpoints();
+  const auto [endpoints, start] = endpoints_.Snapshot();
   HttpRequest request;
   request.method = "POST";
   request.target = std::string(path);
@@ -543,10 +520,10 @@ absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
     auto [judged, next] =
         Judge<T>(result, absl::StrCat(context, " at ", endpoint), parse);
     if (next == Next::kReturn) {
-      StickTo(endpoint);
+      endpoints_.StickTo(endpoint);
       return std::move(judged);
     }
-    MoveOff(endpoint);
+    endpoints_.MoveOff(endpoint);
     last = judged.status();
     if (next == Next::kUnknown && !idempotent) {
       return MarkOutcomeUnknown(absl::IsDataLoss(last)
@@ -1425,7 +1402,7 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
       return state.Read(b);
     };
     const std::string endpoint = [&] {
-      auto [endpoints, preferred] = Endpoints();
+      auto [endpoints, preferred] = endpoints_.Snapshot();
       return endpoints[preferred];
     }();
     const LivenessCheck check{
@@ -1454,7 +1431,7 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
         state.outcome.has_value()) {
       absl::StatusOr<Response>& outcome = *state.outcome;
       if (outcome.ok() || absl::IsOutOfRange(outcome.status())) {
-        StickTo(endpoint);
+        endpoints_.StickTo(endpoint);
         if (outcome.ok()) {
           KeepEvents(k, state.recursive, wait_index, std::move(state.batch));
         }
@@ -1476,7 +1453,7 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
         return Prefixed(context, last);
       }
     }
-    MoveOff(endpoint);
+    endpoints_.MoveOff(endpoint);
     SleepUnlessCancelled(
         *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
         options.cancel);
@@ -1492,17 +1469,11 @@ bool EtcdV3Client::WatchedEndpointAlive(const std::string& endpoint,
                                         int64_t from, const CancelToken& stop) {
   const absl::Duration timeout =
       std::min(options_.request_timeout, options_.watch_check_interval / 2);
-  std::optional<int64_t> cluster;
-  {
-    const auto [endpoints, unused] = Endpoints();
-    auto it = std::find(endpoints.begin(), endpoints.end(), endpoint);
-    const size_t at = it != endpoints.end() ? it - endpoints.begin() : 0;
-    for (size_t i = 1; i < endpoints.size() && !cluster; ++i) {
-      const std::string& other = endpoints[(at + i) % endpoints.size()];
-      if (other == endpoint || stop.cancelled()) continue;
-      cluster = ProbeRevision(other, /*serializable=*/false, timeout, stop);
-    }
-  }
+  const std::optional<int64_t> cluster =
+      endpoints_.FirstAnswerFromOthers<int64_t>(
+          endpoint, stop, [&](const std::string& other) {
+            return ProbeRevision(other, /*serializable=*/false, timeout, stop);
+          });
   if (cluster.has_value() && *cluster < from) return true;
   const std::optional<int64_t> own =
       ProbeRevision(endpoint, /*serializable=*/true, timeout, stop);
