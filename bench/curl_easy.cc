@@ -27,6 +27,14 @@ CurlEasy::~CurlEasy() {
   curl_slist_free_all(headers_);
 }
 
+std::string CurlEasy::Escape(const std::string& text) {
+  char* escaped =
+      curl_easy_escape(nullptr, text.c_str(), static_cast<int>(text.size()));
+  std::string result(escaped);
+  curl_free(escaped);
+  return result;
+}
+
 absl::StatusOr<int> CurlEasy::Perform(const char* method,
                                       const std::string& url,
                                       const std::string& form) {

@@ -29,6 +29,8 @@ class CurlEasy {
   // status code, whatever it is; kUnavailable when no answer arrived.
   absl::StatusOr<int> Perform(const char* method, const std::string& url,
                               const std::string& form);
+  // `text` percent-encoded for a URL or a form.
+  static std::string Escape(const std::string& text);
   // The last answer's body.
   const std::string& body() const { return body_; }
 

@@ -37,12 +37,16 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -71,6 +75,21 @@ namespace leasehold::bench {
 namespace {
 
 constexpr absl::Duration kTtl = absl::Seconds(10);
+
+// An etcd API: etcd 3.4 serves v2 with --enable-v2, and v3 always.
+enum class Api { kV2, kV3 };
+
+const char* ApiName(Api api) { return api == Api::kV2 ? "v2" : "v3"; }
+
+// v2's JSON members have no suffix; v3's end in "_v3".
+const char* JsonSuffix(Api api) { return api == Api::kV2 ? "" : "_v3"; }
+
+// An API the cycle and renew sections measure, and leasehold's client of
+// it.
+struct ApiRun {
+  Api api;
+  registry::KeysApi* keys;
+};
 
 // One worker's view of the lease cycle: three requests on one lease name.
 // Each returns OK only when etcd applied the request.
@@ -110,16 +129,53 @@ class LeaseholdClient : public CycleClient {
   std::unique_ptr<lease::Lease> lease_;
 };
 
-// The floor of any client: the same three requests leasehold sends
-// (PUT prevExist=false&ttl, PUT prevIndex&refresh&ttl, DELETE ?prevIndex)
-// on one keep-alive libcurl easy handle, reading back only modifiedIndex.
-class CurlClient : public CycleClient {
+// A lease's value as leasehold writes it, the baselines' too (leasehold's
+// token is random, of this length).
+constexpr char kLeaseValue[] =
+    R"({"MachineID":"bench-machine","Version":1,"Token":"0123456789abcdef-1"})";
+
+// A baseline: the floor of any client, the fewest requests that hold a
+// lease on one keep-alive libcurl easy handle per worker, reading back
+// only the figures the next request needs, by string search.
+class CurlCycleClient : public CycleClient {
+ protected:
+  // The body of etcd's answer when it applied the request (HTTP 200 or
+  // 201); kAborted for any other answer.
+  absl::StatusOr<std::string> Send(const char* method, const std::string& url,
+                                   const std::string& body) {
+    absl::StatusOr<int> code = curl_.Perform(method, url, body);
+    if (!code.ok()) return code.status();
+    if (*code != 200 && *code != 201) {
+      return absl::AbortedError(
+          absl::StrCat(method, " ", url, ": ", curl_.body()));
+    }
+    return curl_.body();
+  }
+
+  CurlEasy curl_;
+};
+
+// The number after the first `"name":` in `body`, quoted or not (etcd's v3
+// gateway quotes 64-bit integers); kDataLoss when there is none.
+absl::StatusOr<uint64_t> NumberAfter(const std::string& body,
+                                     absl::string_view name) {
+  const std::string field = absl::StrCat("\"", name, "\":");
+  size_t at = body.find(field);
+  if (at != std::string::npos) at += field.size();
+  if (at < body.size() && body[at] == '"') ++at;
+  if (at >= body.size() || !absl::ascii_isdigit(body[at])) {
+    return absl::DataLossError(absl::StrCat("no ", name, " in ", body));
+  }
+  return std::strtoull(body.c_str() + at, nullptr, 10);
+}
+
+// v2: the three requests leasehold sends (PUT prevExist=false&ttl, PUT
+// prevIndex&refresh&ttl, DELETE ?prevIndex), reading back modifiedIndex.
+class CurlV2Client : public CurlCycleClient {
  public:
-  CurlClient(const std::string& endpoint, const std::string& key)
+  CurlV2Client(const std::string& endpoint, const std::string& key)
       : url_(absl::StrCat(endpoint, "/v2/keys", key)),
-        value_(absl::StrCat("value=%7B%22MachineID%22%3A%22bench-machine%22%2C",
-                            "%22Version%22%3A1%2C%22Token%22%3A%22",
-                            "0123456789abcdef-1%22%7D")) {}
+        value_(absl::StrCat("value=", CurlEasy::Escape(kLeaseValue))) {}
 
   absl::Status Acquire() override {
     return Send("PUT", url_,
@@ -138,24 +194,73 @@ class CurlClient : public CycleClient {
  private:
   absl::Status Send(const char* method, const std::string& url,
                     const std::string& form) {
-    absl::StatusOr<int> code = curl_.Perform(method, url, form);
-    if (!code.ok()) return code.status();
-    const std::string& body = curl_.body();
-    if (*code != 200 && *code != 201) {
-      return absl::AbortedError(absl::StrCat(method, " ", url, ": ", body));
-    }
+    absl::StatusOr<std::string> body = CurlCycleClient::Send(method, url, form);
+    if (!body.ok()) return body.status();
     // The node comes first in etcd's answer, before any prevNode.
-    static constexpr char kField[] = "\"modifiedIndex\":";
-    size_t at = body.find(kField);
-    if (at == std::string::npos) return absl::DataLossError(body);
-    index_ = std::strtoull(body.c_str() + at + sizeof(kField) - 1, nullptr, 10);
+    absl::StatusOr<uint64_t> index = NumberAfter(*body, "modifiedIndex");
+    if (!index.ok()) return index.status();
+    index_ = *index;
     return absl::OkStatus();
   }
 
   const std::string url_;
   const std::string value_;
-  CurlEasy curl_;
   uint64_t index_ = 0;
+};
+
+// v3, through etcd's JSON gateway: acquire is a lease grant and a
+// transaction that puts the key on that lease if it is absent; renew is one
+// keep-alive of the lease; release is the lease's revoke, which deletes the
+// key with it.
+class CurlV3Client : public CurlCycleClient {
+ public:
+  CurlV3Client(const std::string& endpoint, const std::string& key)
+      : base_(absl::StrCat(endpoint, "/v3")),
+        key_(absl::Base64Escape(key)),
+        value_(absl::Base64Escape(kLeaseValue)) {}
+
+  absl::Status Acquire() override {
+    absl::StatusOr<std::string> granted =
+        Send("POST", base_ + "/lease/grant",
+             absl::StrCat("{\"TTL\":\"", absl::ToInt64Seconds(kTtl), "\"}"));
+    if (!granted.ok()) return granted.status();
+    absl::StatusOr<uint64_t> lease = NumberAfter(*granted, "ID");
+    if (!lease.ok()) return lease.status();
+    lease_ = *lease;
+    absl::StatusOr<std::string> txn =
+        Send("POST", base_ + "/kv/txn",
+             absl::StrCat("{\"compare\":[{\"key\":\"", key_,
+                          "\",\"target\":\"VERSION\",\"result\":\"EQUAL\","
+                          "\"version\":\"0\"}],\"success\":[{\"request_put\":{"
+                          "\"key\":\"",
+                          key_, "\",\"value\":\"", value_, "\",\"lease\":\"",
+                          lease_, "\"}}]}"));
+    if (!txn.ok()) return txn.status();
+    if (txn->find("\"succeeded\":true") == std::string::npos) {
+      return absl::AlreadyExistsError(absl::StrCat("txn: ", *txn));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Renew() override {
+    absl::StatusOr<std::string> kept =
+        Send("POST", base_ + "/lease/keepalive", LeaseId());
+    if (!kept.ok()) return kept.status();
+    // A lease that is gone comes back without a TTL.
+    return NumberAfter(*kept, "TTL").status();
+  }
+  absl::Status Release() override {
+    return Send("POST", base_ + "/lease/revoke", LeaseId()).status();
+  }
+
+ private:
+  std::string LeaseId() const {
+    return absl::StrCat("{\"ID\":\"", lease_, "\"}");
+  }
+
+  const std::string base_;   // http://host:port/v3
+  const std::string key_;    // base64
+  const std::string value_;  // base64
+  uint64_t lease_ = 0;
 };
 
 absl::Duration CpuTime() {
@@ -302,22 +407,49 @@ struct RenewScaleResult {
   absl::Duration acquire_time;  // all N, 16 threads
   double renews_per_second = 0;
   double expected_renews_per_second = 0;  // leases / (ttl × renew fraction)
-  // Writes etcd's store counted while holding, per second; nullopt
-  // without its counters.
+  // Writes etcd's v2 store counted while holding, per second; nullopt
+  // without its counters or on v3.
   std::optional<double> etcd_writes_per_second;
+  // Raft proposals etcd committed while holding, per second; nullopt
+  // without its counters.
+  std::optional<double> raft_writes_per_second;
   int lost = 0;
   double cpu_percent = 0;  // of one core, while holding
   double rss_bytes_per_lease = 0;
 };
 
+// The etcd API a renew-scale run measures, and etcd's own counters.
+struct RenewTarget {
+  ApiRun api;
+  EtcdCounterReader* etcd;  // null: etcd's counters are not readable
+  // The v3 leases etcd held before the bench began; nullopt: unknown.
+  std::optional<int64_t> idle_leases;
+};
+
+// Waits, up to `wait`, until etcd holds no more v3 leases than `target`
+// asks besides `own`: a v3 lease outlives its key's release until its TTL,
+// and its expiry is a raft write that is not the run's.
+void AwaitLeftoverLeases(const RenewTarget& target, int64_t own,
+                         absl::Duration wait) {
+  if (target.etcd == nullptr || !target.idle_leases.has_value()) return;
+  const absl::Time deadline = absl::Now() + wait;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<int64_t> leases = target.etcd->LiveLeases();
+    if (!leases.ok() || *leases <= *target.idle_leases + own) return;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
 // Acquires `leases` leases with TTL `ttl`, each kept by one Keeper (default
 // options) from the moment it is granted, as an agent that takes on work
-// would; once all are held, the Keeper holds them for `hold`; then they
-// are released. `etcd` (may be null) reads etcd's own write count.
-absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
-                                               EtcdCounterReader* etcd,
+// would; once all are held (and leases left by earlier runs are gone), the
+// Keeper holds them for `hold`; then they are released. `target.etcd` (may
+// be null) reads etcd's own write counts.
+absl::StatusOr<RenewScaleResult> RunRenewScale(const RenewTarget& target,
                                                int leases, absl::Duration ttl,
                                                absl::Duration hold) {
+  registry::KeysApi* const keys = target.api.keys;
+  EtcdCounterReader* const etcd = target.etcd;
   // Names never repeat: a run that failed leaves its keys until their TTL.
   static std::atomic<int> runs{0};
   CountingKeys counting(keys);
@@ -363,6 +495,8 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
   result.rss_bytes_per_lease =
       static_cast<double>(RssBytes() - rss_start) / leases;
 
+  AwaitLeftoverLeases(target, target.api.api == Api::kV3 ? leases : 0,
+                      std::max(ttl, kTtl) + absl::Seconds(2));
   std::optional<EtcdCounters> etcd_start;
   if (etcd != nullptr) {
     absl::StatusOr<EtcdCounters> read = etcd->Read();
@@ -378,8 +512,13 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(registry::KeysApi* keys,
   if (etcd_start.has_value()) {
     absl::StatusOr<EtcdCounters> end = etcd->Read();
     if (!end.ok()) return end.status();
-    result.etcd_writes_per_second =
-        Delta(*etcd_start, *end).writes / absl::ToDoubleSeconds(hold);
+    const EtcdCounters delta = Delta(*etcd_start, *end);
+    if (target.api.api == Api::kV2) {
+      result.etcd_writes_per_second =
+          delta.writes / absl::ToDoubleSeconds(hold);
+    }
+    result.raft_writes_per_second =
+        delta.raft_writes / absl::ToDoubleSeconds(hold);
   }
   result.expected_renews_per_second =
       leases /
@@ -407,15 +546,14 @@ using ProbeCallback =
 // Doubles N from `start` until a probe loses a lease (or fails) or `cap`
 // is held, then halves the gap between the largest N held and the
 // smallest lost until it is within 10% of the held one.
-SearchResult SearchLargestHeld(registry::KeysApi* keys, EtcdCounterReader* etcd,
-                               absl::Duration ttl, absl::Duration hold,
-                               int start, int cap,
+SearchResult SearchLargestHeld(const RenewTarget& target, absl::Duration ttl,
+                               absl::Duration hold, int start, int cap,
                                const ProbeCallback& on_probe) {
   SearchResult search;
   search.ttl = ttl;
   auto held = [&](int leases) {
     absl::StatusOr<RenewScaleResult> r =
-        RunRenewScale(keys, etcd, leases, ttl, hold);
+        RunRenewScale(target, leases, ttl, hold);
     on_probe(leases, r);
     const bool ok = r.ok() && r->lost == 0;
     search.probes.emplace_back(leases, std::move(r));
@@ -656,9 +794,10 @@ absl::StatusOr<HandoffResult> RunLockHandoff(registry::KeysApi* keys,
 
 // Renew-scale figures: the table's header, one row, one JSON object.
 std::string RenewHeader() {
-  return absl::StrFormat("%-7s %10s %10s %10s %10s %6s %8s %11s\n", "leases",
-                         "acquire s", "renews/s", "expected/s", "etcd w/s",
-                         "lost", "cpu %", "RSS B/lease");
+  return absl::StrFormat("%-7s %10s %10s %10s %10s %10s %6s %8s %11s\n",
+                         "leases", "acquire s", "renews/s", "expected/s",
+                         "etcd w/s", "raft w/s", "lost", "cpu %",
+                         "RSS B/lease");
 }
 
 // A figure that may be missing (etcd's counters were not readable): with
@@ -670,26 +809,32 @@ std::string Figure(std::optional<double> value, int decimals,
 }
 
 std::string RenewRow(const RenewScaleResult& r) {
-  return absl::StrFormat("%-7d %10.2f %10.0f %10.0f %10s %6d %8.1f %11.0f\n",
-                         r.leases, absl::ToDoubleSeconds(r.acquire_time),
-                         r.renews_per_second, r.expected_renews_per_second,
-                         Figure(r.etcd_writes_per_second, 0, "-"), r.lost,
-                         r.cpu_percent, r.rss_bytes_per_lease);
+  return absl::StrFormat(
+      "%-7d %10.2f %10.0f %10.0f %10s %10s %6d %8.1f %11.0f\n", r.leases,
+      absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
+      r.expected_renews_per_second, Figure(r.etcd_writes_per_second, 0, "-"),
+      Figure(r.raft_writes_per_second, 0, "-"), r.lost, r.cpu_percent,
+      r.rss_bytes_per_lease);
 }
 
 std::string RenewJson(const RenewScaleResult& r) {
   return absl::StrFormat(
       "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,\"renews_per_s\":%.1f,"
-      "\"expected_renews_per_s\":%.1f,\"etcd_writes_per_s\":%s,\"lost\":%d,"
-      "\"cpu_percent\":%.1f,\"rss_bytes_per_lease\":%.0f}",
+      "\"expected_renews_per_s\":%.1f,\"etcd_writes_per_s\":%s,"
+      "\"etcd_raft_writes_per_s\":%s,\"lost\":%d,\"cpu_percent\":%.1f,"
+      "\"rss_bytes_per_lease\":%.0f}",
       r.leases, absl::ToInt64Seconds(r.ttl),
       absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
       r.expected_renews_per_second, Figure(r.etcd_writes_per_second, 1, "null"),
-      r.lost, r.cpu_percent, r.rss_bytes_per_lease);
+      Figure(r.raft_writes_per_second, 1, "null"), r.lost, r.cpu_percent,
+      r.rss_bytes_per_lease);
 }
 
 struct Flags {
   std::string registry;  // empty: start our own etcd
+  // The APIs the cycle and renew sections measure; empty: every one etcd
+  // serves.
+  std::vector<Api> apis;
   bool json = false;
   bool smoke = false;
   bool on_disk = false;
@@ -709,10 +854,14 @@ struct Flags {
 // the one object printed at the end.
 struct Run {
   const Flags& flags;
-  registry::KeysApi* keys;
-  EtcdCounterReader* etcd;  // null: etcd's counters are not readable
-  std::string endpoint;     // host:port, for the baseline
-  std::ostream* svg;        // null: no chart
+  registry::KeysApi* keys;   // the --registry URI's API
+  Api api;                   // which one that is
+  std::vector<ApiRun> apis;  // what the cycle and renew sections measure
+  EtcdCounterReader* etcd;   // null: etcd's counters are not readable
+  // The v3 leases etcd held before the bench began; nullopt: unknown.
+  std::optional<int64_t> idle_leases;
+  std::string endpoint;  // host:port, for the baseline
+  std::ostream* svg;     // null: no chart
   // The baseline's best lease-cycle ops/s, every request a write: how fast
   // this etcd writes. nullopt until the cycle section has run.
   std::optional<double> etcd_write_rate;
@@ -731,20 +880,167 @@ std::string WriteRateNote(const Run& run) {
              : std::string();
 }
 
-absl::Status CycleSection(Run& run) {
+// What one op of the lease cycle cost etcd, per op, as etcd counted it.
+struct OpCost {
+  double requests = 0;  // v2: keys requests; v3: gRPC requests
+  std::map<std::string, double> methods;  // v3: requests by gRPC method
+  double raft_writes = 0;
+  std::optional<double> leases;  // v3: the change in leases etcd holds
+};
+
+constexpr const char* kCycleOps[] = {"acquire", "renew", "release"};
+
+// `ops` clients (from `factory`) each acquire, then each renew, then each
+// release, one request at a time, with etcd's counters read around each
+// of the three steps: what acquire, renew and release cost etcd.
+absl::StatusOr<std::vector<OpCost>> CountCycleCost(const ClientFactory& factory,
+                                                   Api api,
+                                                   EtcdCounterReader& etcd,
+                                                   int ops) {
+  std::vector<std::unique_ptr<CycleClient>> clients;
+  for (int w = 0; w < ops; ++w) {
+    absl::StatusOr<std::unique_ptr<CycleClient>> client = factory(w);
+    if (!client.ok()) return client.status();
+    clients.push_back(std::move(*client));
+  }
+  const std::function<absl::Status(CycleClient&)> steps[] = {
+      [](CycleClient& c) { return c.Acquire(); },
+      [](CycleClient& c) { return c.Renew(); },
+      [](CycleClient& c) { return c.Release(); }};
+  std::vector<OpCost> costs;
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    // The lease count is a v3 request of its own: read outside the window.
+    std::optional<int64_t> leases_before;
+    if (api == Api::kV3) {
+      absl::StatusOr<int64_t> leases = etcd.LiveLeases();
+      if (!leases.ok()) return leases.status();
+      leases_before = *leases;
+    }
+    absl::StatusOr<EtcdCounters> before = etcd.Read();
+    if (!before.ok()) return before.status();
+    for (const auto& client : clients) {
+      if (absl::Status s = steps[i](*client); !s.ok()) {
+        return WithPrefix(absl::StrCat(kCycleOps[i], ": "), s);
+      }
+    }
+    absl::StatusOr<EtcdCounters> after = etcd.Read();
+    if (!after.ok()) return after.status();
+    const EtcdCounters delta = Delta(*before, *after);
+    OpCost cost;
+    cost.raft_writes = static_cast<double>(delta.raft_writes) / ops;
+    if (api == Api::kV2) {
+      cost.requests = static_cast<double>(delta.requests) / ops;
+    } else {
+      cost.requests = static_cast<double>(V3Requests(delta)) / ops;
+      for (const auto& [method, count] : delta.v3_requests) {
+        if (count != 0) cost.methods[method] = static_cast<double>(count) / ops;
+      }
+      absl::StatusOr<int64_t> leases = etcd.LiveLeases();
+      if (!leases.ok()) return leases.status();
+      cost.leases = static_cast<double>(*leases - *leases_before) / ops;
+    }
+    costs.push_back(std::move(cost));
+  }
+  return costs;
+}
+
+// The requests-per-op table: a client's three ops on one API.
+struct CycleCost {
+  Api api;
+  const char* client;
+  std::vector<OpCost> ops;  // acquire, renew, release
+};
+
+void PrintCycleCosts(const std::vector<CycleCost>& costs, int ops) {
+  std::cout << absl::StrFormat(
+      "\nrequests per op, as etcd counted them (%d of each op, one at a "
+      "time; requests: v2 keys requests or v3 gRPC requests, by method; "
+      "raft writes: proposals committed; leases: change in the v3 leases "
+      "etcd holds)\n%-4s %-9s %-8s %9s %12s %7s  %s\n",
+      ops, "api", "client", "op", "requests", "raft writes", "leases",
+      "by method");
+  for (const CycleCost& cost : costs) {
+    for (size_t i = 0; i < cost.ops.size(); ++i) {
+      const OpCost& op = cost.ops[i];
+      std::vector<std::string> methods;
+      for (const auto& [method, n] : op.methods) {
+        methods.push_back(absl::StrFormat("%s %.2f", method, n));
+      }
+      std::cout << absl::StrFormat(
+          "%-4s %-9s %-8s %9.2f %12.2f %7s  %s\n", ApiName(cost.api),
+          cost.client, kCycleOps[i], op.requests, op.raft_writes,
+          Figure(op.leases, 2, "-"), absl::StrJoin(methods, ", "));
+    }
+  }
+}
+
+// {"v2":{"baseline":{"acquire":{…},…},"leasehold":{…}},"v3":{…}}
+std::string CycleCostsJson(const std::vector<CycleCost>& costs) {
+  std::map<std::string, std::map<std::string, std::string>> by_api;
+  for (const CycleCost& cost : costs) {
+    std::vector<std::string> ops;
+    for (size_t i = 0; i < cost.ops.size(); ++i) {
+      const OpCost& op = cost.ops[i];
+      std::vector<std::string> methods;
+      for (const auto& [method, n] : op.methods) {
+        methods.push_back(absl::StrFormat("\"%s\":%.3f", method, n));
+      }
+      ops.push_back(absl::StrFormat(
+          "\"%s\":{\"requests\":%.3f,\"raft_writes\":%.3f,\"leases\":%s,"
+          "\"by_method\":{%s}}",
+          kCycleOps[i], op.requests, op.raft_writes,
+          Figure(op.leases, 3, "null"), absl::StrJoin(methods, ",")));
+    }
+    by_api[ApiName(cost.api)][cost.client] =
+        absl::StrCat("{", absl::StrJoin(ops, ","), "}");
+  }
+  std::vector<std::string> apis;
+  for (const auto& [api, clients] : by_api) {
+    std::vector<std::string> members;
+    for (const auto& [client, json] : clients) {
+      members.push_back(absl::StrCat("\"", client, "\":", json));
+    }
+    apis.push_back(
+        absl::StrCat("\"", api, "\":{", absl::StrJoin(members, ","), "}"));
+  }
+  return absl::StrCat("{", absl::StrJoin(apis, ","), "}");
+}
+
+// The lease cycle on one API: leasehold against that API's baseline.
+absl::Status CycleOnApi(Run& run, const ApiRun& api, bool chart_it,
+                        std::vector<CycleCost>& costs) {
   const Flags& flags = run.flags;
   // Same key length for both, so the requests are byte-for-byte alike but
   // for the key and token.
-  lease::LeaseManager leases(run.keys, {.prefix = "/bench-lh/"});
+  lease::LeaseManager leases(api.keys, {.prefix = "/bench-lh/"});
   const ClientFactory leasehold =
       [&](int w) -> absl::StatusOr<std::unique_ptr<CycleClient>> {
     return std::make_unique<LeaseholdClient>(&leases, absl::StrCat("w", w));
   };
   const ClientFactory baseline =
       [&](int w) -> absl::StatusOr<std::unique_ptr<CycleClient>> {
-    return std::make_unique<CurlClient>(run.endpoint,
-                                        absl::StrCat("/bench-cu/lease/w", w));
+    const std::string key = absl::StrCat("/bench-cu/lease/w", w);
+    if (api.api == Api::kV2) {
+      return std::make_unique<CurlV2Client>(run.endpoint, key);
+    }
+    return std::make_unique<CurlV3Client>(run.endpoint, key);
   };
+  // Counted before the timed runs, whose leftovers (v3 leases that expire
+  // after their keys' release) would add raft writes to the counts.
+  if (run.etcd != nullptr) {
+    const int ops = flags.smoke ? 20 : 200;
+    for (const auto& [client, factory] :
+         {std::make_pair("baseline", &baseline),
+          std::make_pair("leasehold", &leasehold)}) {
+      absl::StatusOr<std::vector<OpCost>> cost =
+          CountCycleCost(*factory, api.api, *run.etcd, ops);
+      if (!cost.ok()) {
+        return WithPrefix(absl::StrCat(client, " requests per op: "),
+                          cost.status());
+      }
+      costs.push_back({api.api, client, *std::move(cost)});
+    }
+  }
 
   const std::vector<int> levels =
       flags.smoke ? std::vector<int>{1, 4} : std::vector<int>{1, 4, 16, 64};
@@ -755,12 +1051,12 @@ absl::Status CycleSection(Run& run) {
                              : registry::RedactUri(flags.registry));
   if (!flags.json) {
     std::cout << absl::StrFormat(
-        "lease cycle (acquire, renew, release; %s)\n"
+        "lease cycle, etcd %s API (acquire, renew, release; %s)\n"
         "%-5s %-9s %10s %9s %9s %9s %10s\n",
-        conditions, "conc", "client", "ops/s", "p50 ms", "p99 ms", "max ms",
-        "cpu us/op");
+        ApiName(api.api), conditions, "conc", "client", "ops/s", "p50 ms",
+        "p99 ms", "max ms", "cpu us/op");
   }
-  std::string json = "\"lease_cycle\":[";
+  std::string json = absl::StrCat("\"lease_cycle", JsonSuffix(api.api), "\":[");
   double etcd_write_rate = 0;
   std::vector<CyclePoint> chart;
   for (int concurrency : levels) {
@@ -815,13 +1111,17 @@ absl::Status CycleSection(Run& run) {
           ratio(lh->latency.max, base->latency.max), ratio_cpu);
     }
   }
-  run.etcd_write_rate = etcd_write_rate;
   run.json.push_back(json + "]");
-  run.json.push_back(
-      absl::StrFormat("\"etcd_write_rate\":%.1f", etcd_write_rate));
-  if (run.svg != nullptr) {
+  // Every v2 baseline request is a write; a v3 renew is none.
+  if (api.api == Api::kV2) {
+    run.etcd_write_rate = etcd_write_rate;
+    run.json.push_back(
+        absl::StrFormat("\"etcd_write_rate\":%.1f", etcd_write_rate));
+  }
+  if (chart_it && run.svg != nullptr) {
     *run.svg << CycleChartSvg(
-        absl::StrCat("lease cycle: acquire, renew, release (", conditions, ")"),
+        absl::StrCat("lease cycle on etcd's ", ApiName(api.api),
+                     " API: acquire, renew, release (", conditions, ")"),
         chart);
     run.svg->flush();
     if (!*run.svg) {
@@ -832,24 +1132,46 @@ absl::Status CycleSection(Run& run) {
   return absl::OkStatus();
 }
 
-absl::Status RenewSection(Run& run) {
+// The lease cycle on each API measured, the first one charted, then what
+// each op costs etcd on each.
+absl::Status CycleSection(Run& run) {
+  std::vector<CycleCost> costs;
+  for (size_t i = 0; i < run.apis.size(); ++i) {
+    if (!run.flags.json && i > 0) std::cout << "\n";
+    if (absl::Status s = CycleOnApi(run, run.apis[i], i == 0, costs); !s.ok()) {
+      return WithPrefix(absl::StrCat(ApiName(run.apis[i].api), ": "), s);
+    }
+  }
+  if (costs.empty()) return absl::OkStatus();
+  if (run.flags.json) {
+    run.json.push_back(
+        absl::StrCat("\"requests_per_op\":", CycleCostsJson(costs)));
+  } else {
+    PrintCycleCosts(costs, run.flags.smoke ? 20 : 200);
+  }
+  return absl::OkStatus();
+}
+
+// Renew scale (and with --renew-search, the largest N held) on one API.
+absl::Status RenewOnApi(Run& run, const ApiRun& api) {
   const Flags& flags = run.flags;
+  const RenewTarget target{api, run.etcd, run.idle_leases};
   // Smoke runs hold for one TTL; full runs for two, so every lease renews
   // several times and a slow renew round shows as a loss.
   const int hold_ttls = flags.smoke ? 1 : 2;
   if (!flags.json) {
     std::cout << absl::StrFormat(
-        "renew scale (one Keeper, default options; TTL %s, held %s%s)\n%s",
-        absl::FormatDuration(flags.renew_ttl),
+        "renew scale, etcd %s API (one Keeper, default options; TTL %s, held "
+        "%s%s)\n%s",
+        ApiName(api.api), absl::FormatDuration(flags.renew_ttl),
         absl::FormatDuration(flags.renew_ttl * hold_ttls), WriteRateNote(run),
         RenewHeader());
   }
-  std::string json = "\"renew_scale\":[";
+  std::string json = absl::StrCat("\"renew_scale", JsonSuffix(api.api), "\":[");
   for (size_t i = 0; i < flags.renew_leases.size(); ++i) {
     const int leases = flags.renew_leases[i];
-    absl::StatusOr<RenewScaleResult> r =
-        RunRenewScale(run.keys, run.etcd, leases, flags.renew_ttl,
-                      flags.renew_ttl * hold_ttls);
+    absl::StatusOr<RenewScaleResult> r = RunRenewScale(
+        target, leases, flags.renew_ttl, flags.renew_ttl * hold_ttls);
     if (!r.ok()) {
       return WithPrefix(absl::StrCat(leases, " leases: "), r.status());
     }
@@ -870,20 +1192,20 @@ absl::Status RenewSection(Run& run) {
   const int start = flags.smoke ? 50 : 10000;
   if (!flags.json) {
     std::cout << absl::StrFormat(
-        "\nlargest N one Keeper held %d TTL%s with zero losses (doubling "
-        "from %d, then bisecting to 10%%; cap %d%s)\n%-5s %s",
-        hold_ttls, hold_ttls > 1 ? "s" : "", start, flags.renew_search_max,
-        WriteRateNote(run), "ttl", RenewHeader());
+        "\nlargest N one Keeper held on etcd's %s API %d TTL%s with zero "
+        "losses (doubling from %d, then bisecting to 10%%; cap %d%s)\n%-5s %s",
+        ApiName(api.api), hold_ttls, hold_ttls > 1 ? "s" : "", start,
+        flags.renew_search_max, WriteRateNote(run), "ttl", RenewHeader());
   }
   const std::string write_rate =
       Figure(run.etcd_write_rate, 1, /*missing=*/"null");
-  json = "\"renew_search\":[";
+  json = absl::StrCat("\"renew_search", JsonSuffix(api.api), "\":[");
   int held_before = 0;  // a longer TTL starts where the shorter one got
   for (size_t i = 0; i < ttls.size(); ++i) {
     const absl::Duration ttl = ttls[i];
     const std::string ttl_text = absl::FormatDuration(ttl);
     SearchResult search = SearchLargestHeld(
-        run.keys, run.etcd, ttl, ttl * hold_ttls, std::max(start, held_before),
+        target, ttl, ttl * hold_ttls, std::max(start, held_before),
         flags.renew_search_max,
         [&](int leases, const absl::StatusOr<RenewScaleResult>& r) {
           if (flags.json) return;
@@ -936,6 +1258,16 @@ absl::Status RenewSection(Run& run) {
     }
   }
   run.json.push_back(json + "]");
+  return absl::OkStatus();
+}
+
+absl::Status RenewSection(Run& run) {
+  for (size_t i = 0; i < run.apis.size(); ++i) {
+    if (!run.flags.json && i > 0) std::cout << "\n";
+    if (absl::Status s = RenewOnApi(run, run.apis[i]); !s.ok()) {
+      return WithPrefix(absl::StrCat(ApiName(run.apis[i].api), ": "), s);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -998,7 +1330,9 @@ absl::Status HandoffSection(Run& run) {
       {"mutex", LockKind::kMutex}, {"naive", LockKind::kNaive}};
   for (const auto& [name, kind] : locks) {
     absl::StatusOr<HandoffResult> handoff =
-        RunLockHandoff(run.keys, run.etcd, flags.lock_contenders, kind);
+        // etcd's counts here are the v2 API's.
+        RunLockHandoff(run.keys, run.api == Api::kV2 ? run.etcd : nullptr,
+                       flags.lock_contenders, kind);
     if (!handoff.ok()) {
       if (first_failure.ok()) {
         first_failure = WithPrefix(absl::StrCat(name, ": "), handoff.status());
@@ -1108,6 +1442,23 @@ absl::Status TxnSection(Run& run) {
   return absl::OkStatus();
 }
 
+// The APIs etcd at `endpoint` serves: v2 when its keys API answers, v3 when
+// its JSON gateway does. kUnavailable when etcd does not answer at all.
+absl::StatusOr<std::set<Api>> ServedApis(const std::string& endpoint) {
+  CurlEasy curl;
+  std::set<Api> served;
+  const std::tuple<Api, const char*, const char*, const char*> probes[] = {
+      {Api::kV2, "GET", "/v2/keys/", ""},
+      {Api::kV3, "POST", "/v3/kv/range", R"({"key":"AA=="})"}};
+  for (const auto& [api, method, path, body] : probes) {
+    absl::StatusOr<int> code =
+        curl.Perform(method, absl::StrCat(endpoint, path), body);
+    if (!code.ok()) return code.status();
+    if (*code == 200) served.insert(api);
+  }
+  return served;
+}
+
 struct Section {
   absl::string_view name;   // for --only
   absl::string_view title;  // for error messages
@@ -1129,6 +1480,7 @@ FlagSections() {
   static const auto* sections =
       new std::map<absl::string_view, std::vector<absl::string_view>>{
           {"--seconds", {"cycle", "txn"}},
+          {"--api", {"cycle", "renew"}},
           {"--svg", {"cycle"}},
           {"--renew-leases", {"renew"}},
           {"--renew-ttl", {"renew"}},
@@ -1141,7 +1493,8 @@ FlagSections() {
 }
 
 constexpr char kUsage[] =
-    "usage: leasehold-bench [--registry etcd://HOST:PORT] [--seconds DUR]\n"
+    "usage: leasehold-bench [--registry etcd://HOST:PORT | etcd3://HOST:PORT]\n"
+    "                       [--api v2|v3|both] [--seconds DUR]\n"
     "                       [--only SECTION,...] [--svg FILE]\n"
     "                       [--renew-leases N,N...] [--renew-ttl DUR]\n"
     "                       [--renew-search] [--renew-search-max N]\n"
@@ -1194,8 +1547,20 @@ std::variant<Flags, std::string> ParseFlags(int argc, char** argv) {
       *switch_flag = true;
     } else if (arg == "--registry") {
       if (!take_value() || value.empty())
-        return "flag --registry needs a URI (etcd://HOST:PORT)";
+        return "flag --registry needs a URI (etcd://HOST:PORT or "
+               "etcd3://HOST:PORT)";
       flags.registry = value;
+    } else if (arg == "--api") {
+      static const auto* apis = new std::map<std::string, std::vector<Api>>{
+          {"v2", {Api::kV2}},
+          {"v3", {Api::kV3}},
+          {"both", {Api::kV2, Api::kV3}}};
+      const auto api = take_value() ? apis->find(value) : apis->end();
+      if (api == apis->end()) {
+        return absl::StrCat("flag --api needs v2, v3 or both, not \"", value,
+                            "\"");
+      }
+      flags.apis = api->second;
     } else if (arg == "--only") {
       if (!take_value() || value.empty()) {
         return absl::StrCat("flag --only needs sections (", SectionNames(),
@@ -1324,16 +1689,44 @@ int Main(int argc, char** argv) {
   }
   absl::StatusOr<registry::RegistryConfig> config =
       registry::ParseRegistryUri(uri);
-  const auto* etcd_options =
-      config.ok() ? std::get_if<registry::EtcdOptions>(&*config) : nullptr;
+  const registry::EtcdOptions* etcd_options = nullptr;
+  Api uri_api = Api::kV2;
+  if (config.ok()) {
+    if (const auto* v3 = std::get_if<registry::EtcdV3Options>(&*config)) {
+      etcd_options = v3;
+      uri_api = Api::kV3;
+    } else {
+      etcd_options = std::get_if<registry::EtcdOptions>(&*config);
+    }
+  }
   if (etcd_options == nullptr || etcd_options->endpoints.empty() ||
+      !absl::StartsWith(etcd_options->endpoints.front(), "http://") ||
       !etcd_options->username.empty() || !etcd_options->ca_file.empty()) {
     std::cerr << "leasehold-bench: flag --registry needs a plain "
-                 "etcd://HOST:PORT URI (the baseline speaks plain http): \""
+                 "etcd://HOST:PORT or etcd3://HOST:PORT URI (the baselines "
+                 "speak plain http): \""
               << registry::RedactUri(uri) << "\"\n";
     return 2;
   }
   const std::string endpoint = etcd_options->endpoints.front();
+  absl::StatusOr<std::set<Api>> served = ServedApis(endpoint);
+  if (!served.ok()) {
+    std::cerr << "leasehold-bench: " << served.status() << "\n";
+    return 1;
+  }
+  std::vector<Api> apis = flags.apis;
+  if (apis.empty()) apis.assign(served->begin(), served->end());
+  std::vector<Api> needed = apis;
+  needed.push_back(uri_api);
+  for (Api api : needed) {
+    if (served->count(api) == 0) {
+      std::cerr << "leasehold-bench: etcd at " << endpoint
+                << " does not serve the " << ApiName(api)
+                << " API (etcd 3.4 serves v2 only with --enable-v2, 3.6 not "
+                   "at all)\n";
+      return 2;
+    }
+  }
   // etcd's own request counters; without them the figures that need them
   // are left out, not guessed.
   auto etcd_counters = std::make_unique<EtcdCounterReader>(endpoint);
@@ -1343,14 +1736,38 @@ int Main(int argc, char** argv) {
               << probe.status() << "\n";
     etcd_counters = nullptr;
   }
+  std::optional<int64_t> idle_leases;
+  if (etcd_counters != nullptr) {
+    absl::StatusOr<int64_t> leases = etcd_counters->LiveLeases();
+    if (leases.ok()) idle_leases = *leases;
+  }
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys = registry::Open(uri);
   if (!keys.ok()) {
     std::cerr << "leasehold-bench: " << keys.status() << "\n";
     return 1;
   }
+  // The other API's client, on the same endpoints with the same options.
+  absl::StatusOr<std::unique_ptr<registry::KeysApi>> other_keys =
+      uri_api == Api::kV2 ? registry::NewEtcdV3Client(*etcd_options)
+                          : registry::NewEtcdClient(*etcd_options);
+  if (!other_keys.ok()) {
+    std::cerr << "leasehold-bench: " << other_keys.status() << "\n";
+    return 1;
+  }
 
-  Run run{flags, keys->get(), etcd_counters.get(), endpoint,
-          svg.is_open() ? &svg : nullptr};
+  Run run{flags,
+          keys->get(),
+          uri_api,
+          {},
+          etcd_counters.get(),
+          idle_leases,
+          endpoint,
+          svg.is_open() ? &svg : nullptr,
+          /*etcd_write_rate=*/std::nullopt,
+          /*json=*/{}};
+  for (Api api : apis) {
+    run.apis.push_back({api, api == uri_api ? keys->get() : other_keys->get()});
+  }
   // A failed section is reported and the others still run: their figures
   // stand on their own.
   int exit_code = 0;
