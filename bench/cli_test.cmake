@@ -3,6 +3,10 @@
 #   only     --only txn,failover runs those two sections alone
 #   unknown  unknown section names exit 2, each named
 #   json     a full smoke run's --json is one object with every section
+#   apis     the cycle on both APIs of the etcd it starts: v2 and v3 tables
+#            and rows of requests per op
+#   badinput a bad --api value, a registry the baselines cannot speak to
+#            and --api for sections --only leaves out exit 2, named
 #   svg      --svg writes the lease-cycle chart: well-formed XML (XMLLINT),
 #            both series on both panels
 foreach(var BENCH MODE WORK_DIR)
@@ -40,6 +44,18 @@ function(json_members json)
   set(names "${result}" PARENT_SCOPE)
 endfunction()
 
+# stderr holds `text`, stdout nothing.
+function(expect_refused text)
+  expect_rc(2)
+  string(FIND "${err}" "${text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "stderr does not say \"${text}\":\n${err}")
+  endif()
+  if(NOT out STREQUAL "")
+    message(FATAL_ERROR "ran anyway:\n${out}")
+  endif()
+endfunction()
+
 function(expect_members want)
   json_members("${out}")
   list(SORT want)
@@ -67,7 +83,26 @@ elseif(MODE STREQUAL "unknown")
 elseif(MODE STREQUAL "json")
   bench(--smoke --json --renew-search)
   expect_rc(0)
-  expect_members("lease_cycle;etcd_write_rate;renew_scale;renew_search;failover_after_release;failover_after_silence;lock_handoff;transactions")
+  expect_members("lease_cycle;etcd_write_rate;lease_cycle_v3;requests_per_op;renew_scale;renew_search;renew_scale_v3;renew_search_v3;failover_after_release;failover_after_silence;lock_handoff;transactions")
+elseif(MODE STREQUAL "apis")
+  bench(--smoke --only cycle)
+  expect_rc(0)
+  foreach(want "lease cycle, etcd v2 API" "lease cycle, etcd v3 API"
+          "v2   leasehold renew" "v3   leasehold renew" "v3   baseline  renew")
+    string(FIND "${out}" "${want}" at)
+    if(at EQUAL -1)
+      message(FATAL_ERROR "no \"${want}\" in:\n${out}")
+    endif()
+  endforeach()
+elseif(MODE STREQUAL "badinput")
+  bench(--api v4)
+  expect_refused("flag --api needs v2, v3 or both, not \"v4\"")
+  bench(--only cycle --api)
+  expect_refused("flag --api needs v2, v3 or both")
+  bench(--registry etcd3+https://127.0.0.1:1)
+  expect_refused("needs a plain etcd://HOST:PORT or etcd3://HOST:PORT URI")
+  bench(--only txn --api v3)
+  expect_refused("flag --api applies to section cycle and renew")
 elseif(MODE STREQUAL "svg")
   if(NOT DEFINED XMLLINT)
     message(FATAL_ERROR "XMLLINT not set")
