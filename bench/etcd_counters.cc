@@ -23,6 +23,7 @@ constexpr absl::string_view kWatches =
 constexpr absl::string_view kGrpcStarted = "grpc_server_started_total";
 constexpr absl::string_view kProposals =
     "etcd_server_proposals_committed_total";
+constexpr absl::string_view kCpu = "process_cpu_seconds_total";
 
 // /v2/stats/store's write counters.
 constexpr const char* kStoreWrites[] = {"setsSuccess",
@@ -41,7 +42,7 @@ constexpr const char* kStoreWrites[] = {"setsSuccess",
 // Sums of the series of `metric` in Prometheus text (counters are printed
 // as floats: 1.234567e+06), by the value of their label `label` (one sum
 // under "" when `label` is empty), and whether there was a series.
-std::pair<std::map<std::string, int64_t>, bool> SumSeriesBy(
+std::pair<std::map<std::string, double>, bool> SumSeriesBy(
     absl::string_view text, absl::string_view metric,
     absl::string_view label = "") {
   std::map<std::string, double> sums;
@@ -69,14 +70,12 @@ std::pair<std::map<std::string, int64_t>, bool> SumSeriesBy(
     sums[key] += value;
     found = true;
   }
-  std::map<std::string, int64_t> result;
-  for (const auto& [key, sum] : sums) result[key] = static_cast<int64_t>(sum);
-  return {std::move(result), found};
+  return {std::move(sums), found};
 }
 
 // The sum over every series of `metric`, and whether there was one.
-std::pair<int64_t, bool> SumSeries(absl::string_view text,
-                                   absl::string_view metric) {
+std::pair<double, bool> SumSeries(absl::string_view text,
+                                  absl::string_view metric) {
   auto [sums, found] = SumSeriesBy(text, metric);
   return {found ? sums[""] : 0, found};
 }
@@ -95,6 +94,7 @@ EtcdCounters Delta(const EtcdCounters& before, const EtcdCounters& after) {
     delta.v3_requests[method] -= count;
   }
   delta.raft_writes = after.raft_writes - before.raft_writes;
+  delta.cpu = after.cpu - before.cpu;
   return delta;
 }
 
@@ -131,16 +131,24 @@ absl::StatusOr<EtcdCounters> EtcdCounterReader::Read() {
     return absl::DataLossError(
         absl::StrCat(endpoint_, "/metrics: no ", kWatches));
   }
-  counters.requests = received + watches;
-  counters.watches = watches;
+  counters.requests = static_cast<int64_t>(received + watches);
+  counters.watches = static_cast<int64_t>(watches);
   const auto [proposals, has_proposals] = SumSeries(*metrics, kProposals);
   if (!has_proposals) {
     return absl::DataLossError(
         absl::StrCat(endpoint_, "/metrics: no ", kProposals));
   }
-  counters.raft_writes = proposals;
-  counters.v3_requests =
-      SumSeriesBy(*metrics, kGrpcStarted, "grpc_method").first;
+  counters.raft_writes = static_cast<int64_t>(proposals);
+  for (const auto& [method, count] :
+       SumSeriesBy(*metrics, kGrpcStarted, "grpc_method").first) {
+    counters.v3_requests[method] = static_cast<int64_t>(count);
+  }
+  // Go's process collector: Linux only, but so is the bench.
+  const auto [cpu, has_cpu] = SumSeries(*metrics, kCpu);
+  if (!has_cpu) {
+    return absl::DataLossError(absl::StrCat(endpoint_, "/metrics: no ", kCpu));
+  }
+  counters.cpu = absl::Seconds(cpu);
 
   absl::StatusOr<std::string> stats = fetch("/v2/stats/store");
   if (absl::IsNotFound(stats.status())) {

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "bench/curl_easy.h"
 
 namespace leasehold::bench {
@@ -48,6 +49,9 @@ struct EtcdCounters {
   // its writes through consensus, of either API, v3 lease grants and
   // revokes (an expired lease's too) included; a keep-alive is none.
   int64_t raft_writes = 0;
+  // The CPU time etcd's process used (process_cpu_seconds_total: user +
+  // system, in the kernel's clock ticks, 10 ms).
+  absl::Duration cpu;
 };
 
 // The v3 requests of `counters`, all methods.

@@ -410,9 +410,10 @@ struct RenewScaleResult {
   // Writes etcd's v2 store counted while holding, per second; nullopt
   // without its counters or on v3.
   std::optional<double> etcd_writes_per_second;
-  // Raft proposals etcd committed while holding, per second; nullopt
-  // without its counters.
+  // Raft proposals etcd committed while holding, per second, and etcd's
+  // CPU time meanwhile, as % of one core; nullopt without its counters.
   std::optional<double> raft_writes_per_second;
+  std::optional<double> etcd_cpu_percent;
   int lost = 0;
   double cpu_percent = 0;  // of one core, while holding
   double rss_bytes_per_lease = 0;
@@ -519,6 +520,7 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(const RenewTarget& target,
     }
     result.raft_writes_per_second =
         delta.raft_writes / absl::ToDoubleSeconds(hold);
+    result.etcd_cpu_percent = 100 * absl::FDivDuration(delta.cpu, hold);
   }
   result.expected_renews_per_second =
       leases /
@@ -794,10 +796,10 @@ absl::StatusOr<HandoffResult> RunLockHandoff(registry::KeysApi* keys,
 
 // Renew-scale figures: the table's header, one row, one JSON object.
 std::string RenewHeader() {
-  return absl::StrFormat("%-7s %10s %10s %10s %10s %10s %6s %8s %11s\n",
+  return absl::StrFormat("%-7s %10s %10s %10s %10s %10s %6s %8s %11s %10s\n",
                          "leases", "acquire s", "renews/s", "expected/s",
-                         "etcd w/s", "raft w/s", "lost", "cpu %",
-                         "RSS B/lease");
+                         "etcd w/s", "raft w/s", "lost", "cpu %", "RSS B/lease",
+                         "etcd cpu %");
 }
 
 // A figure that may be missing (etcd's counters were not readable): with
@@ -810,11 +812,11 @@ std::string Figure(std::optional<double> value, int decimals,
 
 std::string RenewRow(const RenewScaleResult& r) {
   return absl::StrFormat(
-      "%-7d %10.2f %10.0f %10.0f %10s %10s %6d %8.1f %11.0f\n", r.leases,
+      "%-7d %10.2f %10.0f %10.0f %10s %10s %6d %8.1f %11.0f %10s\n", r.leases,
       absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
       r.expected_renews_per_second, Figure(r.etcd_writes_per_second, 0, "-"),
       Figure(r.raft_writes_per_second, 0, "-"), r.lost, r.cpu_percent,
-      r.rss_bytes_per_lease);
+      r.rss_bytes_per_lease, Figure(r.etcd_cpu_percent, 1, "-"));
 }
 
 std::string RenewJson(const RenewScaleResult& r) {
@@ -822,12 +824,12 @@ std::string RenewJson(const RenewScaleResult& r) {
       "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,\"renews_per_s\":%.1f,"
       "\"expected_renews_per_s\":%.1f,\"etcd_writes_per_s\":%s,"
       "\"etcd_raft_writes_per_s\":%s,\"lost\":%d,\"cpu_percent\":%.1f,"
-      "\"rss_bytes_per_lease\":%.0f}",
+      "\"rss_bytes_per_lease\":%.0f,\"etcd_cpu_percent\":%s}",
       r.leases, absl::ToInt64Seconds(r.ttl),
       absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
       r.expected_renews_per_second, Figure(r.etcd_writes_per_second, 1, "null"),
       Figure(r.raft_writes_per_second, 1, "null"), r.lost, r.cpu_percent,
-      r.rss_bytes_per_lease);
+      r.rss_bytes_per_lease, Figure(r.etcd_cpu_percent, 1, "null"));
 }
 
 struct Flags {
@@ -886,6 +888,7 @@ struct OpCost {
   std::map<std::string, double> methods;  // v3: requests by gRPC method
   double raft_writes = 0;
   std::optional<double> leases;  // v3: the change in leases etcd holds
+  double etcd_cpu_us = 0;        // etcd's CPU time
 };
 
 constexpr const char* kCycleOps[] = {"acquire", "renew", "release"};
@@ -928,6 +931,7 @@ absl::StatusOr<std::vector<OpCost>> CountCycleCost(const ClientFactory& factory,
     const EtcdCounters delta = Delta(*before, *after);
     OpCost cost;
     cost.raft_writes = static_cast<double>(delta.raft_writes) / ops;
+    cost.etcd_cpu_us = absl::ToDoubleMicroseconds(delta.cpu) / ops;
     if (api == Api::kV2) {
       cost.requests = static_cast<double>(delta.requests) / ops;
     } else {
@@ -956,9 +960,9 @@ void PrintCycleCosts(const std::vector<CycleCost>& costs, int ops) {
       "\nrequests per op, as etcd counted them (%d of each op, one at a "
       "time; requests: v2 keys requests or v3 gRPC requests, by method; "
       "raft writes: proposals committed; leases: change in the v3 leases "
-      "etcd holds)\n%-4s %-9s %-8s %9s %12s %7s  %s\n",
+      "etcd holds; etcd's CPU time)\n%-4s %-9s %-8s %9s %12s %7s %12s  %s\n",
       ops, "api", "client", "op", "requests", "raft writes", "leases",
-      "by method");
+      "etcd cpu us", "by method");
   for (const CycleCost& cost : costs) {
     for (size_t i = 0; i < cost.ops.size(); ++i) {
       const OpCost& op = cost.ops[i];
@@ -967,9 +971,10 @@ void PrintCycleCosts(const std::vector<CycleCost>& costs, int ops) {
         methods.push_back(absl::StrFormat("%s %.2f", method, n));
       }
       std::cout << absl::StrFormat(
-          "%-4s %-9s %-8s %9.2f %12.2f %7s  %s\n", ApiName(cost.api),
+          "%-4s %-9s %-8s %9.2f %12.2f %7s %12.0f  %s\n", ApiName(cost.api),
           cost.client, kCycleOps[i], op.requests, op.raft_writes,
-          Figure(op.leases, 2, "-"), absl::StrJoin(methods, ", "));
+          Figure(op.leases, 2, "-"), op.etcd_cpu_us,
+          absl::StrJoin(methods, ", "));
     }
   }
 }
@@ -987,9 +992,10 @@ std::string CycleCostsJson(const std::vector<CycleCost>& costs) {
       }
       ops.push_back(absl::StrFormat(
           "\"%s\":{\"requests\":%.3f,\"raft_writes\":%.3f,\"leases\":%s,"
-          "\"by_method\":{%s}}",
+          "\"etcd_cpu_us\":%.1f,\"by_method\":{%s}}",
           kCycleOps[i], op.requests, op.raft_writes,
-          Figure(op.leases, 3, "null"), absl::StrJoin(methods, ",")));
+          Figure(op.leases, 3, "null"), op.etcd_cpu_us,
+          absl::StrJoin(methods, ",")));
     }
     by_api[ApiName(cost.api)][cost.client] =
         absl::StrCat("{", absl::StrJoin(ops, ","), "}");
@@ -1005,6 +1011,10 @@ std::string CycleCostsJson(const std::vector<CycleCost>& costs) {
   }
   return absl::StrCat("{", absl::StrJoin(apis, ","), "}");
 }
+
+// How many of each op the requests-per-op counts take: enough that etcd's
+// CPU time, counted in 10 ms ticks, is within 10 us per op.
+int CostOps(const Flags& flags) { return flags.smoke ? 20 : 1000; }
 
 // The lease cycle on one API: leasehold against that API's baseline.
 absl::Status CycleOnApi(Run& run, const ApiRun& api, bool chart_it,
@@ -1028,7 +1038,7 @@ absl::Status CycleOnApi(Run& run, const ApiRun& api, bool chart_it,
   // Counted before the timed runs, whose leftovers (v3 leases that expire
   // after their keys' release) would add raft writes to the counts.
   if (run.etcd != nullptr) {
-    const int ops = flags.smoke ? 20 : 200;
+    const int ops = CostOps(flags);
     for (const auto& [client, factory] :
          {std::make_pair("baseline", &baseline),
           std::make_pair("leasehold", &leasehold)}) {
@@ -1147,7 +1157,7 @@ absl::Status CycleSection(Run& run) {
     run.json.push_back(
         absl::StrCat("\"requests_per_op\":", CycleCostsJson(costs)));
   } else {
-    PrintCycleCosts(costs, run.flags.smoke ? 20 : 200);
+    PrintCycleCosts(costs, CostOps(run.flags));
   }
   return absl::OkStatus();
 }
