@@ -414,6 +414,9 @@ struct RenewScaleResult {
   // CPU time meanwhile, as % of one core; nullopt without its counters.
   std::optional<double> raft_writes_per_second;
   std::optional<double> etcd_cpu_percent;
+  // Requests etcd counted while holding (v2 keys requests or v3 gRPC
+  // requests) per renew; nullopt without its counters.
+  std::optional<double> etcd_requests_per_renew;
   int lost = 0;
   double cpu_percent = 0;  // of one core, while holding
   double rss_bytes_per_lease = 0;
@@ -508,8 +511,8 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(const RenewTarget& target,
   const absl::Duration cpu_start = CpuTime();
   absl::SleepFor(hold);
   result.cpu_percent = 100 * absl::FDivDuration(CpuTime() - cpu_start, hold);
-  result.renews_per_second =
-      (counting.renews() - renews_start) / absl::ToDoubleSeconds(hold);
+  const int64_t renews = counting.renews() - renews_start;
+  result.renews_per_second = renews / absl::ToDoubleSeconds(hold);
   if (etcd_start.has_value()) {
     absl::StatusOr<EtcdCounters> end = etcd->Read();
     if (!end.ok()) return end.status();
@@ -521,6 +524,12 @@ absl::StatusOr<RenewScaleResult> RunRenewScale(const RenewTarget& target,
     result.raft_writes_per_second =
         delta.raft_writes / absl::ToDoubleSeconds(hold);
     result.etcd_cpu_percent = 100 * absl::FDivDuration(delta.cpu, hold);
+    if (renews > 0) {
+      result.etcd_requests_per_renew =
+          static_cast<double>(target.api.api == Api::kV2 ? delta.requests
+                                                         : V3Requests(delta)) /
+          renews;
+    }
   }
   result.expected_renews_per_second =
       leases /
@@ -796,10 +805,10 @@ absl::StatusOr<HandoffResult> RunLockHandoff(registry::KeysApi* keys,
 
 // Renew-scale figures: the table's header, one row, one JSON object.
 std::string RenewHeader() {
-  return absl::StrFormat("%-7s %10s %10s %10s %10s %10s %6s %8s %11s %10s\n",
-                         "leases", "acquire s", "renews/s", "expected/s",
-                         "etcd w/s", "raft w/s", "lost", "cpu %", "RSS B/lease",
-                         "etcd cpu %");
+  return absl::StrFormat(
+      "%-7s %10s %10s %10s %10s %10s %6s %8s %11s %10s %10s\n", "leases",
+      "acquire s", "renews/s", "expected/s", "etcd w/s", "raft w/s", "lost",
+      "cpu %", "RSS B/lease", "etcd cpu %", "etcd r/rnw");
 }
 
 // A figure that may be missing (etcd's counters were not readable): with
@@ -812,11 +821,12 @@ std::string Figure(std::optional<double> value, int decimals,
 
 std::string RenewRow(const RenewScaleResult& r) {
   return absl::StrFormat(
-      "%-7d %10.2f %10.0f %10.0f %10s %10s %6d %8.1f %11.0f %10s\n", r.leases,
-      absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
+      "%-7d %10.2f %10.0f %10.0f %10s %10s %6d %8.1f %11.0f %10s %10s\n",
+      r.leases, absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
       r.expected_renews_per_second, Figure(r.etcd_writes_per_second, 0, "-"),
       Figure(r.raft_writes_per_second, 0, "-"), r.lost, r.cpu_percent,
-      r.rss_bytes_per_lease, Figure(r.etcd_cpu_percent, 1, "-"));
+      r.rss_bytes_per_lease, Figure(r.etcd_cpu_percent, 1, "-"),
+      Figure(r.etcd_requests_per_renew, 2, "-"));
 }
 
 std::string RenewJson(const RenewScaleResult& r) {
@@ -824,12 +834,14 @@ std::string RenewJson(const RenewScaleResult& r) {
       "{\"leases\":%d,\"ttl_s\":%d,\"acquire_s\":%.2f,\"renews_per_s\":%.1f,"
       "\"expected_renews_per_s\":%.1f,\"etcd_writes_per_s\":%s,"
       "\"etcd_raft_writes_per_s\":%s,\"lost\":%d,\"cpu_percent\":%.1f,"
-      "\"rss_bytes_per_lease\":%.0f,\"etcd_cpu_percent\":%s}",
+      "\"rss_bytes_per_lease\":%.0f,\"etcd_cpu_percent\":%s,"
+      "\"etcd_requests_per_renew\":%s}",
       r.leases, absl::ToInt64Seconds(r.ttl),
       absl::ToDoubleSeconds(r.acquire_time), r.renews_per_second,
       r.expected_renews_per_second, Figure(r.etcd_writes_per_second, 1, "null"),
       Figure(r.raft_writes_per_second, 1, "null"), r.lost, r.cpu_percent,
-      r.rss_bytes_per_lease, Figure(r.etcd_cpu_percent, 1, "null"));
+      r.rss_bytes_per_lease, Figure(r.etcd_cpu_percent, 1, "null"),
+      Figure(r.etcd_requests_per_renew, 3, "null"));
 }
 
 struct Flags {
