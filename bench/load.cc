@@ -1,18 +1,22 @@
 // leasehold-bench: leasehold against a real etcd. The lease cycle (acquire
 // → renew → release) runs next to a plain-libcurl baseline that sends the
-// same HTTP requests, in the same run so the ratios hold on a noisy machine;
-// then renew scale (one Keeper, N leases; with --renew-search, the largest N
-// it holds), failover (after release, after silence) and lock handoff
-// (Mutex next to a naive lock, requests counted by etcd itself) and
-// transactions. See bench/README.md.
+// same HTTP requests (on etcd's v3 API, the fewest that hold a v3 lease), in
+// the same run so the ratios hold on a noisy machine, with what each op
+// costs etcd as etcd counts it; then renew scale (one Keeper, N leases; with
+// --renew-search, the largest N it holds), both on each API etcd serves
+// (--api); failover (after release, after silence), lock handoff (Mutex
+// next to a naive lock, requests counted by etcd itself) and transactions.
+// See bench/README.md.
 //
 //   leasehold-bench                      # own etcd on tmpfs, full run
 //   leasehold-bench --smoke              # a few seconds (CI)
 //   leasehold-bench --only cycle --svg cycle.svg   # one section, charted
 //   leasehold-bench --registry etcd://127.0.0.1:2379 --json
+//   leasehold-bench --registry etcd3://127.0.0.1:2379 --only cycle,renew
 //
 // Without --registry it starts a private etcd (loopback, free ports, data on
-// tmpfs unless --on-disk, --snapshot-count=1000000) and stops it at exit.
+// tmpfs unless --on-disk, --snapshot-count=1000000, --enable-v2: both APIs)
+// and stops it at exit.
 // Client CPU is getrusage(RUSAGE_SELF): this process only, never the etcd
 // child.
 
@@ -430,9 +434,10 @@ struct RenewTarget {
   std::optional<int64_t> idle_leases;
 };
 
-// Waits, up to `wait`, until etcd holds no more v3 leases than `target`
-// asks besides `own`: a v3 lease outlives its key's release until its TTL,
-// and its expiry is a raft write that is not the run's.
+// Waits, up to `wait`, until etcd holds no v3 leases but those it held
+// before the bench began and the run's `own`: a v3 lease may outlive its
+// key's release until its TTL, and its expiry is a raft write that is not
+// the run's.
 void AwaitLeftoverLeases(const RenewTarget& target, int64_t own,
                          absl::Duration wait) {
   if (target.etcd == nullptr || !target.idle_leases.has_value()) return;
