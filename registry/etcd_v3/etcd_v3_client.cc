@@ -153,6 +153,24 @@ absl::Status V2Error(int code, absl::string_view message, std::string cause,
                       context);
 }
 
+// The key of a request checked (ValidateKey) and in normal form, with the
+// context its errors name the request by: `verb "key"`.
+struct KeyRequest {
+  std::string context;
+  std::string key;
+};
+
+absl::StatusOr<KeyRequest> CheckKey(absl::string_view verb,
+                                    const std::string& key) {
+  KeyRequest request;
+  request.context = absl::StrCat(verb, " \"", absl::CHexEscape(key), "\"");
+  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
+    return Prefixed(request.context, valid);
+  }
+  request.key = NormalKey(key);
+  return request;
+}
+
 // etcd's errors that say a request was never proposed to raft, so that not
 // even a write can have been applied: it may go to another member at once.
 bool NeverProposed(const GatewayError& error) {
@@ -657,12 +675,10 @@ Node DirNode(const std::string& dir, const std::vector<const KeyValue*>& kvs,
 
 absl::StatusOr<Response> EtcdV3Client::Get(const std::string& key,
                                            const GetOptions& options) {
-  const std::string context =
-      absl::StrCat("get \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
-  const std::string k = NormalKey(key);
+  absl::StatusOr<KeyRequest> request = CheckKey("get", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   const std::vector<std::string> ancestors = Ancestors(k);
   // One linearizable read: the key, everything below it, and whether each
   // ancestor is a key or has keys below it (for v2's 100 and 104).
@@ -810,12 +826,10 @@ absl::Status EtcdV3Client::SetFailure(const std::string& key,
 absl::StatusOr<Response> EtcdV3Client::Set(const std::string& key,
                                            const std::string& value,
                                            const SetOptions& options) {
-  const std::string context =
-      absl::StrCat("set \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
-  const std::string k = NormalKey(key);
+  absl::StatusOr<KeyRequest> request = CheckKey("set", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   if (k.empty()) {
     return V2Error(kEtcdRootReadOnly, "Root is read only", "/", 0, context);
   }
@@ -1095,18 +1109,16 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
 absl::StatusOr<Response> EtcdV3Client::CreateInOrder(
     const std::string& dir, const std::string& value,
     const CreateInOrderOptions& options) {
-  const std::string context =
-      absl::StrCat("create in order under \"", absl::CHexEscape(dir), "\"");
-  if (absl::Status valid = ValidateKey(dir); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
+  absl::StatusOr<KeyRequest> request = CheckKey("create in order under", dir);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& d = request->key;
   if (absl::Status valid = ValidateValue("value", value); !valid.ok()) {
     return Prefixed(context, valid);
   }
   SetOptions set;
   set.prev_exist = false;
   set.ttl = options.ttl;
-  const std::string d = NormalKey(dir);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     uint64_t name;
     {
@@ -1127,16 +1139,14 @@ absl::StatusOr<Response> EtcdV3Client::CreateInOrder(
 
 absl::StatusOr<Response> EtcdV3Client::Delete(const std::string& key,
                                               const DeleteOptions& options) {
-  const std::string context =
-      absl::StrCat("delete \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
+  absl::StatusOr<KeyRequest> request = CheckKey("delete", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   if (absl::Status valid = CheckPrevValue(options.prev_value, context);
       !valid.ok()) {
     return valid;
   }
-  const std::string k = NormalKey(key);
   if (k.empty()) {
     return V2Error(kEtcdRootReadOnly, "Root is read only", "/", 0, context);
   }
@@ -1356,12 +1366,10 @@ struct WatchState {
 
 absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
                                              const WatchOptions& options) {
-  const std::string context =
-      absl::StrCat("watch \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
-  const std::string k = NormalKey(key);
+  absl::StatusOr<KeyRequest> request = CheckKey("watch", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   int64_t wait_index = static_cast<int64_t>(options.wait_index);
   absl::Duration retry_pause = kWatchRetryFirst;
   absl::Status last;
