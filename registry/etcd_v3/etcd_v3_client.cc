@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -337,10 +338,13 @@ class EtcdV3Client final : public KeysApi {
                                            Parse& parse);
 
   // The TTL of each leased kv, by lease id: whole seconds left, rounded up
-  // as etcd v2 does. A lease gone meanwhile reads 0 left.
+  // as etcd v2 does. A lease gone meanwhile reads 0 left. One request per
+  // distinct lease, several in flight at once.
   absl::Status FillTtls(absl::string_view context, absl::Time deadline,
                         const std::vector<KeyValue>& kvs,
                         std::map<int64_t, int64_t>& ttls);
+  absl::StatusOr<int64_t> TimeToLive(absl::string_view context, int64_t lease,
+                                     absl::Time deadline);
   absl::StatusOr<LeaseResult> Grant(absl::string_view context, int64_t seconds,
                                     absl::Time deadline);
   void Revoke(int64_t lease);
@@ -594,32 +598,68 @@ void EtcdV3Client::Revoke(int64_t lease) {
       .IgnoreError();
 }
 
+absl::StatusOr<int64_t> EtcdV3Client::TimeToLive(absl::string_view context,
+                                                 int64_t lease,
+                                                 absl::Time deadline) {
+  absl::StatusOr<LeaseResult> read = Call<LeaseResult>(
+      context, "/v3/lease/timetolive", absl::StrCat("{\"ID\":\"", lease, "\"}"),
+      /*idempotent=*/true, deadline,
+      [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
+        absl::StatusOr<LeaseResult> r =
+            etcd_v3_internal::ParseLeaseTimeToLive(b);
+        if (r.ok() && r->id != lease) {
+          return absl::DataLossError(
+              absl::StrCat("malformed etcd v3 response: lease ", r->id,
+                           " in the answer about lease ", lease));
+        }
+        return r;
+      });
+  if (!read.ok()) return read.status();
+  // etcd v3 truncates the seconds left, etcd v2 rounds them up (what is
+  // left of a 2 s TTL a moment later reads 1 on v3, 2 on v2): report them
+  // as v2 does.
+  return read->ttl < 0 ? 0 : std::min(read->ttl + 1, read->granted_ttl);
+}
+
+// TTL reads of one listing in flight at once: a directory of many leased
+// keys costs a few round trips, not one per key.
+constexpr size_t kMaxTtlReadsInFlight = 8;
+
 absl::Status EtcdV3Client::FillTtls(absl::string_view context,
                                     absl::Time deadline,
                                     const std::vector<KeyValue>& kvs,
                                     std::map<int64_t, int64_t>& ttls) {
+  std::vector<int64_t> leases;
   for (const KeyValue& kv : kvs) {
-    if (kv.lease == 0 || ttls.count(kv.lease) > 0) continue;
-    absl::StatusOr<LeaseResult> lease = Call<LeaseResult>(
-        context, "/v3/lease/timetolive",
-        absl::StrCat("{\"ID\":\"", kv.lease, "\"}"), /*idempotent=*/true,
-        deadline, [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
-          absl::StatusOr<LeaseResult> r =
-              etcd_v3_internal::ParseLeaseTimeToLive(b);
-          if (r.ok() && r->id != kv.lease) {
-            return absl::DataLossError(
-                absl::StrCat("malformed etcd v3 response: lease ", r->id,
-                             " in the answer about lease ", kv.lease));
-          }
-          return r;
-        });
-    if (!lease.ok()) return lease.status();
-    // etcd v3 truncates the seconds left, etcd v2 rounds them up (what is
-    // left of a 2 s TTL a moment later reads 1 on v3, 2 on v2): report
-    // them as v2 does.
-    ttls[kv.lease] =
-        lease->ttl < 0 ? 0 : std::min(lease->ttl + 1, lease->granted_ttl);
+    if (kv.lease != 0 && ttls.emplace(kv.lease, 0).second) {
+      leases.push_back(kv.lease);
+    }
   }
+  std::vector<int64_t> left(leases.size(), 0);
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  absl::Status failure;  // the first read that failed; the rest then stop
+  std::atomic<bool> failed{false};
+  const auto read = [&] {
+    for (size_t i = next++; i < leases.size() && !failed.load(); i = next++) {
+      absl::StatusOr<int64_t> ttl = TimeToLive(context, leases[i], deadline);
+      if (ttl.ok()) {
+        left[i] = *ttl;
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (failure.ok()) failure = ttl.status();
+      failed.store(true);
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < std::min(leases.size(), kMaxTtlReadsInFlight); ++i) {
+    helpers.emplace_back(read);
+  }
+  read();
+  for (std::thread& helper : helpers) helper.join();
+  if (!failure.ok()) return failure;
+  for (size_t i = 0; i < leases.size(); ++i) ttls[leases[i]] = left[i];
   return absl::OkStatus();
 }
 

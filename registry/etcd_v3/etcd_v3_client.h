@@ -14,9 +14,9 @@
 //   mod_revision, X-Etcd-Index = the answer header's revision;
 // - a key with a TTL is a key attached to a v3 lease of its own, granted
 //   with that TTL; Get reports the lease's remaining TTL (one
-//   /v3/lease/timetolive per leased key, listed children included unless
-//   GetOptions::child_ttls is false) and an expiration computed from it on
-//   the client's clock;
+//   /v3/lease/timetolive per leased key; for the children of a listing only
+//   when GetOptions::child_ttls asks, several requests in flight at once)
+//   and an expiration computed from it on the client's clock;
 // - prevExist, prevIndex and prevValue are compares of one transaction,
 //   which also refuses a key under a key (104) and a key over keys (102);
 // - a refresh is a keep-alive of the key's lease followed by a compare that
