@@ -116,9 +116,10 @@ absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options);
 namespace etcd_internal {
 struct HttpTransportOptions;
 class HttpTransport;
-// NewEtcdClient's checks of `options`, which also drop a trailing '/' from
-// the endpoints; the v3 client (registry/etcd_v3/) takes the same options.
-absl::Status ValidateEtcdOptions(EtcdOptions& options);
+// NewEtcdClient's checks of `options` (its kInvalidArgument cases), which
+// also drop a trailing '/' from the endpoints and read password_file into
+// password; the v3 client (registry/etcd_v3/) takes the same options.
+absl::Status PrepareEtcdOptions(EtcdOptions& options);
 // The transport's share of the options.
 HttpTransportOptions TransportOptions(const EtcdOptions& options);
 // reject_old_cluster's check: asks GET /version of the endpoints in turn
