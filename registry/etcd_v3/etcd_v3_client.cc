@@ -447,12 +447,15 @@ class EtcdV3Client final : public KeysApi {
                                       int64_t wait_index)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The revision `endpoint` answers a read of `key` at (the key itself,
+  // which the user may read, is not counted: any read tells the revision).
   std::optional<int64_t> ProbeRevision(const std::string& endpoint,
+                                       const std::string& key,
                                        bool serializable,
                                        absl::Duration timeout,
                                        const CancelToken& stop);
-  bool WatchedEndpointAlive(const std::string& endpoint, int64_t from,
-                            const CancelToken& stop);
+  bool WatchedEndpointAlive(const std::string& endpoint, const std::string& key,
+                            int64_t from, const CancelToken& stop);
 
   const EtcdOptions options_;
   Clock* const clock_;
@@ -1628,7 +1631,7 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
           // etcd registers a watch at once: silence for a whole interval is
           // not etcd's.
           if (from <= 1 && wait_index == 0) return false;
-          return WatchedEndpointAlive(endpoint, from, stop);
+          return WatchedEndpointAlive(endpoint, k, from, stop);
         }};
     absl::StatusOr<std::string> token = Token(auth_deadline());
     if (!token.ok()) {
@@ -1715,30 +1718,33 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
 // cluster is: if it has not reached the watch's start, no event can have
 // been missed and the member need not even be asked.
 bool EtcdV3Client::WatchedEndpointAlive(const std::string& endpoint,
-                                        int64_t from, const CancelToken& stop) {
+                                        const std::string& key, int64_t from,
+                                        const CancelToken& stop) {
   const absl::Duration timeout =
       std::min(options_.request_timeout, options_.watch_check_interval / 2);
   const std::optional<int64_t> cluster =
       endpoints_.FirstAnswerFromOthers<int64_t>(
           endpoint, stop, [&](const std::string& other) {
-            return ProbeRevision(other, /*serializable=*/false, timeout, stop);
+            return ProbeRevision(other, key, /*serializable=*/false, timeout,
+                                 stop);
           });
   if (cluster.has_value() && *cluster < from) return true;
   const std::optional<int64_t> own =
-      ProbeRevision(endpoint, /*serializable=*/true, timeout, stop);
+      ProbeRevision(endpoint, key, /*serializable=*/true, timeout, stop);
   return own.has_value() && (!cluster.has_value() || *own >= *cluster);
 }
 
 std::optional<int64_t> EtcdV3Client::ProbeRevision(const std::string& endpoint,
+                                                   const std::string& key,
                                                    bool serializable,
                                                    absl::Duration timeout,
                                                    const CancelToken& stop) {
   HttpRequest request;
   request.method = "POST";
   request.target = "/v3/kv/range";
-  request.body =
-      absl::StrCat("{", KeyFields("/"), ",\"count_only\":true",
-                   serializable ? ",\"serializable\":true" : "", "}");
+  request.body = absl::StrCat(
+      "{", KeyFields(key.empty() ? "/" : key), ",\"count_only\":true",
+      serializable ? ",\"serializable\":true" : "", "}");
   HttpResult result =
       SendWithToken(endpoint, request, &stop, timeout, clock_->Now() + timeout);
   if (!result.status.ok() || result.response.status != 200) {
