@@ -16,6 +16,11 @@ absl::StatusOr<std::string> AuthToken::Renew(const std::string& rejected,
   return Obtain(rejected, deadline);
 }
 
+std::optional<std::string> AuthToken::Current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return token_;
+}
+
 int64_t AuthToken::fetches() const {
   std::lock_guard<std::mutex> lock(mu_);
   return fetches_;

@@ -56,6 +56,10 @@ class AuthToken {
                                     absl::Time deadline)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The current token, without fetching one; nullopt before the first
+  // fetch succeeded.
+  std::optional<std::string> Current() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Successful fetches so far (for tests and diagnostics).
   int64_t fetches() const ABSL_LOCKS_EXCLUDED(mu_);
 

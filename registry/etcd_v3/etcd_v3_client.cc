@@ -722,9 +722,10 @@ absl::StatusOr<std::vector<std::string>> EtcdV3Client::AskMembers(
   request.method = "POST";
   request.target = "/v3/cluster/member/list";
   request.body = "{}";
-  HttpResult result =
-      SendWithToken(endpoint, request, &stop, options_.request_timeout,
-                    clock_->Now() + options_.request_timeout);
+  // etcd lists its members to any client, so the sync never authenticates
+  // by itself; it carries the token the requests got, if any.
+  if (auth_.has_value()) request.authorization = auth_->Current().value_or("");
+  HttpResult result = transport_.Send(endpoint, request, &stop);
   if (!result.status.ok()) return result.status;
   if (result.response.status != 200) {
     return absl::UnavailableError(
