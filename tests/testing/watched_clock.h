@@ -27,6 +27,10 @@ class WatchedClock final : public Clock {
                  std::unique_lock<std::mutex>& lock,
                  absl::Time deadline) override {
     waits_.fetch_add(1);
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      if (deadline > latest_deadline_) latest_deadline_ = deadline;
+    }
     waiting_.fetch_add(1);
     const bool before = clock_.WaitUntil(cv, lock, deadline);
     waiting_.fetch_sub(1);
@@ -36,12 +40,20 @@ class WatchedClock final : public Clock {
   int waits() const { return waits_.load(); }
   // Threads inside WaitUntil right now.
   int waiting() const { return waiting_.load(); }
+  // The latest deadline anyone has waited for: a loop that sleeps an
+  // interval at a time has begun its next round once this moves on.
+  absl::Time latest_deadline() const {
+    std::lock_guard<std::mutex> guard(mu_);
+    return latest_deadline_;
+  }
   void Advance(absl::Duration d) { clock_.Advance(d); }
 
  private:
   SimulatedClock clock_;
   std::atomic<int> waits_{0};
   std::atomic<int> waiting_{0};
+  mutable std::mutex mu_;
+  absl::Time latest_deadline_ = absl::InfinitePast();
 };
 
 }  // namespace leasehold::testing
