@@ -702,7 +702,9 @@ std::optional<absl::Status> EtcdV3Client::AuthRefusal(
                      options_.username.empty()
                          ? std::string("permission denied")
                          : absl::StrCat("user \"", options_.username,
-                                        "\" lacks permission for this key"),
+                                        "\" lacks permission for this key "
+                                        "(a v3 role must also let it read "
+                                        "the key's parents)"),
                      " (", etcd_says, ")"));
   }
   if (!TokenRejected(error)) return std::nullopt;
