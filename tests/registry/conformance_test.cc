@@ -31,11 +31,10 @@
 #include "registry/cancel.h"
 #include "registry/clock.h"
 #include "registry/errors.h"
-#include "registry/etcd/etcd_client.h"
 #include "registry/etcd/http_transport.h"
-#include "registry/etcd_v3/etcd_v3_client.h"
 #include "registry/keys_api.h"
 #include "registry/memory/memory_registry.h"
+#include "registry/open.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/status_matchers.h"
 
@@ -80,30 +79,13 @@ class MemoryBackend final : public Backend {
   std::unique_ptr<KeysApi> keys_;
 };
 
+// etcd through the client its URI names: "etcd" is the v2 keys API,
+// "etcd3" the v3 API (registry/etcd_v3/) on a server without --enable-v2.
 class EtcdBackend final : public Backend {
  public:
-  EtcdBackend() {
-    EtcdOptions options;
-    options.endpoints = {leasehold::testing::SharedEtcd().endpoint()};
-    absl::StatusOr<std::unique_ptr<KeysApi>> keys = NewEtcdClient(options);
-    EXPECT_THAT(keys, IsOk());
-    if (keys.ok()) keys_ = *std::move(keys);
-  }
-  KeysApi& keys() override { return *keys_; }
-  absl::Time Now() override { return RealClock()->Now(); }
-  void LetTimePass(absl::Duration) override {}
-
- private:
-  std::unique_ptr<KeysApi> keys_;
-};
-
-// The etcd v3 API (registry/etcd_v3/) on a server without --enable-v2.
-class EtcdV3Backend final : public Backend {
- public:
-  EtcdV3Backend() {
-    EtcdOptions options;
-    options.endpoints = {leasehold::testing::SharedEtcdV3().endpoint()};
-    absl::StatusOr<std::unique_ptr<KeysApi>> keys = NewEtcdV3Client(options);
+  explicit EtcdBackend(const std::string& api) {
+    absl::StatusOr<std::unique_ptr<KeysApi>> keys =
+        Open(leasehold::testing::SharedEtcdFor(api).uri());
     EXPECT_THAT(keys, IsOk());
     if (keys.ok()) keys_ = *std::move(keys);
   }
@@ -150,10 +132,8 @@ class ConformanceTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     if (GetParam() == "memory") {
       backend_ = std::make_unique<MemoryBackend>();
-    } else if (v3()) {
-      backend_ = std::make_unique<EtcdV3Backend>();
     } else {
-      backend_ = std::make_unique<EtcdBackend>();
+      backend_ = std::make_unique<EtcdBackend>(GetParam());
     }
     static std::atomic<int> run{0};
     prefix_ = absl::StrCat(

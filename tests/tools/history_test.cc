@@ -105,6 +105,45 @@ TEST(HistoryTest, FailoverIsMeasuredFromTheOrphaning) {
               ElementsAre(absl::Milliseconds(1200)));
 }
 
+TEST(HistoryTest, AHoldKeptThroughThePauseIsNoFailover) {
+  History history;
+  const size_t kept = history.Begin("u", "m1", 5, At(0));
+  history.Orphan(kept, At(100));
+  history.Back(kept, At(600));  // resumed before its expiry, renewed on
+  history.End(kept, At(40000), "released");
+  history.Begin("u", "m2", 6, At(40100));
+  const size_t lapsed = history.Begin("v", "m1", 7, At(0));
+  history.Orphan(lapsed, At(100));
+  history.Back(lapsed, At(3000));  // its expiry passed while it was away
+  history.End(lapsed, At(2100), "lost");
+  history.Begin("v", "m2", 8, At(2500));
+  EXPECT_THAT(history.FailoverLatencies(),
+              ElementsAre(absl::Milliseconds(2400)));
+}
+
+TEST(HistoryTest, FailoverIsMeasuredFromTheLatestAbsence) {
+  History history;
+  const size_t first = history.Begin("u", "m1", 5, At(0));
+  history.Orphan(first, At(100));
+  history.Back(first, At(600));
+  history.Orphan(first, At(5000));  // away again, for good this time
+  history.End(first, At(5000), "killed");
+  history.Begin("u", "m2", 6, At(7000));
+  EXPECT_THAT(history.FailoverLatencies(),
+              ElementsAre(absl::Milliseconds(2000)));
+}
+
+TEST(HistoryTest, TransfersCountChangesOfHolder) {
+  History history;
+  history.End(history.Begin("u", "m1", 1, At(0)), At(10), "lost");
+  history.End(history.Begin("u", "m1", 2, At(20)), At(30), "lost");
+  history.End(history.Begin("u", "m2", 3, At(40)), At(50), "lost");
+  history.Begin("v", "m3", 4, At(0));
+  int same = -1;
+  EXPECT_EQ(history.Transfers(&same), 1);
+  EXPECT_EQ(same, 1);
+}
+
 TEST(HistoryTest, OnChangeSeesEachHoldBeginAndEndOnce) {
   std::vector<Hold> seen;
   History history([&](const Hold& hold) { seen.push_back(hold); });

@@ -52,12 +52,16 @@ void AgentProcess::Pause() {
   if (!running()) return;
   process_->Signal(SIGSTOP);
   paused_ = true;
+  const absl::Time at = absl::Now();
+  for (size_t hold : reader_->open()) history_->Orphan(hold, at);
 }
 
 void AgentProcess::Resume() {
   if (!running()) return;
   process_->Signal(SIGCONT);
   paused_ = false;
+  const absl::Time at = absl::Now();
+  for (size_t hold : reader_->open()) history_->Back(hold, at);
 }
 
 absl::Status AgentProcess::Poll() {
@@ -88,6 +92,8 @@ absl::StatusOr<absl::Time> AgentProcess::Kill() {
         absl::StrCat(log_base_, ": no agent process to kill"));
   }
   process_->Signal(SIGKILL);
+  const absl::Time killed = absl::Now();
+  for (size_t hold : reader_->open()) history_->Orphan(hold, killed);
   testing::ProcessResult result =
       process_->Wait(absl::Now() + absl::Seconds(30));
   const absl::Time reaped = absl::Now();

@@ -44,13 +44,15 @@ class AgentProcess {
   bool running() const { return process_ != nullptr; }
   int processes_started() const { return started_; }
 
-  void Pause();   // SIGSTOP
-  void Resume();  // SIGCONT
-  // SIGKILL, reap, read the rest of its log; the holds it never ended end
-  // at the moment it was reaped (surely dead by then), or at the last
-  // expiry it printed for them if that came first (a starved agent can be
-  // killed before its Keeper says "lost"). Returns the moment it was
-  // reaped.
+  // SIGSTOP; the holds read so far are orphaned (sim::History::Orphan).
+  void Pause();
+  // SIGCONT; those still open are back with it (sim::History::Back).
+  void Resume();
+  // SIGKILL (its open holds orphaned then), reap, read the rest of its log; the
+  // holds it never ended end at the moment it was reaped (surely dead by then),
+  // or at the last expiry it printed for them if that came first (a starved
+  // agent can be killed before its Keeper says "lost"). Returns the moment it
+  // was reaped.
   absl::StatusOr<absl::Time> Kill();
   // Reads the complete lines the process printed since the last call.
   // kDataLoss if they do not add up (an end without a begin).

@@ -286,8 +286,6 @@ class Torture {
   std::vector<std::unique_ptr<AgentProcess>> agents_;
   std::string log_dir_;
   absl::Time start_;
-  // When each agent was paused or killed: its open holds were orphaned.
-  std::vector<std::pair<int, absl::Time>> orphaned_;
   std::map<FaultKind, int> applied_;
   // What makes the run fail besides a safety violation: an agent that
   // crashed or printed holds that do not add up, a member that would not
@@ -397,12 +395,10 @@ void Torture::Apply(size_t index) {
       break;
     case FaultKind::kPauseAgent:
       agents_[f.agent]->Pause();
-      orphaned_.emplace_back(f.agent, at);
       break;
     case FaultKind::kKillAgent: {
       absl::StatusOr<absl::Time> dead = agents_[f.agent]->Kill();
       status = dead.status();
-      orphaned_.emplace_back(f.agent, at);
       break;
     }
   }
@@ -481,51 +477,6 @@ absl::Status Torture::PollAgents() {
   return absl::OkStatus();
 }
 
-// Holds grouped by lease, each group in order of start.
-std::map<std::string, std::vector<const sim::Hold*>> ByLease(
-    const std::vector<sim::Hold>& holds) {
-  std::map<std::string, std::vector<const sim::Hold*>> by_lease;
-  for (const sim::Hold& h : holds) by_lease[h.lease].push_back(&h);
-  for (auto& [lease, group] : by_lease) {
-    std::sort(group.begin(), group.end(),
-              [](const sim::Hold* a, const sim::Hold* b) {
-                return a->start < b->start;
-              });
-  }
-  return by_lease;
-}
-
-// Ownership transfers: successive holds of one lease by different agents.
-int Transfers(const std::vector<sim::Hold>& holds, int* same_agent) {
-  int transfers = 0;
-  *same_agent = 0;
-  for (const auto& [lease, group] : ByLease(holds)) {
-    for (size_t i = 1; i < group.size(); ++i) {
-      ++(group[i]->machine != group[i - 1]->machine ? transfers : *same_agent);
-    }
-  }
-  return transfers;
-}
-
-// From each moment an agent was paused or killed to the next holder of each
-// lease it held then.
-std::vector<absl::Duration> FailoverLatencies(
-    const std::vector<sim::Hold>& holds,
-    const std::vector<std::pair<int, absl::Time>>& orphaned) {
-  std::vector<absl::Duration> latencies;
-  for (const auto& [lease, group] : ByLease(holds)) {
-    for (const auto& [agent, at] : orphaned) {
-      for (size_t i = 0; i + 1 < group.size(); ++i) {
-        const sim::Hold& h = *group[i];
-        if (h.machine == AgentName(agent) && h.start <= at && at < h.end) {
-          latencies.push_back(group[i + 1]->start - at);
-        }
-      }
-    }
-  }
-  return latencies;
-}
-
 void Torture::Progress(absl::Duration elapsed) {
   const std::vector<sim::Hold> holds = history_.holds();
   int same = 0;
@@ -535,7 +486,7 @@ void Torture::Progress(absl::Duration elapsed) {
                    "[%7.1fs] progress: %d holds, %d ownership transfers, %d "
                    "lost, %d faults in force",
                    absl::ToDoubleSeconds(elapsed), holds.size(),
-                   Transfers(holds, &same), lost, active_.size())
+                   history_.Transfers(&same), lost, active_.size())
             << std::endl;
 }
 
@@ -622,7 +573,7 @@ int Torture::Report() {
   const std::vector<sim::Hold> holds = history_.holds();
   const sim::Verdict verdict = history_.Check();
   int same_agent = 0;
-  const int transfers = Transfers(holds, &same_agent);
+  const int transfers = history_.Transfers(&same_agent);
 
   // The cluster's own write outages: stretches of half a TTL or more
   // between two commits of the probe.
@@ -663,7 +614,7 @@ int Torture::Report() {
       ++path_up_during[kinds.empty() ? "no fault" : absl::StrJoin(kinds, "+")];
     }
   }
-  std::vector<absl::Duration> failover = FailoverLatencies(holds, orphaned_);
+  std::vector<absl::Duration> failover = history_.FailoverLatencies();
 
   std::vector<std::string> applied;
   int faults = 0;
@@ -707,11 +658,12 @@ int Torture::Report() {
                "commits: "
             << Seconds(longest_outage) << ")\n"
             << "  failover latency:     " << failover.size()
-            << " failovers after an agent was paused or killed";
+            << " holds lost while their agent was paused or killed, each "
+               "taken next";
   if (!failover.empty()) {
     const absl::Duration p50 = Percentile(failover, 50);
     const absl::Duration p99 = Percentile(failover, 99);
-    std::cout << ", p50 " << Seconds(p50) << ", p99 " << Seconds(p99)
+    std::cout << " after p50 " << Seconds(p50) << ", p99 " << Seconds(p99)
               << ", max " << Seconds(failover.back());
   }
   std::cout << "\n";

@@ -24,6 +24,11 @@ std::map<std::string, std::vector<Hold>> ByLease(std::vector<Hold> holds) {
   return by_lease;
 }
 
+// The hold was orphaned and ended before its holder was back.
+bool LostWhileAway(const Hold& hold) {
+  return hold.orphaned != absl::InfiniteFuture() && hold.end <= hold.back;
+}
+
 }  // namespace
 
 size_t History::Begin(const std::string& lease, const std::string& machine,
@@ -77,8 +82,22 @@ void History::Renewed(size_t id, absl::Time at, absl::Time expiry) {
 void History::Orphan(size_t id, absl::Time at) {
   std::lock_guard<std::mutex> lock(mu_);
   Hold& hold = holds_.at(id);
-  if (hold.end == absl::InfiniteFuture())
+  if (hold.end != absl::InfiniteFuture()) return;
+  if (hold.back != absl::InfiniteFuture()) {  // away again
+    hold.orphaned = at;
+    hold.back = absl::InfiniteFuture();
+  } else {
     hold.orphaned = std::min(hold.orphaned, at);
+  }
+}
+
+void History::Back(size_t id, absl::Time at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Hold& hold = holds_.at(id);
+  if (hold.end == absl::InfiniteFuture() &&
+      hold.orphaned != absl::InfiniteFuture()) {
+    hold.back = std::min(hold.back, at);
+  }
 }
 
 void History::EndAll(absl::Time end, const std::string& how) {
@@ -133,10 +152,21 @@ Verdict History::Check() const {
   return verdict;
 }
 
+int History::Transfers(int* same_machine) const {
+  int transfers = 0;
+  *same_machine = 0;
+  for (const auto& [lease, group] : ByLease(holds())) {
+    for (size_t i = 1; i < group.size(); ++i) {
+      ++(group[i].machine != group[i - 1].machine ? transfers : *same_machine);
+    }
+  }
+  return transfers;
+}
+
 std::vector<absl::Duration> History::FailoverLatencies() const {
   return Gaps([](const Hold& before,
                  const Hold& after) -> std::optional<absl::Duration> {
-    if (before.orphaned == absl::InfiniteFuture()) return std::nullopt;
+    if (!LostWhileAway(before)) return std::nullopt;
     return after.start - before.orphaned;
   });
 }
@@ -152,8 +182,7 @@ std::vector<absl::Duration> History::DeposedNoticeLatencies() const {
 std::vector<absl::Duration> History::ToldAheadOfNextOwner() const {
   return Gaps([](const Hold& before,
                  const Hold& after) -> std::optional<absl::Duration> {
-    if (before.told == absl::InfiniteFuture() ||
-        before.orphaned == absl::InfiniteFuture() ||
+    if (before.told == absl::InfiniteFuture() || !LostWhileAway(before) ||
         before.machine == after.machine) {
       return std::nullopt;
     }

@@ -35,9 +35,14 @@ struct Hold {
   uint64_t fence = 0;
   absl::Time start;
   absl::Time end = absl::InfiniteFuture();  // open while believed
-  // Set when the holder failed (crash or pause) while holding: the moment
-  // the lease was orphaned, from which failover latency is measured.
+  // Set when the holder failed (crash, pause, partition) while holding: the
+  // moment the lease was orphaned, from which failover latency is measured.
   absl::Time orphaned = absl::InfiniteFuture();
+  // When the orphaned holder came back (resumed, healed) with the hold
+  // still open. A hold that ends after that was kept through the outage,
+  // not lost to it: whoever holds the lease next took it from a running
+  // holder, which is no failover. InfiniteFuture while it is away.
+  absl::Time back = absl::InfiniteFuture();
   std::string how_ended;  // "released", "lost", "crashed", "end of run"
   // When the holder's own code was told it lost the lease (its Keeper
   // reported it); InfiniteFuture when it never was (it released it,
@@ -83,18 +88,26 @@ class History {
   void End(size_t id, absl::Time end, const std::string& how,
            absl::Time told = absl::InfiniteFuture());
   // Marks open hold `id` as orphaned at `at` (its holder crashed or paused).
+  // A hold orphaned again after it came back is measured from the new
+  // orphaning.
   void Orphan(size_t id, absl::Time at);
+  // Marks orphaned open hold `id` as back with its holder at `at`.
+  void Back(size_t id, absl::Time at);
   // Closes every open hold at `end`.
   void EndAll(absl::Time end, const std::string& how);
 
   std::vector<Hold> holds() const;
   Verdict Check() const;
-  // Latency from each orphaning to the next holder's start, per lease.
+  // Successive holds of one lease by different machines; `*same_machine`
+  // counts those taken again by the machine that held it before.
+  int Transfers(int* same_machine) const;
+  // For each hold lost while its holder was away (orphaned and ended
+  // before it was back): from the orphaning to the next holder's start.
   std::vector<absl::Duration> FailoverLatencies() const;
   // For each steal: from the stealer's start to the deposed holder's end.
   std::vector<absl::Duration> DeposedNoticeLatencies() const;
-  // For each hold whose holder was told it lost it while it was orphaned
-  // (its link hung) and that another machine took next: how long before the
+  // For each hold lost while its holder was away (its link hung) that its
+  // holder was told of and another machine took next: how long before the
   // next holder's start it was told (negative: told after).
   std::vector<absl::Duration> ToldAheadOfNextOwner() const;
 
