@@ -69,111 +69,103 @@ class Authenticator {
 
 constexpr absl::Time kNoDeadline = absl::InfiniteFuture();
 
-TEST(AuthTokenTest, FetchesOnceAndKeepsTheToken) {
-  WatchedClock clock;
-  Authenticator auth;
-  AuthToken token(clock, auth.fetch());
-  EXPECT_EQ(token.Current(), std::nullopt);
-  ASSERT_OK_AND_ASSIGN(std::string first, token.Get(kNoDeadline));
+class AuthTokenTest : public ::testing::Test {
+ protected:
+  WatchedClock clock_;
+  Authenticator auth_;
+  AuthToken token_{clock_, auth_.fetch()};
+};
+
+TEST_F(AuthTokenTest, FetchesOnceAndKeepsTheToken) {
+  EXPECT_EQ(token_.Current(), std::nullopt);
+  ASSERT_OK_AND_ASSIGN(std::string first, token_.Get(kNoDeadline));
   EXPECT_EQ(first, "t1");
-  ASSERT_OK_AND_ASSIGN(std::string again, token.Get(kNoDeadline));
+  ASSERT_OK_AND_ASSIGN(std::string again, token_.Get(kNoDeadline));
   EXPECT_EQ(again, "t1");
-  EXPECT_EQ(token.Current(), "t1");
-  EXPECT_EQ(auth.calls(), 1);
+  EXPECT_EQ(token_.Current(), "t1");
+  EXPECT_EQ(auth_.calls(), 1);
 }
 
-TEST(AuthTokenTest, RenewFetchesOnlyForTheCurrentToken) {
-  WatchedClock clock;
-  Authenticator auth;
-  AuthToken token(clock, auth.fetch());
-  ASSERT_THAT(token.Get(kNoDeadline), IsOk());
-  ASSERT_OK_AND_ASSIGN(std::string renewed, token.Renew("t1", kNoDeadline));
+TEST_F(AuthTokenTest, RenewFetchesOnlyForTheCurrentToken) {
+  ASSERT_THAT(token_.Get(kNoDeadline), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::string renewed, token_.Renew("t1", kNoDeadline));
   EXPECT_EQ(renewed, "t2");
   // A request that carried "t1" learns late that it was rejected: the
   // newer token serves it without another authentication.
-  ASSERT_OK_AND_ASSIGN(std::string late, token.Renew("t1", kNoDeadline));
+  ASSERT_OK_AND_ASSIGN(std::string late, token_.Renew("t1", kNoDeadline));
   EXPECT_EQ(late, "t2");
-  EXPECT_EQ(auth.calls(), 2);
-  EXPECT_EQ(token.fetches(), 2);
+  EXPECT_EQ(auth_.calls(), 2);
+  EXPECT_EQ(token_.fetches(), 2);
 }
 
 // Many threads whose token etcd rejected at once: one authentication, whose
 // token every thread gets.
-TEST(AuthTokenTest, ConcurrentRenewalsShareOneFetch) {
-  WatchedClock clock;
-  Authenticator auth;
-  AuthToken token(clock, auth.fetch());
-  ASSERT_THAT(token.Get(kNoDeadline), IsOk());
-  auth.Hold();
+TEST_F(AuthTokenTest, ConcurrentRenewalsShareOneFetch) {
+  ASSERT_THAT(token_.Get(kNoDeadline), IsOk());
+  auth_.Hold();
   constexpr int kThreads = 8;
   std::vector<std::string> got(kThreads);
   std::vector<std::thread> threads;
-  threads.emplace_back([&] { got[0] = *token.Renew("t1", kNoDeadline); });
-  ASSERT_TRUE(Eventually([&] { return auth.calls() == 2; }));
+  threads.emplace_back([&] { got[0] = *token_.Renew("t1", kNoDeadline); });
+  ASSERT_TRUE(Eventually([&] { return auth_.calls() == 2; }));
   for (int i = 1; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
-      got[i] = i % 2 == 0 ? *token.Renew("t1", kNoDeadline)
-                          : *token.Get(kNoDeadline);
+      got[i] = i % 2 == 0 ? *token_.Renew("t1", kNoDeadline)
+                          : *token_.Get(kNoDeadline);
     });
   }
   // Every other thread is waiting for the fetch in flight.
   const bool all_waited =
-      Eventually([&] { return clock.waiting() == kThreads - 1; });
-  auth.LetGo();
+      Eventually([&] { return clock_.waiting() == kThreads - 1; });
+  auth_.LetGo();
   for (std::thread& t : threads) t.join();
   EXPECT_TRUE(all_waited);
   EXPECT_THAT(got, Each(Eq("t2")));
-  EXPECT_EQ(auth.calls(), 2);
+  EXPECT_EQ(auth_.calls(), 2);
 }
 
 // A refused password is the answer of every thread that waited for that
 // authentication, not one more attempt each.
-TEST(AuthTokenTest, WaitersShareAFailedFetch) {
-  WatchedClock clock;
-  Authenticator auth;
-  AuthToken token(clock, auth.fetch());
-  auth.FailWith(absl::UnauthenticatedError("user \"alice\" was not accepted"));
-  auth.Hold();
+TEST_F(AuthTokenTest, WaitersShareAFailedFetch) {
+  auth_.FailWith(absl::UnauthenticatedError("user \"alice\" was not accepted"));
+  auth_.Hold();
   absl::Status first;
   absl::Status second;
-  std::thread a([&] { first = token.Get(kNoDeadline).status(); });
-  ASSERT_TRUE(Eventually([&] { return auth.calls() == 1; }));
-  std::thread b([&] { second = token.Get(kNoDeadline).status(); });
-  const bool waited = Eventually([&] { return clock.waiting() == 1; });
-  auth.LetGo();
+  std::thread a([&] { first = token_.Get(kNoDeadline).status(); });
+  ASSERT_TRUE(Eventually([&] { return auth_.calls() == 1; }));
+  std::thread b([&] { second = token_.Get(kNoDeadline).status(); });
+  const bool waited = Eventually([&] { return clock_.waiting() == 1; });
+  auth_.LetGo();
   a.join();
   b.join();
   EXPECT_TRUE(waited);
   EXPECT_THAT(first, StatusIs(absl::StatusCode::kUnauthenticated));
   EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnauthenticated,
                                HasSubstr("user \"alice\"")));
-  EXPECT_EQ(auth.calls(), 1);
+  EXPECT_EQ(auth_.calls(), 1);
   // The next request tries again: the password may have been fixed since.
-  auth.FailWith(absl::OkStatus());
-  EXPECT_THAT(token.Get(kNoDeadline), IsOk());
-  EXPECT_EQ(auth.calls(), 2);
+  auth_.FailWith(absl::OkStatus());
+  EXPECT_THAT(token_.Get(kNoDeadline), IsOk());
+  EXPECT_EQ(auth_.calls(), 2);
 }
 
 // A thread waiting for another's authentication gives up at its deadline.
-TEST(AuthTokenTest, WaitForAnotherFetchEndsAtTheDeadline) {
-  WatchedClock clock;
-  Authenticator auth;
-  AuthToken token(clock, auth.fetch());
-  auth.Hold();
-  std::thread fetcher([&] { EXPECT_THAT(token.Get(kNoDeadline), IsOk()); });
-  ASSERT_TRUE(Eventually([&] { return auth.calls() == 1; }));
+TEST_F(AuthTokenTest, WaitForAnotherFetchEndsAtTheDeadline) {
+  auth_.Hold();
+  std::thread fetcher([&] { EXPECT_THAT(token_.Get(kNoDeadline), IsOk()); });
+  ASSERT_TRUE(Eventually([&] { return auth_.calls() == 1; }));
   absl::Status waited;
-  const int waits_before = clock.waits();
+  const int waits_before = clock_.waits();
   std::thread waiter(
-      [&] { waited = token.Get(clock.Now() + absl::Seconds(2)).status(); });
-  ASSERT_TRUE(Eventually([&] { return clock.waits() > waits_before; }));
-  clock.Advance(absl::Seconds(2));
+      [&] { waited = token_.Get(clock_.Now() + absl::Seconds(2)).status(); });
+  ASSERT_TRUE(Eventually([&] { return clock_.waits() > waits_before; }));
+  clock_.Advance(absl::Seconds(2));
   waiter.join();
   EXPECT_THAT(waited, StatusIs(absl::StatusCode::kDeadlineExceeded,
                                HasSubstr("another request")));
-  auth.LetGo();
+  auth_.LetGo();
   fetcher.join();
-  EXPECT_EQ(auth.calls(), 1);
+  EXPECT_EQ(auth_.calls(), 1);
 }
 
 }  // namespace
