@@ -22,8 +22,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "registry/errors.h"
+#include "registry/etcd/credentials.h"
 #include "registry/etcd/endpoint_list.h"
 #include "registry/etcd/http_transport.h"
+#include "registry/etcd_v3/auth_token.h"
 #include "registry/etcd_v3/v3_codec.h"
 
 namespace leasehold::registry {
@@ -212,6 +214,23 @@ absl::Status GatewayStatus(int http_status, const GatewayError& error,
   }
 }
 
+// etcd's refusals of a request's token that a new token cures. Each says
+// the request was not applied: etcd checks the token before it proposes a
+// request to raft ("invalid auth token": expired, or dropped by a restart
+// or an auth change; "user name is empty": no token), and a write whose
+// token predates an auth change fails at apply without effect ("revision
+// of auth store is old"). So even a write may be sent again with a new
+// token, as etcd's own client (clientv3's retry interceptor) does.
+bool TokenRejected(const GatewayError& error) {
+  if (error.code == kGrpcUnauthenticated) return true;
+  for (const absl::string_view cause :
+       {"invalid auth token", "user name is empty",
+        "revision of auth store is old"}) {
+    if (absl::StrContains(error.message, cause)) return true;
+  }
+  return false;
+}
+
 Node FileNode(const KeyValue& kv) {
   Node node;
   node.key = kv.key;
@@ -294,8 +313,24 @@ class EtcdV3Client final : public KeysApi {
   explicit EtcdV3Client(EtcdOptions options)
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? options_.clock : RealClock()),
-        transport_(etcd_internal::TransportOptions(options_)),
-        endpoints_(options_.endpoints) {}
+        transport_(TransportOptions(options_)),
+        clear_text_(options_, etcd_internal::WarnerFor(options_),
+                    "etcd v3 authentication"),
+        endpoints_(options_.endpoints) {
+    clear_text_.Check(options_.endpoints);
+    if (!options_.username.empty()) {
+      auth_.emplace(*clock_, [this](absl::Time deadline) {
+        return Authenticate(deadline);
+      });
+    }
+    if (options_.auto_sync_interval > absl::ZeroDuration()) {
+      sync_.emplace(endpoints_, *clock_, options_.auto_sync_interval,
+                    clear_text_,
+                    [this](const std::string& at, const CancelToken& stop) {
+                      return AskMembers(at, stop);
+                    });
+    }
+  }
 
   absl::StatusOr<Response> Get(const std::string& key,
                                const GetOptions& options) override;
@@ -317,15 +352,53 @@ class EtcdV3Client final : public KeysApi {
   }
 
  private:
+  // v3 auth is a token in the Authorization header, never HTTP basic auth
+  // (the gateway would take "Basic …" for a token, and reject it).
+  static etcd_internal::HttpTransportOptions TransportOptions(
+      const EtcdOptions& options) {
+    etcd_internal::HttpTransportOptions out =
+        etcd_internal::TransportOptions(options);
+    out.username.clear();
+    out.password.clear();
+    return out;
+  }
+
   // Sends a POST of `body` to `path` on the preferred endpoint, moving on
   // while it certainly was not applied (`idempotent`: whenever it failed),
   // and parses a success with `parse` (which checks it). A write whose
   // answer is lost or garbled after it may have arrived fails with
-  // IsOutcomeUnknown.
+  // IsOutcomeUnknown. With `with_token` (all but authentication itself) the
+  // request carries the auth token, see SendWithToken.
   template <typename T, typename Parse>
   absl::StatusOr<T> Call(absl::string_view context, absl::string_view path,
                          const std::string& body, bool idempotent,
-                         absl::Time deadline, Parse parse);
+                         absl::Time deadline, Parse parse,
+                         bool with_token = true);
+  // Sends `request` to `endpoint` with the current auth token (none
+  // without a username); when etcd rejects that token, authenticates once
+  // more and sends it once more (see TokenRejected for why that is safe).
+  // The authentication counts against `deadline` like the request; its
+  // failure is the result's status (maybe_sent false: nothing was sent).
+  HttpResult SendWithToken(const std::string& endpoint, HttpRequest& request,
+                           const CancelToken* cancel, absl::Duration timeout,
+                           absl::Time deadline);
+  // The token for a request that must be done by `deadline`: "" without a
+  // username.
+  absl::StatusOr<std::string> Token(absl::Time deadline);
+  // /v3/auth/authenticate with the configured user: a new token, "" when
+  // the cluster has auth switched off, kUnauthenticated naming the user
+  // (never the password) when etcd refuses the password.
+  absl::StatusOr<std::string> Authenticate(absl::Time deadline);
+  // The status of an answer in which etcd refused the request's
+  // credentials or their permissions, naming the user; nullopt for any
+  // other error.
+  std::optional<absl::Status> AuthRefusal(int http_status,
+                                          const GatewayError& error,
+                                          absl::string_view where) const;
+  // The members' client URLs, as `endpoint` lists them
+  // (/v3/cluster/member/list), for auto-sync.
+  absl::StatusOr<std::vector<std::string>> AskMembers(
+      const std::string& endpoint, const CancelToken& stop);
   absl::StatusOr<TxnResult> CallTxn(absl::string_view context,
                                     const std::string& body, bool write,
                                     absl::Time deadline);
@@ -396,17 +469,23 @@ class EtcdV3Client final : public KeysApi {
                                       int64_t wait_index)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The revision `endpoint` answers a read of `key` at (the key itself,
+  // which the user may read, is not counted: any read tells the revision).
   std::optional<int64_t> ProbeRevision(const std::string& endpoint,
+                                       const std::string& key,
                                        bool serializable,
                                        absl::Duration timeout,
                                        const CancelToken& stop);
-  bool WatchedEndpointAlive(const std::string& endpoint, int64_t from,
-                            const CancelToken& stop);
+  bool WatchedEndpointAlive(const std::string& endpoint, const std::string& key,
+                            int64_t from, const CancelToken& stop);
 
   const EtcdOptions options_;
   Clock* const clock_;
   etcd_internal::HttpTransport transport_;
+  etcd_internal::ClearTextWarning clear_text_;
   etcd_internal::EndpointList endpoints_;
+  // With a username: the token its requests carry.
+  std::optional<etcd_v3_internal::AuthToken> auth_;
   // etcd's minimum lease TTL, as far as grants have shown it (0: unknown).
   std::atomic<int64_t> min_ttl_{0};
 
@@ -417,6 +496,9 @@ class EtcdV3Client final : public KeysApi {
   // key → (revision, lease) of this client's last write of it.
   std::map<std::string, std::pair<int64_t, int64_t>> leases_
       ABSL_GUARDED_BY(mu_);
+
+  // Last: stopped before anything it uses goes away.
+  std::optional<etcd_internal::MemberSync> sync_;
 };
 
 // Keys whose lease a client remembers at most; past it the memory starts
@@ -503,6 +585,10 @@ std::pair<absl::StatusOr<T>, Next> EtcdV3Client::Judge(const HttpResult& result,
                 " without etcd's error body: not an answer from etcd")),
             Next::kUnknown};
   }
+  if (std::optional<absl::Status> refused =
+          AuthRefusal(response.status, *error, where)) {
+    return {*std::move(refused), Next::kReturn};
+  }
   absl::Status status = GatewayStatus(response.status, *error, where);
   if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
       error->code == kGrpcResourceExhausted) {
@@ -516,7 +602,8 @@ template <typename T, typename Parse>
 absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
                                      absl::string_view path,
                                      const std::string& body, bool idempotent,
-                                     absl::Time deadline, Parse parse) {
+                                     absl::Time deadline, Parse parse,
+                                     bool with_token) {
   const auto [endpoints, start] = endpoints_.Snapshot();
   HttpRequest request;
   request.method = "POST";
@@ -533,10 +620,16 @@ absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
       return i > 0 && !idempotent ? MarkOutcomeUnknown(passed) : passed;
     }
     const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
+    const absl::Duration timeout = std::min(options_.request_timeout, left);
     HttpResult result =
-        transport_.Send(endpoint, request, /*cancel=*/nullptr,
-                        std::min(options_.request_timeout, left));
-    if (absl::IsInvalidArgument(result.status)) {
+        with_token
+            ? SendWithToken(endpoint, request, /*cancel=*/nullptr, timeout,
+                            deadline)
+            : transport_.Send(endpoint, request, /*cancel=*/nullptr, timeout);
+    // A bad URL or TLS file fails the same way everywhere, and so does a
+    // refused password.
+    if (absl::IsInvalidArgument(result.status) ||
+        absl::IsUnauthenticated(result.status)) {
       return Prefixed(context, result.status);
     }
     auto [judged, next] =
@@ -557,6 +650,112 @@ absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
       last.code(),
       absl::StrCat(context, ": no endpoint gave a usable answer (",
                    endpoints.size(), " tried); last: ", last.message()));
+}
+
+absl::StatusOr<std::string> EtcdV3Client::Token(absl::Time deadline) {
+  if (!auth_.has_value()) return std::string();
+  return auth_->Get(deadline);
+}
+
+HttpResult EtcdV3Client::SendWithToken(const std::string& endpoint,
+                                       HttpRequest& request,
+                                       const CancelToken* cancel,
+                                       absl::Duration timeout,
+                                       absl::Time deadline) {
+  const absl::Time until = std::min(deadline, clock_->Now() + timeout);
+  absl::StatusOr<std::string> token = Token(until);
+  for (int attempt = 0;; ++attempt) {
+    if (!token.ok()) {
+      HttpResult failed;
+      failed.status = token.status();
+      return failed;
+    }
+    const absl::Duration left = until - clock_->Now();
+    if (left <= absl::ZeroDuration()) {
+      HttpResult late;
+      late.status = absl::DeadlineExceededError(
+          "deadline passed while authenticating with etcd");
+      return late;
+    }
+    request.authorization = *token;
+    HttpResult result = transport_.Send(endpoint, request, cancel, left);
+    if (attempt > 0 || !auth_.has_value() || !result.status.ok() ||
+        result.response.status < 400) {
+      return result;
+    }
+    std::optional<GatewayError> error =
+        etcd_v3_internal::ParseGatewayError(result.response.body);
+    if (!error.has_value() || !TokenRejected(*error)) return result;
+    token = auth_->Renew(*token, until);
+  }
+}
+
+absl::StatusOr<std::string> EtcdV3Client::Authenticate(absl::Time deadline) {
+  const std::string user = absl::StrCat("user \"", options_.username, "\"");
+  absl::StatusOr<std::string> token = Call<std::string>(
+      absl::StrCat("authenticate ", user), "/v3/auth/authenticate",
+      etcd_v3_internal::AuthenticateBody(options_.username, options_.password),
+      /*idempotent=*/true, deadline,
+      [](absl::string_view b) {
+        return etcd_v3_internal::ParseAuthenticate(b);
+      },
+      /*with_token=*/false);
+  if (token.ok()) return token;
+  const absl::string_view message = token.status().message();
+  // As etcd's own client: a user given to a cluster without auth is no
+  // error; its requests simply carry no token.
+  if (absl::StrContains(message, "authentication is not enabled")) {
+    return std::string();
+  }
+  if (absl::StrContains(message, "authentication failed")) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        user, " was not accepted: wrong username or password (", message, ")"));
+  }
+  return token.status();
+}
+
+std::optional<absl::Status> EtcdV3Client::AuthRefusal(
+    int http_status, const GatewayError& error, absl::string_view where) const {
+  const std::string etcd_says = absl::StrCat(
+      "HTTP ", http_status, ", gRPC code ", error.code, ": ", error.message);
+  if (error.code == kGrpcPermissionDenied) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(where, ": ",
+                     options_.username.empty()
+                         ? std::string("permission denied")
+                         : absl::StrCat("user \"", options_.username,
+                                        "\" lacks permission for this key "
+                                        "(a v3 role must also let it read "
+                                        "the key's parents)"),
+                     " (", etcd_says, ")"));
+  }
+  if (!TokenRejected(error)) return std::nullopt;
+  if (options_.username.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        where, ": etcd requires authentication and no username is set (",
+        etcd_says, ")"));
+  }
+  return absl::UnauthenticatedError(absl::StrCat(
+      where, ": etcd rejected the token of user \"", options_.username,
+      "\" even after a new authentication (", etcd_says, ")"));
+}
+
+absl::StatusOr<std::vector<std::string>> EtcdV3Client::AskMembers(
+    const std::string& endpoint, const CancelToken& stop) {
+  HttpRequest request;
+  request.method = "POST";
+  request.target = "/v3/cluster/member/list";
+  request.body = "{}";
+  // etcd lists its members to any client, so the sync never authenticates
+  // by itself; it carries the token the requests got, if any.
+  if (auth_.has_value()) request.authorization = auth_->Current().value_or("");
+  HttpResult result = transport_.Send(endpoint, request, &stop);
+  if (!result.status.ok()) return result.status;
+  if (result.response.status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("/v3/cluster/member/list: HTTP ", result.response.status));
+  }
+  return etcd_v3_internal::ParseMemberList(result.response.body);
 }
 
 absl::StatusOr<TxnResult> EtcdV3Client::CallTxn(absl::string_view context,
@@ -1313,6 +1512,9 @@ struct WatchState {
   // message's header): a watch "from now" resumes after it.
   std::atomic<int64_t> created_revision{0};
   std::optional<absl::StatusOr<Response>> outcome;
+  // Set with the outcome when etcd cancelled the watch for its credentials
+  // or their permissions: etcd's error, from the cancel reason.
+  std::optional<GatewayError> refused;
   // With an event as the outcome: it and the wanted events after it in the
   // same message, in order (a watch that starts in the past gets all of
   // its history up to now in one message).
@@ -1349,6 +1551,12 @@ struct WatchState {
                   static_cast<uint64_t>(message->compact_revision)},
               "watch");
         } else {
+          std::optional<GatewayError> error =
+              etcd_v3_internal::ParseCancelReason(message->cancel_reason);
+          if (error.has_value() &&
+              (error->code == kGrpcPermissionDenied || TokenRejected(*error))) {
+            refused = std::move(error);
+          }
           outcome = absl::UnavailableError(absl::StrCat(
               "etcd cancelled the watch: ", message->cancel_reason));
         }
@@ -1413,6 +1621,19 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
   int64_t wait_index = static_cast<int64_t>(options.wait_index);
   absl::Duration retry_pause = kWatchRetryFirst;
   absl::Status last;
+  // Whether the token was renewed since a stream last opened: a token etcd
+  // rejects right after authenticating is not renewed again.
+  bool renewed = false;
+  auto pause = [&] {
+    SleepUnlessCancelled(
+        *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
+        options.cancel);
+    retry_pause = std::min(retry_pause * 2, kWatchRetryMax);
+  };
+  // An authentication waits no longer than a request would.
+  auto auth_deadline = [&] {
+    return std::min(options.deadline, clock_->Now() + options_.request_timeout);
+  };
   while (true) {
     if (options.cancel != nullptr && options.cancel->cancelled()) {
       return absl::CancelledError(absl::StrCat(context, ": cancelled"));
@@ -1461,8 +1682,18 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
           // etcd registers a watch at once: silence for a whole interval is
           // not etcd's.
           if (from <= 1 && wait_index == 0) return false;
-          return WatchedEndpointAlive(endpoint, from, stop);
+          return WatchedEndpointAlive(endpoint, k, from, stop);
         }};
+    absl::StatusOr<std::string> token = Token(auth_deadline());
+    if (!token.ok()) {
+      if (absl::IsUnauthenticated(token.status())) {
+        return Prefixed(context, token.status());
+      }
+      last = token.status();
+      pause();
+      continue;
+    }
+    request.authorization = *token;
     HttpResult result = transport_.LongPoll(
         endpoint, request, options.deadline, *clock_, options.cancel,
         options_.watch_check_interval > absl::ZeroDuration() ? &check : nullptr,
@@ -1472,8 +1703,38 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
         absl::IsInvalidArgument(result.status)) {
       return Prefixed(context, result.status);
     }
+    if (state.created_revision.load() > 0) renewed = false;
     if (wait_index == 0 && state.created_revision.load() > 0) {
       wait_index = state.created_revision.load() + 1;
+    }
+    std::optional<GatewayError> refused = std::move(state.refused);
+    if (!refused.has_value() && result.status.ok() &&
+        result.response.status >= 400) {
+      refused = etcd_v3_internal::ParseGatewayError(result.response.body);
+      if (refused.has_value() && refused->code != kGrpcPermissionDenied &&
+          !TokenRejected(*refused)) {
+        refused.reset();
+      }
+    }
+    if (refused.has_value()) {
+      if (auth_.has_value() && TokenRejected(*refused) && !renewed) {
+        // A watch's stream checks the token when it opens (and not later):
+        // open it again with a new one, at once.
+        renewed = true;
+        absl::StatusOr<std::string> fresh =
+            auth_->Renew(*token, auth_deadline());
+        if (absl::IsUnauthenticated(fresh.status())) {
+          return Prefixed(context, fresh.status());
+        }
+        if (!fresh.ok()) {
+          last = fresh.status();
+          renewed = false;
+          pause();
+        }
+        continue;
+      }
+      return Prefixed(context,
+                      *AuthRefusal(result.response.status, *refused, endpoint));
     }
     if (result.status.ok() && result.response.status == 200 &&
         state.outcome.has_value()) {
@@ -1497,15 +1758,9 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
                  : absl::UnavailableError(absl::StrCat(
                        endpoint, ": HTTP ", result.response.status,
                        ": the watch stream ended without an event"));
-      if (absl::IsPermissionDenied(last) || absl::IsUnauthenticated(last)) {
-        return Prefixed(context, last);
-      }
     }
     endpoints_.MoveOff(endpoint);
-    SleepUnlessCancelled(
-        *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
-        options.cancel);
-    retry_pause = std::min(retry_pause * 2, kWatchRetryMax);
+    pause();
   }
 }
 
@@ -1514,31 +1769,35 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
 // cluster is: if it has not reached the watch's start, no event can have
 // been missed and the member need not even be asked.
 bool EtcdV3Client::WatchedEndpointAlive(const std::string& endpoint,
-                                        int64_t from, const CancelToken& stop) {
+                                        const std::string& key, int64_t from,
+                                        const CancelToken& stop) {
   const absl::Duration timeout =
       std::min(options_.request_timeout, options_.watch_check_interval / 2);
   const std::optional<int64_t> cluster =
       endpoints_.FirstAnswerFromOthers<int64_t>(
           endpoint, stop, [&](const std::string& other) {
-            return ProbeRevision(other, /*serializable=*/false, timeout, stop);
+            return ProbeRevision(other, key, /*serializable=*/false, timeout,
+                                 stop);
           });
   if (cluster.has_value() && *cluster < from) return true;
   const std::optional<int64_t> own =
-      ProbeRevision(endpoint, /*serializable=*/true, timeout, stop);
+      ProbeRevision(endpoint, key, /*serializable=*/true, timeout, stop);
   return own.has_value() && (!cluster.has_value() || *own >= *cluster);
 }
 
 std::optional<int64_t> EtcdV3Client::ProbeRevision(const std::string& endpoint,
+                                                   const std::string& key,
                                                    bool serializable,
                                                    absl::Duration timeout,
                                                    const CancelToken& stop) {
   HttpRequest request;
   request.method = "POST";
   request.target = "/v3/kv/range";
-  request.body =
-      absl::StrCat("{", KeyFields("/"), ",\"count_only\":true",
-                   serializable ? ",\"serializable\":true" : "", "}");
-  HttpResult result = transport_.Send(endpoint, request, &stop, timeout);
+  request.body = absl::StrCat(
+      "{", KeyFields(key.empty() ? "/" : key), ",\"count_only\":true",
+      serializable ? ",\"serializable\":true" : "", "}");
+  HttpResult result =
+      SendWithToken(endpoint, request, &stop, timeout, clock_->Now() + timeout);
   if (!result.status.ok() || result.response.status != 200) {
     return std::nullopt;
   }
@@ -1551,20 +1810,9 @@ std::optional<int64_t> EtcdV3Client::ProbeRevision(const std::string& endpoint,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdV3Client(EtcdOptions options) {
-  if (absl::Status valid = etcd_internal::ValidateEtcdOptions(options);
-      !valid.ok()) {
-    return valid;
-  }
-  if (!options.username.empty()) {
-    return absl::InvalidArgumentError(
-        "username: the etcd v3 client does not support password "
-        "authentication (etcd v3 takes a token, not basic auth); use TLS "
-        "client certificates (cert_file, key_file) or etcd://");
-  }
-  if (options.auto_sync_interval > absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "auto_sync_interval: not supported by the etcd v3 client; list "
-        "every member's endpoint instead");
+  if (absl::Status ready = etcd_internal::PrepareEtcdOptions(options);
+      !ready.ok()) {
+    return ready;
   }
   const bool reject_old_cluster = options.reject_old_cluster;
   auto client = std::make_unique<EtcdV3Client>(std::move(options));

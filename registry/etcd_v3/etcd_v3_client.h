@@ -56,10 +56,20 @@ namespace leasehold::registry {
 // as a type of its own so that a RegistryConfig tells the two APIs apart.
 struct EtcdV3Options : EtcdOptions {};
 
-// The options of NewEtcdClient, validated alike. kInvalidArgument also for
-// what the v3 client does not support: username/password (etcd v3 auth
-// takes a token, not basic auth; use TLS client certificates) and
-// auto_sync_interval.
+// The options of NewEtcdClient, validated alike (kInvalidArgument naming
+// the bad option), with the same meaning except for these two:
+// - username and password (or password_file) authenticate with etcd v3's
+//   auth: /v3/auth/authenticate gives a token that every request then
+//   carries in its Authorization header. etcd drops tokens (a simple token
+//   after --auth-token-ttl without use, every token on a member restart or
+//   an auth change); a request whose token etcd rejects authenticates once
+//   more and is sent once more, a write too: etcd rejects a token before
+//   it applies anything. Concurrent requests share one authentication.
+//   etcd refusing the password is kUnauthenticated naming the user, a
+//   missing permission kPermissionDenied; the password is never in a
+//   message. A user given to a cluster without auth is no error.
+// - auto_sync_interval refreshes the endpoints from
+//   /v3/cluster/member/list.
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdV3Client(EtcdOptions options);
 
 }  // namespace leasehold::registry
