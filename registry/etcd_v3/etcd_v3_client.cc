@@ -420,7 +420,15 @@ class EtcdV3Client final : public KeysApi {
                                      absl::Time deadline);
   absl::StatusOr<LeaseResult> Grant(absl::string_view context, int64_t seconds,
                                     absl::Time deadline);
-  void Revoke(int64_t lease);
+  void Revoke(int64_t lease, absl::Time deadline);
+  // After a write that replaced or deleted `prev`, the key `prev` names:
+  // revokes prev's lease when this client granted it for that write (so
+  // no other key carries it) and the key no longer does. A release then
+  // leaves no lease behind to expire later: the same one raft write, but
+  // at once, and no leases pile up in etcd. Call before RememberLease
+  // records the new write.
+  void RevokeSuperseded(const KeyValue& prev, int64_t now_lease,
+                        absl::Time deadline);
   // Resets `lease` to its granted TTL; the answer's ttl is 0 when the lease
   // is gone.
   absl::StatusOr<LeaseResult> KeepAlive(absl::string_view context,
@@ -786,15 +794,22 @@ absl::StatusOr<LeaseResult> EtcdV3Client::Grant(absl::string_view context,
   return granted;
 }
 
-void EtcdV3Client::Revoke(int64_t lease) {
+void EtcdV3Client::Revoke(int64_t lease, absl::Time deadline) {
   // Best effort: a lease nobody revokes expires at its TTL all the same.
   Call<LeaseResult>("revoke lease", "/v3/lease/revoke",
                     absl::StrCat("{\"ID\":\"", lease, "\"}"),
-                    /*idempotent=*/true, absl::InfiniteFuture(),
+                    /*idempotent=*/true, deadline,
                     [](absl::string_view) -> absl::StatusOr<LeaseResult> {
                       return LeaseResult{};
                     })
       .IgnoreError();
+}
+
+void EtcdV3Client::RevokeSuperseded(const KeyValue& prev, int64_t now_lease,
+                                    absl::Time deadline) {
+  if (prev.lease == 0 || prev.lease == now_lease) return;
+  if (LeaseAt(prev.key, prev.mod_revision) != prev.lease) return;
+  Revoke(prev.lease, deadline);
 }
 
 absl::StatusOr<int64_t> EtcdV3Client::TimeToLive(absl::string_view context,
@@ -1137,7 +1152,7 @@ absl::StatusOr<Response> EtcdV3Client::Set(const std::string& key,
                                           /*write=*/true, options.deadline);
   if (!txn.ok()) return txn.status();
   if (!txn->succeeded) {
-    if (lease.has_value()) Revoke(lease->id);
+    if (lease.has_value()) Revoke(lease->id, options.deadline);
     return SetFailure(k, options, *txn, context);
   }
   const PutResult* put_result = txn->responses.size() == 1
@@ -1173,6 +1188,8 @@ absl::StatusOr<Response> EtcdV3Client::Set(const std::string& key,
   }
   if (put_result->prev_kv.has_value()) {
     response.prev_node = FileNode(*put_result->prev_kv);
+    RevokeSuperseded(*put_result->prev_kv, lease.has_value() ? lease->id : 0,
+                     options.deadline);
   }
   RememberLease(k, revision, lease.has_value() ? lease->id : 0);
   return response;
@@ -1320,7 +1337,7 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
                                             /*write=*/true, options.deadline);
     if (!txn.ok()) return txn.status();
     if (!txn->succeeded) {
-      Revoke(lease->id);
+      Revoke(lease->id, options.deadline);
       continue;
     }
     const int64_t written = txn->header.revision;
@@ -1330,6 +1347,7 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
       return MarkOutcomeUnknown(absl::DataLossError(absl::StrCat(
           context, ": malformed etcd v3 response: not the put's answer")));
     }
+    RevokeSuperseded(kv, lease->id, options.deadline);
     RememberLease(key, written, lease->id);
     response.etcd_index = static_cast<uint64_t>(written);
     response.node = FileNode(kv);
@@ -1433,6 +1451,7 @@ absl::StatusOr<Response> EtcdV3Client::Delete(const std::string& key,
       return malformed("not the delete's answer");
     }
     const KeyValue& prev = del->prev_kvs[0];
+    RevokeSuperseded(prev, 0, options.deadline);
     RememberLease(k, revision, 0);
     response.etcd_index = static_cast<uint64_t>(revision);
     response.node.created_index = static_cast<uint64_t>(prev.create_revision);

@@ -1226,6 +1226,47 @@ TEST(EtcdV3ListingTest, ChildTtlsCostOneRequestPerLeaseOnlyWhenAsked) {
   ASSERT_OK(keys->Delete(dir, all).status());
 }
 
+// A TTL key on etcd v3 has a lease of its own. When this client replaces
+// or deletes such a key, the lease it granted for it goes at once rather
+// than at its TTL; a lease some other client granted is left alone, since
+// other keys may carry it.
+TEST(EtcdV3LeaseTest, ALeaseThisClientGrantedGoesWithItsKey) {
+  leasehold::testing::EtcdServer& etcd = leasehold::testing::SharedEtcdV3();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> keys, Open(etcd.uri()));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> other, Open(etcd.uri()));
+  static std::atomic<int> run{0};
+  const std::string key = absl::StrCat("/lease-revoked-", run++);
+  const auto revokes = [&] { return etcd.GrpcCallsHandled("LeaseRevoke"); };
+  ASSERT_OK_AND_ASSIGN(int64_t count, revokes());
+  const auto revoked_since = [&]() -> int64_t {
+    const int64_t before = count;
+    count = revokes().value_or(-1);
+    return count - before;
+  };
+
+  ASSERT_OK_AND_ASSIGN(Response acquired,
+                       keys->Set(key, "a", WithTtl(absl::Seconds(100))));
+  SetOptions value = WithTtl(absl::Seconds(100));
+  value.prev_index = acquired.node.modified_index;
+  ASSERT_OK_AND_ASSIGN(Response rewritten, keys->Set(key, "b", value));
+  EXPECT_EQ(revoked_since(), 1) << "a value write on a new lease";
+  SetOptions longer = WithTtl(absl::Seconds(200));
+  longer.refresh = true;
+  longer.prev_index = rewritten.node.modified_index;
+  ASSERT_OK_AND_ASSIGN(Response refreshed, keys->Set(key, "", longer));
+  EXPECT_EQ(revoked_since(), 1) << "a refresh that moved to a new lease";
+  DeleteOptions release;
+  release.prev_index = refreshed.node.modified_index;
+  ASSERT_OK(keys->Delete(key, release).status());
+  EXPECT_EQ(revoked_since(), 1) << "a release";
+
+  ASSERT_OK_AND_ASSIGN(Response theirs,
+                       other->Set(key, "c", WithTtl(absl::Seconds(100))));
+  release.prev_index = theirs.node.modified_index;
+  ASSERT_OK(keys->Delete(key, release).status());
+  EXPECT_EQ(revoked_since(), 0) << "a lease another client granted";
+}
+
 INSTANTIATE_TEST_SUITE_P(Registries, ConformanceTest,
                          ::testing::Values("memory", "etcd", "etcd3"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
