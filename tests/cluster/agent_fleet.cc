@@ -85,7 +85,7 @@ AgentFleet::AgentFleet(const EtcdCluster& cluster, AgentFleetOptions options)
       }),
       live_(new std::atomic<int>[options.agents]) {
   for (int i = 0; i < options_.agents; ++i) {
-    uris_.push_back(cluster.uri_starting_at(i % cluster.size()));
+    uris_.push_back(cluster.uri_starting_at(i % cluster.size(), options_.api));
   }
   for (int i = 0; i < options_.agents; ++i) {
     live_[i].store(0);
@@ -192,9 +192,12 @@ bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
 
 }  // namespace
 
-void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
+void ExpectNoHoldLost(EtcdCluster& cluster, const std::string& api, int rounds,
+                      absl::Duration watch,
                       const std::function<absl::StatusOr<int>()>& inject) {
-  AgentFleet fleet(cluster, {});
+  AgentFleetOptions options;
+  options.api = api;
+  AgentFleet fleet(cluster, options);
   SurviveRounds(cluster, fleet, rounds, watch, inject);
   fleet.Stop();
   EXPECT_TRUE(fleet.Lost().empty()) << "holds lost:\n"

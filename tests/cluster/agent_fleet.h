@@ -10,10 +10,11 @@
 //   EXPECT_THAT(fleet.Lost(), IsEmpty());
 //   EXPECT_TRUE(fleet.Verdict().safe);
 //
-// Each agent runs on its own thread with its own registry client, stepping
-// as `leasehold agent` does; every hold goes to one sim::History. Agent i
-// prefers member i (of the cluster's members, in turn), so whichever member
-// fails, some agent was talking to it.
+// The agents speak the cluster's v2 keys API (api "etcd") or its v3 API
+// ("etcd3"). Each agent runs on its own thread with its own registry client,
+// stepping as `leasehold agent` does; every hold goes to one sim::History.
+// Agent i prefers member i (of the cluster's members, in turn), so whichever
+// member fails, some agent was talking to it.
 //
 // Thread-safety: methods are called from the test's thread.
 #ifndef LEASEHOLD_TESTS_CLUSTER_AGENT_FLEET_H_
@@ -36,6 +37,8 @@
 namespace leasehold::testing {
 
 struct AgentFleetOptions {
+  // The API the agents speak: "etcd" (v2) or "etcd3" (v3).
+  std::string api = "etcd";
   int agents = 3;
   int units = 6;
   // Every lease's TTL; renewed at the Keeper's default interval (TTL / 3).
@@ -83,13 +86,15 @@ class AgentFleet {
 };
 
 // Runs `rounds` rounds of a fault the cluster survives against a fleet of
-// agents (AgentFleetOptions defaults: 3 agents, 6 units, TTL 5 s): waits
+// agents speaking `api` (AgentFleetOptions defaults: 3 agents, 6 units,
+// TTL 5 s): waits
 // until the fleet holds every unit, `inject`s the fault (it returns the
 // member it hit), watches for `watch` (stopping at the first lost hold),
 // brings the member back (restart or resume) and waits until the cluster is
 // healthy. After the last round it watches once more, stops the fleet, and
 // expects no hold lost and no two holders at once (gtest failures).
-void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
+void ExpectNoHoldLost(EtcdCluster& cluster, const std::string& api, int rounds,
+                      absl::Duration watch,
                       const std::function<absl::StatusOr<int>()>& inject);
 
 // The rounds a fault test runs: $LEASEHOLD_CLUSTER_ROUNDS if set (the full

@@ -14,11 +14,16 @@ namespace {
 // Keeper's scheduler and callback thread on a loaded machine.
 constexpr absl::Duration kReportSlack = absl::Seconds(1);
 
-TEST(ClusterFaultTest, LosingQuorumLosesEveryHoldInTimeThenRecovers) {
+// Each API in turn: "etcd" (v2) and "etcd3" (v3) on the same kind of
+// cluster.
+class ClusterFaultTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ClusterFaultTest, LosingQuorumLosesEveryHoldInTimeThenRecovers) {
   EtcdClusterOptions cluster_options;
   cluster_options.timing = ElectionTiming::kDefault;
   ASSERT_OK_AND_ASSIGN(auto cluster, EtcdCluster::Start(cluster_options));
-  const AgentFleetOptions options;
+  AgentFleetOptions options;
+  options.api = GetParam();
   AgentFleet fleet(*cluster, options);
   ASSERT_TRUE(fleet.WaitSettled(absl::Seconds(60)));
   ASSERT_OK_AND_ASSIGN(const int leader, cluster->WaitForLeader());
@@ -46,6 +51,12 @@ TEST(ClusterFaultTest, LosingQuorumLosesEveryHoldInTimeThenRecovers) {
   const sim::Verdict verdict = fleet.Verdict();
   EXPECT_TRUE(verdict.safe) << ::testing::PrintToString(verdict.violations);
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, ClusterFaultTest,
+                         ::testing::ValuesIn(EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::testing
