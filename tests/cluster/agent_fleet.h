@@ -31,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "registry/keys_api.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tools/sim/history.h"
 
@@ -77,7 +78,8 @@ class AgentFleet {
  private:
   void Run(int i);
 
-  std::vector<std::string> uris_;  // agent i's
+  // Agent i's client, or the error opening it.
+  std::vector<absl::StatusOr<std::unique_ptr<registry::KeysApi>>> keys_;
   const AgentFleetOptions options_;
   sim::History history_;
   std::atomic<bool> stop_{false};
