@@ -155,9 +155,10 @@ std::vector<EndedHold> AgentFleet::Lost() const {
 }
 
 std::vector<std::unique_ptr<AgentFleet>> FleetPerApi(
-    const EtcdCluster& cluster, AgentFleetOptions options) {
+    const EtcdCluster& cluster, AgentFleetOptions options,
+    const std::vector<std::string>& apis) {
   std::vector<std::unique_ptr<AgentFleet>> fleets;
-  for (const std::string& api : EtcdApis()) {
+  for (const std::string& api : apis) {
     options.api = api;
     fleets.push_back(std::make_unique<AgentFleet>(cluster, options));
   }
@@ -222,8 +223,9 @@ bool SurviveRounds(EtcdCluster& cluster, const Fleets& fleets, int rounds,
 }  // namespace
 
 void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
-                      const std::function<absl::StatusOr<int>()>& inject) {
-  const Fleets fleets = FleetPerApi(cluster, {});
+                      const std::function<absl::StatusOr<int>()>& inject,
+                      const std::vector<std::string>& apis) {
+  const Fleets fleets = FleetPerApi(cluster, {}, apis);
   SurviveRounds(cluster, fleets, rounds, watch, inject);
   for (const auto& fleet : fleets) {
     fleet->Stop();

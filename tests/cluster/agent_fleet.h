@@ -89,23 +89,25 @@ class AgentFleet {
   std::vector<EndedHold> lost_ ABSL_GUARDED_BY(mu_);
 };
 
-// One fleet per API of EtcdApis() ("etcd" for v2, "etcd3" for v3), all on
+// One fleet per API of `apis` ("etcd" for v2, "etcd3" for v3), all on
 // `cluster` at once with `options` (its api set per fleet). The two APIs'
 // keys live apart, so each fleet meets the same faults without seeing the
 // other.
-std::vector<std::unique_ptr<AgentFleet>> FleetPerApi(const EtcdCluster& cluster,
-                                                     AgentFleetOptions options);
+std::vector<std::unique_ptr<AgentFleet>> FleetPerApi(
+    const EtcdCluster& cluster, AgentFleetOptions options,
+    const std::vector<std::string>& apis = EtcdApis());
 
 // Runs `rounds` rounds of a fault the cluster survives against a fleet of
-// agents per API (FleetPerApi; AgentFleetOptions defaults: 3 agents, 6
-// units, TTL 5 s): waits until every fleet holds every unit, `inject`s the
+// agents per API of `apis` (FleetPerApi; AgentFleetOptions defaults: 3 agents,
+// 6 units, TTL 5 s): waits until every fleet holds every unit, `inject`s the
 // fault (it returns the member it hit), watches for `watch` (stopping at the
 // first lost hold), brings the member back (restart or resume) and waits
 // until the cluster is healthy. After the last round it watches once more,
 // stops the fleets, and expects of each no hold lost and no two holders at
 // once (gtest failures naming the API).
 void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
-                      const std::function<absl::StatusOr<int>()>& inject);
+                      const std::function<absl::StatusOr<int>()>& inject,
+                      const std::vector<std::string>& apis = EtcdApis());
 
 // The rounds a fault test runs: $LEASEHOLD_CLUSTER_ROUNDS if set (the full
 // targets use 10), else `ci_default`.
