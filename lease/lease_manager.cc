@@ -417,6 +417,7 @@ absl::StatusOr<std::vector<std::unique_ptr<Lease>>> LeaseManager::ListLeases() {
   const absl::Time sent = clock_->Now();
   registry::GetOptions get = ReadOptions();
   get.sorted = true;
+  get.child_ttls = true;  // each lease's expiry
   absl::StatusOr<registry::Response> r = keys_->Get(dir, get);
   std::vector<std::unique_ptr<Lease>> leases;
   if (absl::IsNotFound(r.status())) return leases;

@@ -104,7 +104,6 @@ absl::StatusOr<Queue> ReadQueue(registry::KeysApi* keys,
   registry::GetOptions get;
   get.sorted = true;
   get.quorum = true;
-  get.child_ttls = false;  // a queue goes by createdIndex alone
   absl::StatusOr<registry::Response> r = keys->Get(dir, get);
   Queue queue;
   if (absl::IsNotFound(r.status())) {

@@ -63,7 +63,6 @@ absl::StatusOr<Created> CreateNode(State& s, const std::string& dir,
   }
   registry::GetOptions quorum;
   quorum.quorum = true;
-  quorum.child_ttls = false;  // looking for our value only
   absl::StatusOr<registry::Response> read = s.keys->Get(dir, quorum);
   if (read.ok()) {
     for (registry::Node& child : read->node.nodes) {

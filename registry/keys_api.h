@@ -87,11 +87,12 @@ struct GetOptions {
   bool sorted = false;
   // Go through raft so a stale member cannot answer (etcd quorum=true).
   bool quorum = false;
-  // false: the children listed under a directory may come without their
-  // ttl and expiration (0 and absent), for callers that do not look at
-  // them: the etcd v3 registry needs one request per leased child to report
-  // them. The node read itself always carries its own.
-  bool child_ttls = true;
+  // true: every child listed under a directory carries its ttl and
+  // expiration, as the node read itself always does. false: they may come
+  // without them (0 and absent). The memory and etcd v2 registries list
+  // them either way; the etcd v3 registry needs one more request per leased
+  // child to report them, so a listing costs that only when asked.
+  bool child_ttls = false;
   // Give up at this time (on the registry's clock) or at the client's
   // request timeout, whichever comes first. A write that gives up has an
   // unknown outcome (IsOutcomeUnknown); a read fails with kDeadlineExceeded.

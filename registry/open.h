@@ -8,8 +8,7 @@
 //   etcd:https://host:port[,https://...][?opts] one scheme for all
 //   etcd3://host:port[,...][?opts]           etcd v3 over http
 //   etcd3+https://host:port[,...][?opts]     etcd v3 over https
-// (the same options; the v3 client refuses username/password and
-// auto-sync-interval, see registry/etcd_v3/etcd_v3_client.h)
+// (the same options, see registry/etcd_v3/etcd_v3_client.h)
 //
 // Options (query parameters, durations in absl form: 500ms, 2s, 1m):
 //   request-timeout=DUR  dial-timeout=DUR  auto-sync-interval=DUR

@@ -83,8 +83,10 @@ bool IsLoopbackHost(absl::string_view host) {
   return false;
 }
 
-ClearTextWarning::ClearTextWarning(const EtcdOptions& options, Warner warn)
+ClearTextWarning::ClearTextWarning(const EtcdOptions& options, Warner warn,
+                                   absl::string_view how)
     : username_(options.username),
+      how_(how),
       armed_(!options.username.empty() && !options.allow_insecure_auth),
       warn_(std::move(warn)) {}
 
@@ -101,9 +103,8 @@ void ClearTextWarning::Check(const std::vector<std::string>& endpoints) {
     return;
   }
   warn_(absl::StrCat(
-      "the password of user \"", username_,
-      "\" goes in clear text (HTTP basic auth over http://) to ",
-      absl::StrJoin(exposed, ", "),
+      "the password of user \"", username_, "\" goes in clear text (", how_,
+      " over http://) to ", absl::StrJoin(exposed, ", "),
       ": anyone on the network path can read it; use etcd+https://, or set "
       "allow-insecure-auth=true if that network is trusted"));
 }

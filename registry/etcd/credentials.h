@@ -5,7 +5,7 @@
 //   Warner warn = WarnerFor(options);
 //   absl::StatusOr<std::string> password =
 //       ReadPasswordFile(options.password_file, warn);
-//   ClearTextWarning clear_text(options, warn);
+//   ClearTextWarning clear_text(options, warn, "HTTP basic auth");
 //   clear_text.Check(options.endpoints);   // warns at most once
 //
 // Thread-safety: the functions have no shared state; one ClearTextWarning
@@ -46,13 +46,16 @@ bool IsLoopbackHost(absl::string_view host);
 // not loopback.
 class ClearTextWarning {
  public:
-  ClearTextWarning(const EtcdOptions& options, Warner warn);
+  // `how`: how the credentials travel, for the message ("HTTP basic auth").
+  ClearTextWarning(const EtcdOptions& options, Warner warn,
+                   absl::string_view how);
   // Checks `endpoints` ("http://host:port", …); calls the warner at most once
   // over the object's life, naming the user and the clear-text endpoints.
   void Check(const std::vector<std::string>& endpoints);
 
  private:
   const std::string username_;
+  const std::string how_;
   const bool armed_;
   const Warner warn_;
   std::atomic<bool> warned_{false};

@@ -8,6 +8,15 @@
 //   list.StickTo(endpoint);  // it answered
 //   list.MoveOff(endpoint);  // it failed
 //
+// MemberSync keeps such a list in step with the cluster's membership (the
+// clients' auto_sync_interval): v2 asks /v2/members, v3
+// /v3/cluster/member/list, the loop around the question is this one.
+//
+//   MemberSync sync(list, clock, absl::Minutes(1), clear_text,
+//                   [&](const std::string& endpoint, const CancelToken& stop) {
+//                     return AskMembers(endpoint, stop);  // client URLs
+//                   });
+//
 // Thread-safety: thread-safe.
 #ifndef LEASEHOLD_REGISTRY_ETCD_ENDPOINT_LIST_H_
 #define LEASEHOLD_REGISTRY_ETCD_ENDPOINT_LIST_H_
@@ -17,11 +26,16 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "registry/cancel.h"
+#include "registry/clock.h"
+#include "registry/etcd/credentials.h"
 
 namespace leasehold::registry::etcd_internal {
 
@@ -73,6 +87,40 @@ std::optional<T> EndpointList::FirstAnswerFromOthers(
   }
   return answer;
 }
+
+// Every `interval` (on `clock`), asks the endpoints in turn, from the
+// preferred one, for the members' client URLs, and replaces `list` with the
+// first answer that names any, after `clear_text` has checked it. On
+// failure the list stays as it is: it is still the best knowledge there is.
+// Runs on a thread of its own from construction to destruction.
+class MemberSync {
+ public:
+  // The client URLs `endpoint` reports; an error or an empty list moves on
+  // to the next endpoint. Returns promptly once `stop` fires.
+  using AskMembers = std::function<absl::StatusOr<std::vector<std::string>>(
+      const std::string& endpoint, const CancelToken& stop)>;
+
+  // REQUIRES: interval > 0; `list`, `clock` and `clear_text` outlive this
+  // object.
+  MemberSync(EndpointList& list, Clock& clock, absl::Duration interval,
+             ClearTextWarning& clear_text, AskMembers ask);
+  // Stops the thread, aborting a question in flight.
+  ~MemberSync();
+  MemberSync(const MemberSync&) = delete;
+  MemberSync& operator=(const MemberSync&) = delete;
+
+ private:
+  void Loop();
+  void SyncOnce();
+
+  EndpointList& list_;
+  Clock& clock_;
+  const absl::Duration interval_;
+  ClearTextWarning& clear_text_;
+  const AskMembers ask_;
+  CancelToken stop_;
+  std::thread thread_;
+};
 
 }  // namespace leasehold::registry::etcd_internal
 

@@ -9,7 +9,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -172,9 +171,7 @@ absl::Status CheckReadable(absl::string_view option, const std::string& path) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status etcd_internal::ValidateEtcdOptions(EtcdOptions& options) {
+absl::Status ValidateEtcdOptions(EtcdOptions& options) {
   if (options.endpoints.empty()) {
     return absl::InvalidArgumentError("endpoints: at least one is required");
   }
@@ -254,6 +251,21 @@ absl::Status etcd_internal::ValidateEtcdOptions(EtcdOptions& options) {
         {"key_file", options.key_file}}) {
     absl::Status readable = CheckReadable(name, path);
     if (!readable.ok()) return readable;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status etcd_internal::PrepareEtcdOptions(EtcdOptions& options) {
+  if (absl::Status valid = ValidateEtcdOptions(options); !valid.ok()) {
+    return valid;
+  }
+  if (!options.password_file.empty()) {
+    absl::StatusOr<std::string> password = etcd_internal::ReadPasswordFile(
+        options.password_file, etcd_internal::WarnerFor(options));
+    if (!password.ok()) return password.status();
+    options.password = *std::move(password);
   }
   return absl::OkStatus();
 }
@@ -339,17 +351,17 @@ class EtcdClient final : public KeysApi {
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? options_.clock : RealClock()),
         transport_(etcd_internal::TransportOptions(options_)),
-        clear_text_(options_, etcd_internal::WarnerFor(options_)),
+        clear_text_(options_, etcd_internal::WarnerFor(options_),
+                    "HTTP basic auth"),
         endpoints_(options_.endpoints) {
     clear_text_.Check(options_.endpoints);
     if (options_.auto_sync_interval > absl::ZeroDuration()) {
-      sync_thread_ = std::thread([this] { SyncLoop(); });
+      sync_.emplace(endpoints_, *clock_, options_.auto_sync_interval,
+                    clear_text_,
+                    [this](const std::string& at, const CancelToken& stop) {
+                      return AskMembers(at, stop);
+                    });
     }
-  }
-
-  ~EtcdClient() override {
-    stop_.Cancel();  // also aborts a /v2/members request in flight
-    if (sync_thread_.joinable()) sync_thread_.join();
   }
 
   absl::StatusOr<Response> Get(const std::string& key,
@@ -451,7 +463,7 @@ class EtcdClient final : public KeysApi {
   absl::Status CheckClusterVersion() {
     const auto [endpoints, start] = endpoints_.Snapshot();
     return etcd_internal::CheckClusterVersion(transport_, endpoints, start,
-                                              &stop_);
+                                              /*stop=*/nullptr);
   }
   bool reject_old_cluster() const { return options_.reject_old_cluster; }
 
@@ -492,8 +504,9 @@ class EtcdClient final : public KeysApi {
   absl::Status AuthError(int http_status, const std::optional<EtcdError>& error,
                          const Context& context) const;
 
-  void SyncLoop();
-  void SyncMembers();
+  // The members' client URLs, as `endpoint` lists them (/v2/members).
+  absl::StatusOr<std::vector<std::string>> AskMembers(
+      const std::string& endpoint, const CancelToken& stop);
 
   const EtcdOptions options_;
   Clock* const clock_;
@@ -503,9 +516,8 @@ class EtcdClient final : public KeysApi {
   // Set once a request with the configured credentials succeeded; see
   // AuthError for why etcd's answers need this.
   std::atomic<bool> credentials_worked_{false};
-
-  CancelToken stop_;
-  std::thread sync_thread_;
+  // Last: stopped before anything it uses goes away.
+  std::optional<etcd_internal::MemberSync> sync_;
 };
 
 absl::StatusOr<Response> EtcdClient::RoundTrip(const Context& context,
@@ -766,42 +778,24 @@ std::optional<uint64_t> EtcdClient::ProbeIndex(const std::string& endpoint,
   return index;
 }
 
-void EtcdClient::SyncLoop() {
-  while (!stop_.cancelled()) {
-    SleepUnlessCancelled(*clock_, clock_->Now() + options_.auto_sync_interval,
-                         &stop_);
-    if (!stop_.cancelled()) SyncMembers();
+absl::StatusOr<std::vector<std::string>> EtcdClient::AskMembers(
+    const std::string& endpoint, const CancelToken& stop) {
+  HttpResult result =
+      transport_.Send(endpoint, {"GET", "/v2/members", "", true}, &stop);
+  if (!result.status.ok()) return result.status;
+  if (result.response.status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("GET /v2/members: HTTP ", result.response.status));
   }
-}
-
-// Replaces the endpoint list with the members' client URLs. On any failure
-// the current list stays: it is still the best knowledge there is.
-void EtcdClient::SyncMembers() {
-  const auto [endpoints, start] = endpoints_.Snapshot();
-  for (size_t i = 0; i < endpoints.size() && !stop_.cancelled(); ++i) {
-    const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
-    HttpResult result =
-        transport_.Send(endpoint, {"GET", "/v2/members", "", true}, &stop_);
-    if (!result.status.ok() || result.response.status != 200) continue;
-    absl::StatusOr<std::vector<std::string>> urls =
-        etcd_internal::ParseMemberClientUrls(result.response.body);
-    if (!urls.ok() || urls->empty()) continue;
-    clear_text_.Check(*urls);
-    endpoints_.Replace(*std::move(urls));
-    return;
-  }
+  return etcd_internal::ParseMemberClientUrls(result.response.body);
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options) {
-  absl::Status valid = etcd_internal::ValidateEtcdOptions(options);
-  if (!valid.ok()) return valid;
-  if (!options.password_file.empty()) {
-    absl::StatusOr<std::string> password = etcd_internal::ReadPasswordFile(
-        options.password_file, etcd_internal::WarnerFor(options));
-    if (!password.ok()) return password.status();
-    options.password = *std::move(password);
+  if (absl::Status ready = etcd_internal::PrepareEtcdOptions(options);
+      !ready.ok()) {
+    return ready;
   }
   auto client = std::make_unique<EtcdClient>(std::move(options));
   if (client->reject_old_cluster()) {

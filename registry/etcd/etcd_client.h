@@ -45,10 +45,11 @@ struct EtcdOptions {
   absl::Duration request_timeout = absl::Seconds(5);
   // TCP (and TLS) connect. Default: 2 s.
   absl::Duration dial_timeout = absl::Seconds(2);
-  // HTTP basic auth (etcd v2 auth). Empty username: none. The password is
-  // either given here or read by NewEtcdClient from the first line of
-  // password_file (a file readable by group or others is used, with a
-  // warning). Neither ever appears in a message.
+  // etcd auth: HTTP basic auth here (etcd v2 auth); the v3 client trades
+  // them for a token (registry/etcd_v3/etcd_v3_client.h). Empty username:
+  // none. The password is either given here or read by NewEtcdClient from
+  // the first line of password_file (a file readable by group or others is
+  // used, with a warning). Neither ever appears in a message.
   std::string username;
   std::string password;
   std::string password_file;
@@ -66,7 +67,8 @@ struct EtcdOptions {
   // host. The connection still goes to the endpoint's address. Empty: the
   // endpoint's host. https endpoints only.
   std::string server_name;
-  // Refresh the endpoint list from /v2/members this often. Zero: never.
+  // Refresh the endpoint list from /v2/members (v3: /v3/cluster/member/list)
+  // this often. Zero: never.
   absl::Duration auto_sync_interval = absl::ZeroDuration();
   // While a watch waits, this often ask whether its member still serves it:
   // a quorum read through another endpoint says how far the cluster is; if
@@ -116,9 +118,10 @@ absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdClient(EtcdOptions options);
 namespace etcd_internal {
 struct HttpTransportOptions;
 class HttpTransport;
-// NewEtcdClient's checks of `options`, which also drop a trailing '/' from
-// the endpoints; the v3 client (registry/etcd_v3/) takes the same options.
-absl::Status ValidateEtcdOptions(EtcdOptions& options);
+// NewEtcdClient's checks of `options` (its kInvalidArgument cases), which
+// also drop a trailing '/' from the endpoints and read password_file into
+// password; the v3 client (registry/etcd_v3/) takes the same options.
+absl::Status PrepareEtcdOptions(EtcdOptions& options);
 // The transport's share of the options.
 HttpTransportOptions TransportOptions(const EtcdOptions& options);
 // reject_old_cluster's check: asks GET /version of the endpoints in turn

@@ -294,6 +294,7 @@ class HttpTransport::Handle {
     }
   }
   ~Handle() {
+    curl_slist_free_all(authorized_);
     curl_slist_free_all(connect_to_);
     curl_slist_free_all(headers_);
     curl_easy_cleanup(easy_);
@@ -307,6 +308,23 @@ class HttpTransport::Handle {
   CURLM* multi() const { return multi_; }
   // What request URLs start with: the base URL, or its server-name form.
   const std::string& url_base() const { return url_base_; }
+  // Sets the transfer's headers: the fixed ones, plus "Authorization:
+  // `authorization`" when not empty. The list with the header is kept for
+  // the next transfer, which nearly always sends the same token.
+  void SetAuthorization(const std::string& authorization) {
+    if (authorization.empty()) {
+      curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
+      return;
+    }
+    if (authorized_ == nullptr || authorization != authorization_) {
+      curl_slist_free_all(authorized_);
+      authorized_ = curl_slist_append(nullptr, "Expect:");
+      authorized_ = curl_slist_append(
+          authorized_, absl::StrCat("Authorization: ", authorization).c_str());
+      authorization_ = authorization;
+    }
+    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, authorized_);
+  }
 
  private:
   CURL* const easy_;
@@ -315,6 +333,8 @@ class HttpTransport::Handle {
   // void*, hence not const).
   TcpKeepalive keepalive_;
   curl_slist* headers_;
+  curl_slist* authorized_ = nullptr;  // headers_ and the Authorization line
+  std::string authorization_;         // the token in authorized_
   curl_slist* connect_to_ = nullptr;
   std::string url_base_;
 };
@@ -397,6 +417,7 @@ HttpResult HttpTransport::Perform(absl::string_view base_url,
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_PREREQDATA, &transfer);
+  handle->SetAuthorization(request.authorization);
   // 0: none (a long poll waits for its deadline instead).
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
                    deadline.has_value() ? 0L : ToCurlMillis(timeout));

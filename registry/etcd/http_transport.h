@@ -75,6 +75,9 @@ struct HttpRequest {
   // again, not even by libcurl's silent retry on a keep-alive connection
   // that turns out to be dead. Conditional writes must set false.
   bool idempotent = true;
+  // Sent as the Authorization header when not empty (etcd v3's auth token).
+  // Never part of a message.
+  std::string authorization = {};
 };
 
 // A long poll on a streamed answer (etcd v3's /v3/watch): the transfer ends

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,8 +22,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "registry/errors.h"
+#include "registry/etcd/credentials.h"
 #include "registry/etcd/endpoint_list.h"
 #include "registry/etcd/http_transport.h"
+#include "registry/etcd_v3/auth_token.h"
 #include "registry/etcd_v3/v3_codec.h"
 
 namespace leasehold::registry {
@@ -153,6 +156,24 @@ absl::Status V2Error(int code, absl::string_view message, std::string cause,
                       context);
 }
 
+// The key of a request checked (ValidateKey) and in normal form, with the
+// context its errors name the request by: `verb "key"`.
+struct KeyRequest {
+  std::string context;
+  std::string key;
+};
+
+absl::StatusOr<KeyRequest> CheckKey(absl::string_view verb,
+                                    const std::string& key) {
+  KeyRequest request;
+  request.context = absl::StrCat(verb, " \"", absl::CHexEscape(key), "\"");
+  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
+    return Prefixed(request.context, valid);
+  }
+  request.key = NormalKey(key);
+  return request;
+}
+
 // etcd's errors that say a request was never proposed to raft, so that not
 // even a write can have been applied: it may go to another member at once.
 bool NeverProposed(const GatewayError& error) {
@@ -191,6 +212,23 @@ absl::Status GatewayStatus(int http_status, const GatewayError& error,
     default:
       return absl::UnavailableError(message);
   }
+}
+
+// etcd's refusals of a request's token that a new token cures. Each says
+// the request was not applied: etcd checks the token before it proposes a
+// request to raft ("invalid auth token": expired, or dropped by a restart
+// or an auth change; "user name is empty": no token), and a write whose
+// token predates an auth change fails at apply without effect ("revision
+// of auth store is old"). So even a write may be sent again with a new
+// token, as etcd's own client (clientv3's retry interceptor) does.
+bool TokenRejected(const GatewayError& error) {
+  if (error.code == kGrpcUnauthenticated) return true;
+  for (const absl::string_view cause :
+       {"invalid auth token", "user name is empty",
+        "revision of auth store is old"}) {
+    if (absl::StrContains(error.message, cause)) return true;
+  }
+  return false;
 }
 
 Node FileNode(const KeyValue& kv) {
@@ -275,8 +313,24 @@ class EtcdV3Client final : public KeysApi {
   explicit EtcdV3Client(EtcdOptions options)
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? options_.clock : RealClock()),
-        transport_(etcd_internal::TransportOptions(options_)),
-        endpoints_(options_.endpoints) {}
+        transport_(TransportOptions(options_)),
+        clear_text_(options_, etcd_internal::WarnerFor(options_),
+                    "etcd v3 authentication"),
+        endpoints_(options_.endpoints) {
+    clear_text_.Check(options_.endpoints);
+    if (!options_.username.empty()) {
+      auth_.emplace(*clock_, [this](absl::Time deadline) {
+        return Authenticate(deadline);
+      });
+    }
+    if (options_.auto_sync_interval > absl::ZeroDuration()) {
+      sync_.emplace(endpoints_, *clock_, options_.auto_sync_interval,
+                    clear_text_,
+                    [this](const std::string& at, const CancelToken& stop) {
+                      return AskMembers(at, stop);
+                    });
+    }
+  }
 
   absl::StatusOr<Response> Get(const std::string& key,
                                const GetOptions& options) override;
@@ -298,15 +352,53 @@ class EtcdV3Client final : public KeysApi {
   }
 
  private:
+  // v3 auth is a token in the Authorization header, never HTTP basic auth
+  // (the gateway would take "Basic …" for a token, and reject it).
+  static etcd_internal::HttpTransportOptions TransportOptions(
+      const EtcdOptions& options) {
+    etcd_internal::HttpTransportOptions out =
+        etcd_internal::TransportOptions(options);
+    out.username.clear();
+    out.password.clear();
+    return out;
+  }
+
   // Sends a POST of `body` to `path` on the preferred endpoint, moving on
   // while it certainly was not applied (`idempotent`: whenever it failed),
   // and parses a success with `parse` (which checks it). A write whose
   // answer is lost or garbled after it may have arrived fails with
-  // IsOutcomeUnknown.
+  // IsOutcomeUnknown. With `with_token` (all but authentication itself) the
+  // request carries the auth token, see SendWithToken.
   template <typename T, typename Parse>
   absl::StatusOr<T> Call(absl::string_view context, absl::string_view path,
                          const std::string& body, bool idempotent,
-                         absl::Time deadline, Parse parse);
+                         absl::Time deadline, Parse parse,
+                         bool with_token = true);
+  // Sends `request` to `endpoint` with the current auth token (none
+  // without a username); when etcd rejects that token, authenticates once
+  // more and sends it once more (see TokenRejected for why that is safe).
+  // The authentication counts against `deadline` like the request; its
+  // failure is the result's status (maybe_sent false: nothing was sent).
+  HttpResult SendWithToken(const std::string& endpoint, HttpRequest& request,
+                           const CancelToken* cancel, absl::Duration timeout,
+                           absl::Time deadline);
+  // The token for a request that must be done by `deadline`: "" without a
+  // username.
+  absl::StatusOr<std::string> Token(absl::Time deadline);
+  // /v3/auth/authenticate with the configured user: a new token, "" when
+  // the cluster has auth switched off, kUnauthenticated naming the user
+  // (never the password) when etcd refuses the password.
+  absl::StatusOr<std::string> Authenticate(absl::Time deadline);
+  // The status of an answer in which etcd refused the request's
+  // credentials or their permissions, naming the user; nullopt for any
+  // other error.
+  std::optional<absl::Status> AuthRefusal(int http_status,
+                                          const GatewayError& error,
+                                          absl::string_view where) const;
+  // The members' client URLs, as `endpoint` lists them
+  // (/v3/cluster/member/list), for auto-sync.
+  absl::StatusOr<std::vector<std::string>> AskMembers(
+      const std::string& endpoint, const CancelToken& stop);
   absl::StatusOr<TxnResult> CallTxn(absl::string_view context,
                                     const std::string& body, bool write,
                                     absl::Time deadline);
@@ -319,10 +411,13 @@ class EtcdV3Client final : public KeysApi {
                                            Parse& parse);
 
   // The TTL of each leased kv, by lease id: whole seconds left, rounded up
-  // as etcd v2 does. A lease gone meanwhile reads 0 left.
+  // as etcd v2 does. A lease gone meanwhile reads 0 left. One request per
+  // distinct lease, several in flight at once.
   absl::Status FillTtls(absl::string_view context, absl::Time deadline,
                         const std::vector<KeyValue>& kvs,
                         std::map<int64_t, int64_t>& ttls);
+  absl::StatusOr<int64_t> TimeToLive(absl::string_view context, int64_t lease,
+                                     absl::Time deadline);
   absl::StatusOr<LeaseResult> Grant(absl::string_view context, int64_t seconds,
                                     absl::Time deadline);
   void Revoke(int64_t lease);
@@ -374,17 +469,23 @@ class EtcdV3Client final : public KeysApi {
                                       int64_t wait_index)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The revision `endpoint` answers a read of `key` at (the key itself,
+  // which the user may read, is not counted: any read tells the revision).
   std::optional<int64_t> ProbeRevision(const std::string& endpoint,
+                                       const std::string& key,
                                        bool serializable,
                                        absl::Duration timeout,
                                        const CancelToken& stop);
-  bool WatchedEndpointAlive(const std::string& endpoint, int64_t from,
-                            const CancelToken& stop);
+  bool WatchedEndpointAlive(const std::string& endpoint, const std::string& key,
+                            int64_t from, const CancelToken& stop);
 
   const EtcdOptions options_;
   Clock* const clock_;
   etcd_internal::HttpTransport transport_;
+  etcd_internal::ClearTextWarning clear_text_;
   etcd_internal::EndpointList endpoints_;
+  // With a username: the token its requests carry.
+  std::optional<etcd_v3_internal::AuthToken> auth_;
   // etcd's minimum lease TTL, as far as grants have shown it (0: unknown).
   std::atomic<int64_t> min_ttl_{0};
 
@@ -395,6 +496,9 @@ class EtcdV3Client final : public KeysApi {
   // key → (revision, lease) of this client's last write of it.
   std::map<std::string, std::pair<int64_t, int64_t>> leases_
       ABSL_GUARDED_BY(mu_);
+
+  // Last: stopped before anything it uses goes away.
+  std::optional<etcd_internal::MemberSync> sync_;
 };
 
 // Keys whose lease a client remembers at most; past it the memory starts
@@ -481,6 +585,10 @@ std::pair<absl::StatusOr<T>, Next> EtcdV3Client::Judge(const HttpResult& result,
                 " without etcd's error body: not an answer from etcd")),
             Next::kUnknown};
   }
+  if (std::optional<absl::Status> refused =
+          AuthRefusal(response.status, *error, where)) {
+    return {*std::move(refused), Next::kReturn};
+  }
   absl::Status status = GatewayStatus(response.status, *error, where);
   if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
       error->code == kGrpcResourceExhausted) {
@@ -494,7 +602,8 @@ template <typename T, typename Parse>
 absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
                                      absl::string_view path,
                                      const std::string& body, bool idempotent,
-                                     absl::Time deadline, Parse parse) {
+                                     absl::Time deadline, Parse parse,
+                                     bool with_token) {
   const auto [endpoints, start] = endpoints_.Snapshot();
   HttpRequest request;
   request.method = "POST";
@@ -511,10 +620,16 @@ absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
       return i > 0 && !idempotent ? MarkOutcomeUnknown(passed) : passed;
     }
     const std::string& endpoint = endpoints[(start + i) % endpoints.size()];
+    const absl::Duration timeout = std::min(options_.request_timeout, left);
     HttpResult result =
-        transport_.Send(endpoint, request, /*cancel=*/nullptr,
-                        std::min(options_.request_timeout, left));
-    if (absl::IsInvalidArgument(result.status)) {
+        with_token
+            ? SendWithToken(endpoint, request, /*cancel=*/nullptr, timeout,
+                            deadline)
+            : transport_.Send(endpoint, request, /*cancel=*/nullptr, timeout);
+    // A bad URL or TLS file fails the same way everywhere, and so does a
+    // refused password.
+    if (absl::IsInvalidArgument(result.status) ||
+        absl::IsUnauthenticated(result.status)) {
       return Prefixed(context, result.status);
     }
     auto [judged, next] =
@@ -535,6 +650,112 @@ absl::StatusOr<T> EtcdV3Client::Call(absl::string_view context,
       last.code(),
       absl::StrCat(context, ": no endpoint gave a usable answer (",
                    endpoints.size(), " tried); last: ", last.message()));
+}
+
+absl::StatusOr<std::string> EtcdV3Client::Token(absl::Time deadline) {
+  if (!auth_.has_value()) return std::string();
+  return auth_->Get(deadline);
+}
+
+HttpResult EtcdV3Client::SendWithToken(const std::string& endpoint,
+                                       HttpRequest& request,
+                                       const CancelToken* cancel,
+                                       absl::Duration timeout,
+                                       absl::Time deadline) {
+  const absl::Time until = std::min(deadline, clock_->Now() + timeout);
+  absl::StatusOr<std::string> token = Token(until);
+  for (int attempt = 0;; ++attempt) {
+    if (!token.ok()) {
+      HttpResult failed;
+      failed.status = token.status();
+      return failed;
+    }
+    const absl::Duration left = until - clock_->Now();
+    if (left <= absl::ZeroDuration()) {
+      HttpResult late;
+      late.status = absl::DeadlineExceededError(
+          "deadline passed while authenticating with etcd");
+      return late;
+    }
+    request.authorization = *token;
+    HttpResult result = transport_.Send(endpoint, request, cancel, left);
+    if (attempt > 0 || !auth_.has_value() || !result.status.ok() ||
+        result.response.status < 400) {
+      return result;
+    }
+    std::optional<GatewayError> error =
+        etcd_v3_internal::ParseGatewayError(result.response.body);
+    if (!error.has_value() || !TokenRejected(*error)) return result;
+    token = auth_->Renew(*token, until);
+  }
+}
+
+absl::StatusOr<std::string> EtcdV3Client::Authenticate(absl::Time deadline) {
+  const std::string user = absl::StrCat("user \"", options_.username, "\"");
+  absl::StatusOr<std::string> token = Call<std::string>(
+      absl::StrCat("authenticate ", user), "/v3/auth/authenticate",
+      etcd_v3_internal::AuthenticateBody(options_.username, options_.password),
+      /*idempotent=*/true, deadline,
+      [](absl::string_view b) {
+        return etcd_v3_internal::ParseAuthenticate(b);
+      },
+      /*with_token=*/false);
+  if (token.ok()) return token;
+  const absl::string_view message = token.status().message();
+  // As etcd's own client: a user given to a cluster without auth is no
+  // error; its requests simply carry no token.
+  if (absl::StrContains(message, "authentication is not enabled")) {
+    return std::string();
+  }
+  if (absl::StrContains(message, "authentication failed")) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        user, " was not accepted: wrong username or password (", message, ")"));
+  }
+  return token.status();
+}
+
+std::optional<absl::Status> EtcdV3Client::AuthRefusal(
+    int http_status, const GatewayError& error, absl::string_view where) const {
+  const std::string etcd_says = absl::StrCat(
+      "HTTP ", http_status, ", gRPC code ", error.code, ": ", error.message);
+  if (error.code == kGrpcPermissionDenied) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(where, ": ",
+                     options_.username.empty()
+                         ? std::string("permission denied")
+                         : absl::StrCat("user \"", options_.username,
+                                        "\" lacks permission for this key "
+                                        "(a v3 role must also let it read "
+                                        "the key's parents)"),
+                     " (", etcd_says, ")"));
+  }
+  if (!TokenRejected(error)) return std::nullopt;
+  if (options_.username.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        where, ": etcd requires authentication and no username is set (",
+        etcd_says, ")"));
+  }
+  return absl::UnauthenticatedError(absl::StrCat(
+      where, ": etcd rejected the token of user \"", options_.username,
+      "\" even after a new authentication (", etcd_says, ")"));
+}
+
+absl::StatusOr<std::vector<std::string>> EtcdV3Client::AskMembers(
+    const std::string& endpoint, const CancelToken& stop) {
+  HttpRequest request;
+  request.method = "POST";
+  request.target = "/v3/cluster/member/list";
+  request.body = "{}";
+  // etcd lists its members to any client, so the sync never authenticates
+  // by itself; it carries the token the requests got, if any.
+  if (auth_.has_value()) request.authorization = auth_->Current().value_or("");
+  HttpResult result = transport_.Send(endpoint, request, &stop);
+  if (!result.status.ok()) return result.status;
+  if (result.response.status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("/v3/cluster/member/list: HTTP ", result.response.status));
+  }
+  return etcd_v3_internal::ParseMemberList(result.response.body);
 }
 
 absl::StatusOr<TxnResult> EtcdV3Client::CallTxn(absl::string_view context,
@@ -576,32 +797,68 @@ void EtcdV3Client::Revoke(int64_t lease) {
       .IgnoreError();
 }
 
+absl::StatusOr<int64_t> EtcdV3Client::TimeToLive(absl::string_view context,
+                                                 int64_t lease,
+                                                 absl::Time deadline) {
+  absl::StatusOr<LeaseResult> read = Call<LeaseResult>(
+      context, "/v3/lease/timetolive", absl::StrCat("{\"ID\":\"", lease, "\"}"),
+      /*idempotent=*/true, deadline,
+      [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
+        absl::StatusOr<LeaseResult> r =
+            etcd_v3_internal::ParseLeaseTimeToLive(b);
+        if (r.ok() && r->id != lease) {
+          return absl::DataLossError(
+              absl::StrCat("malformed etcd v3 response: lease ", r->id,
+                           " in the answer about lease ", lease));
+        }
+        return r;
+      });
+  if (!read.ok()) return read.status();
+  // etcd v3 truncates the seconds left, etcd v2 rounds them up (what is
+  // left of a 2 s TTL a moment later reads 1 on v3, 2 on v2): report them
+  // as v2 does.
+  return read->ttl < 0 ? 0 : std::min(read->ttl + 1, read->granted_ttl);
+}
+
+// TTL reads of one listing in flight at once: a directory of many leased
+// keys costs a few round trips, not one per key.
+constexpr size_t kMaxTtlReadsInFlight = 8;
+
 absl::Status EtcdV3Client::FillTtls(absl::string_view context,
                                     absl::Time deadline,
                                     const std::vector<KeyValue>& kvs,
                                     std::map<int64_t, int64_t>& ttls) {
+  std::vector<int64_t> leases;
   for (const KeyValue& kv : kvs) {
-    if (kv.lease == 0 || ttls.count(kv.lease) > 0) continue;
-    absl::StatusOr<LeaseResult> lease = Call<LeaseResult>(
-        context, "/v3/lease/timetolive",
-        absl::StrCat("{\"ID\":\"", kv.lease, "\"}"), /*idempotent=*/true,
-        deadline, [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
-          absl::StatusOr<LeaseResult> r =
-              etcd_v3_internal::ParseLeaseTimeToLive(b);
-          if (r.ok() && r->id != kv.lease) {
-            return absl::DataLossError(
-                absl::StrCat("malformed etcd v3 response: lease ", r->id,
-                             " in the answer about lease ", kv.lease));
-          }
-          return r;
-        });
-    if (!lease.ok()) return lease.status();
-    // etcd v3 truncates the seconds left, etcd v2 rounds them up (what is
-    // left of a 2 s TTL a moment later reads 1 on v3, 2 on v2): report
-    // them as v2 does.
-    ttls[kv.lease] =
-        lease->ttl < 0 ? 0 : std::min(lease->ttl + 1, lease->granted_ttl);
+    if (kv.lease != 0 && ttls.emplace(kv.lease, 0).second) {
+      leases.push_back(kv.lease);
+    }
   }
+  std::vector<int64_t> left(leases.size(), 0);
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  absl::Status failure;  // the first read that failed; the rest then stop
+  std::atomic<bool> failed{false};
+  const auto read = [&] {
+    for (size_t i = next++; i < leases.size() && !failed.load(); i = next++) {
+      absl::StatusOr<int64_t> ttl = TimeToLive(context, leases[i], deadline);
+      if (ttl.ok()) {
+        left[i] = *ttl;
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (failure.ok()) failure = ttl.status();
+      failed.store(true);
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < std::min(leases.size(), kMaxTtlReadsInFlight); ++i) {
+    helpers.emplace_back(read);
+  }
+  read();
+  for (std::thread& helper : helpers) helper.join();
+  if (!failure.ok()) return failure;
+  for (size_t i = 0; i < leases.size(); ++i) ttls[leases[i]] = left[i];
   return absl::OkStatus();
 }
 
@@ -657,12 +914,10 @@ Node DirNode(const std::string& dir, const std::vector<const KeyValue*>& kvs,
 
 absl::StatusOr<Response> EtcdV3Client::Get(const std::string& key,
                                            const GetOptions& options) {
-  const std::string context =
-      absl::StrCat("get \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
-  const std::string k = NormalKey(key);
+  absl::StatusOr<KeyRequest> request = CheckKey("get", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   const std::vector<std::string> ancestors = Ancestors(k);
   // One linearizable read: the key, everything below it, and whether each
   // ancestor is a key or has keys below it (for v2's 100 and 104).
@@ -814,12 +1069,10 @@ absl::Status EtcdV3Client::SetFailure(const std::string& key,
 absl::StatusOr<Response> EtcdV3Client::Set(const std::string& key,
                                            const std::string& value,
                                            const SetOptions& options) {
-  const std::string context =
-      absl::StrCat("set \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
-  const std::string k = NormalKey(key);
+  absl::StatusOr<KeyRequest> request = CheckKey("set", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   if (k.empty()) {
     return V2Error(kEtcdRootReadOnly, "Root is read only", "/", 0, context);
   }
@@ -1102,18 +1355,16 @@ absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
 absl::StatusOr<Response> EtcdV3Client::CreateInOrder(
     const std::string& dir, const std::string& value,
     const CreateInOrderOptions& options) {
-  const std::string context =
-      absl::StrCat("create in order under \"", absl::CHexEscape(dir), "\"");
-  if (absl::Status valid = ValidateKey(dir); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
+  absl::StatusOr<KeyRequest> request = CheckKey("create in order under", dir);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& d = request->key;
   if (absl::Status valid = ValidateValue("value", value); !valid.ok()) {
     return Prefixed(context, valid);
   }
   SetOptions set;
   set.prev_exist = false;
   set.ttl = options.ttl;
-  const std::string d = NormalKey(dir);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     uint64_t name;
     {
@@ -1134,16 +1385,14 @@ absl::StatusOr<Response> EtcdV3Client::CreateInOrder(
 
 absl::StatusOr<Response> EtcdV3Client::Delete(const std::string& key,
                                               const DeleteOptions& options) {
-  const std::string context =
-      absl::StrCat("delete \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
+  absl::StatusOr<KeyRequest> request = CheckKey("delete", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   if (absl::Status valid = CheckPrevValue(options.prev_value, context);
       !valid.ok()) {
     return valid;
   }
-  const std::string k = NormalKey(key);
   if (k.empty()) {
     return V2Error(kEtcdRootReadOnly, "Root is read only", "/", 0, context);
   }
@@ -1270,6 +1519,9 @@ struct WatchState {
   // message's header): a watch "from now" resumes after it.
   std::atomic<int64_t> created_revision{0};
   std::optional<absl::StatusOr<Response>> outcome;
+  // Set with the outcome when etcd cancelled the watch for its credentials
+  // or their permissions: etcd's error, from the cancel reason.
+  std::optional<GatewayError> refused;
   // With an event as the outcome: it and the wanted events after it in the
   // same message, in order (a watch that starts in the past gets all of
   // its history up to now in one message).
@@ -1308,6 +1560,12 @@ struct WatchState {
                   static_cast<uint64_t>(message->compact_revision)},
               "watch");
         } else {
+          std::optional<GatewayError> error =
+              etcd_v3_internal::ParseCancelReason(message->cancel_reason);
+          if (error.has_value() &&
+              (error->code == kGrpcPermissionDenied || TokenRejected(*error))) {
+            refused = std::move(error);
+          }
           outcome = absl::UnavailableError(absl::StrCat(
               "etcd cancelled the watch: ", message->cancel_reason));
         }
@@ -1366,15 +1624,26 @@ struct WatchState {
 
 absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
                                              const WatchOptions& options) {
-  const std::string context =
-      absl::StrCat("watch \"", absl::CHexEscape(key), "\"");
-  if (absl::Status valid = ValidateKey(key); !valid.ok()) {
-    return Prefixed(context, valid);
-  }
-  const std::string k = NormalKey(key);
+  absl::StatusOr<KeyRequest> request = CheckKey("watch", key);
+  if (!request.ok()) return request.status();
+  const std::string& context = request->context;
+  const std::string& k = request->key;
   int64_t wait_index = static_cast<int64_t>(options.wait_index);
   absl::Duration retry_pause = kWatchRetryFirst;
   absl::Status last;
+  // Whether the token was renewed since a stream last opened: a token etcd
+  // rejects right after authenticating is not renewed again.
+  bool renewed = false;
+  auto pause = [&] {
+    SleepUnlessCancelled(
+        *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
+        options.cancel);
+    retry_pause = std::min(retry_pause * 2, kWatchRetryMax);
+  };
+  // An authentication waits no longer than a request would.
+  auto auth_deadline = [&] {
+    return std::min(options.deadline, clock_->Now() + options_.request_timeout);
+  };
   while (true) {
     if (options.cancel != nullptr && options.cancel->cancelled()) {
       return absl::CancelledError(absl::StrCat(context, ": cancelled"));
@@ -1423,8 +1692,18 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
           // etcd registers a watch at once: silence for a whole interval is
           // not etcd's.
           if (from <= 1 && wait_index == 0) return false;
-          return WatchedEndpointAlive(endpoint, from, stop);
+          return WatchedEndpointAlive(endpoint, k, from, stop);
         }};
+    absl::StatusOr<std::string> token = Token(auth_deadline());
+    if (!token.ok()) {
+      if (absl::IsUnauthenticated(token.status())) {
+        return Prefixed(context, token.status());
+      }
+      last = token.status();
+      pause();
+      continue;
+    }
+    request.authorization = *token;
     HttpResult result = transport_.LongPoll(
         endpoint, request, options.deadline, *clock_, options.cancel,
         options_.watch_check_interval > absl::ZeroDuration() ? &check : nullptr,
@@ -1434,8 +1713,38 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
         absl::IsInvalidArgument(result.status)) {
       return Prefixed(context, result.status);
     }
+    if (state.created_revision.load() > 0) renewed = false;
     if (wait_index == 0 && state.created_revision.load() > 0) {
       wait_index = state.created_revision.load() + 1;
+    }
+    std::optional<GatewayError> refused = std::move(state.refused);
+    if (!refused.has_value() && result.status.ok() &&
+        result.response.status >= 400) {
+      refused = etcd_v3_internal::ParseGatewayError(result.response.body);
+      if (refused.has_value() && refused->code != kGrpcPermissionDenied &&
+          !TokenRejected(*refused)) {
+        refused.reset();
+      }
+    }
+    if (refused.has_value()) {
+      if (auth_.has_value() && TokenRejected(*refused) && !renewed) {
+        // A watch's stream checks the token when it opens (and not later):
+        // open it again with a new one, at once.
+        renewed = true;
+        absl::StatusOr<std::string> fresh =
+            auth_->Renew(*token, auth_deadline());
+        if (absl::IsUnauthenticated(fresh.status())) {
+          return Prefixed(context, fresh.status());
+        }
+        if (!fresh.ok()) {
+          last = fresh.status();
+          renewed = false;
+          pause();
+        }
+        continue;
+      }
+      return Prefixed(context,
+                      *AuthRefusal(result.response.status, *refused, endpoint));
     }
     if (result.status.ok() && result.response.status == 200 &&
         state.outcome.has_value()) {
@@ -1475,15 +1784,9 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
                  : absl::UnavailableError(absl::StrCat(
                        endpoint, ": HTTP ", result.response.status,
                        ": the watch stream ended without an event"));
-      if (absl::IsPermissionDenied(last) || absl::IsUnauthenticated(last)) {
-        return Prefixed(context, last);
-      }
     }
     endpoints_.MoveOff(endpoint);
-    SleepUnlessCancelled(
-        *clock_, std::min(clock_->Now() + retry_pause, options.deadline),
-        options.cancel);
-    retry_pause = std::min(retry_pause * 2, kWatchRetryMax);
+    pause();
   }
 }
 
@@ -1492,31 +1795,35 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
 // cluster is: if it has not reached the watch's start, no event can have
 // been missed and the member need not even be asked.
 bool EtcdV3Client::WatchedEndpointAlive(const std::string& endpoint,
-                                        int64_t from, const CancelToken& stop) {
+                                        const std::string& key, int64_t from,
+                                        const CancelToken& stop) {
   const absl::Duration timeout =
       std::min(options_.request_timeout, options_.watch_check_interval / 2);
   const std::optional<int64_t> cluster =
       endpoints_.FirstAnswerFromOthers<int64_t>(
           endpoint, stop, [&](const std::string& other) {
-            return ProbeRevision(other, /*serializable=*/false, timeout, stop);
+            return ProbeRevision(other, key, /*serializable=*/false, timeout,
+                                 stop);
           });
   if (cluster.has_value() && *cluster < from) return true;
   const std::optional<int64_t> own =
-      ProbeRevision(endpoint, /*serializable=*/true, timeout, stop);
+      ProbeRevision(endpoint, key, /*serializable=*/true, timeout, stop);
   return own.has_value() && (!cluster.has_value() || *own >= *cluster);
 }
 
 std::optional<int64_t> EtcdV3Client::ProbeRevision(const std::string& endpoint,
+                                                   const std::string& key,
                                                    bool serializable,
                                                    absl::Duration timeout,
                                                    const CancelToken& stop) {
   HttpRequest request;
   request.method = "POST";
   request.target = "/v3/kv/range";
-  request.body =
-      absl::StrCat("{", KeyFields("/"), ",\"count_only\":true",
-                   serializable ? ",\"serializable\":true" : "", "}");
-  HttpResult result = transport_.Send(endpoint, request, &stop, timeout);
+  request.body = absl::StrCat(
+      "{", KeyFields(key.empty() ? "/" : key), ",\"count_only\":true",
+      serializable ? ",\"serializable\":true" : "", "}");
+  HttpResult result =
+      SendWithToken(endpoint, request, &stop, timeout, clock_->Now() + timeout);
   if (!result.status.ok() || result.response.status != 200) {
     return std::nullopt;
   }
@@ -1529,20 +1836,9 @@ std::optional<int64_t> EtcdV3Client::ProbeRevision(const std::string& endpoint,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdV3Client(EtcdOptions options) {
-  if (absl::Status valid = etcd_internal::ValidateEtcdOptions(options);
-      !valid.ok()) {
-    return valid;
-  }
-  if (!options.username.empty()) {
-    return absl::InvalidArgumentError(
-        "username: the etcd v3 client does not support password "
-        "authentication (etcd v3 takes a token, not basic auth); use TLS "
-        "client certificates (cert_file, key_file) or etcd://");
-  }
-  if (options.auto_sync_interval > absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "auto_sync_interval: not supported by the etcd v3 client; list "
-        "every member's endpoint instead");
+  if (absl::Status ready = etcd_internal::PrepareEtcdOptions(options);
+      !ready.ok()) {
+    return ready;
   }
   const bool reject_old_cluster = options.reject_old_cluster;
   auto client = std::make_unique<EtcdV3Client>(std::move(options));

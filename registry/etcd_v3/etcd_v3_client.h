@@ -14,9 +14,9 @@
 //   mod_revision, X-Etcd-Index = the answer header's revision;
 // - a key with a TTL is a key attached to a v3 lease of its own, granted
 //   with that TTL; Get reports the lease's remaining TTL (one
-//   /v3/lease/timetolive per leased key, listed children included unless
-//   GetOptions::child_ttls is false) and an expiration computed from it on
-//   the client's clock;
+//   /v3/lease/timetolive per leased key; for the children of a listing only
+//   when GetOptions::child_ttls asks, several requests in flight at once)
+//   and an expiration computed from it on the client's clock;
 // - prevExist, prevIndex and prevValue are compares of one transaction,
 //   which also refuses a key under a key (104) and a key over keys (102);
 // - a refresh is a keep-alive of the key's lease followed by a compare that
@@ -56,10 +56,20 @@ namespace leasehold::registry {
 // as a type of its own so that a RegistryConfig tells the two APIs apart.
 struct EtcdV3Options : EtcdOptions {};
 
-// The options of NewEtcdClient, validated alike. kInvalidArgument also for
-// what the v3 client does not support: username/password (etcd v3 auth
-// takes a token, not basic auth; use TLS client certificates) and
-// auto_sync_interval.
+// The options of NewEtcdClient, validated alike (kInvalidArgument naming
+// the bad option), with the same meaning except for these two:
+// - username and password (or password_file) authenticate with etcd v3's
+//   auth: /v3/auth/authenticate gives a token that every request then
+//   carries in its Authorization header. etcd drops tokens (a simple token
+//   after --auth-token-ttl without use, every token on a member restart or
+//   an auth change); a request whose token etcd rejects authenticates once
+//   more and is sent once more, a write too: etcd rejects a token before
+//   it applies anything. Concurrent requests share one authentication.
+//   etcd refusing the password is kUnauthenticated naming the user, a
+//   missing permission kPermissionDenied; the password is never in a
+//   message. A user given to a cluster without auth is no error.
+// - auto_sync_interval refreshes the endpoints from
+//   /v3/cluster/member/list.
 absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdV3Client(EtcdOptions options);
 
 }  // namespace leasehold::registry

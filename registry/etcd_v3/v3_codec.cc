@@ -5,10 +5,15 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+#include "registry/etcd/json_codec.h"
 
 namespace leasehold::registry::etcd_v3_internal {
 namespace {
@@ -357,6 +362,50 @@ std::optional<GatewayError> ParseGatewayError(absl::string_view body) {
   return out;
 }
 
+std::optional<GatewayError> ParseCancelReason(absl::string_view reason) {
+  // grpc-go's status text; the names are gRPC's codes 1 to 16 in order.
+  static constexpr const char* kCodeNames[] = {
+      "Canceled",         "Unknown",           "InvalidArgument",
+      "DeadlineExceeded", "NotFound",          "AlreadyExists",
+      "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",          "OutOfRange",        "Unimplemented",
+      "Internal",         "Unavailable",       "DataLoss",
+      "Unauthenticated"};
+  absl::string_view rest = reason;
+  if (!absl::ConsumePrefix(&rest, "rpc error: code = ")) return std::nullopt;
+  const size_t space = rest.find(' ');
+  const absl::string_view name = rest.substr(0, space);
+  rest = space == absl::string_view::npos ? "" : rest.substr(space);
+  if (!absl::ConsumePrefix(&rest, " desc = ")) return std::nullopt;
+  for (int code = 1; code <= 16; ++code) {
+    if (name == kCodeNames[code - 1]) {
+      return GatewayError{code, std::string(rest)};
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::string> ParseAuthenticate(absl::string_view body) {
+  absl::StatusOr<rapidjson::Document> doc = ParseObject(body);
+  if (!doc.ok()) return doc.status();
+  ResponseHeader header;
+  LH_RETURN_IF_ERROR(DecodeHeader(*doc, "", /*with_revision=*/false, &header));
+  std::string token;
+  LH_RETURN_IF_ERROR(GetString(*doc, "token", "", &token));
+  if (token.empty()) return Malformed("token", "missing");
+  return token;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseMemberList(
+    absl::string_view body) {
+  absl::StatusOr<rapidjson::Document> doc = ParseObject(body);
+  if (!doc.ok()) return doc.status();
+  ResponseHeader header;
+  LH_RETURN_IF_ERROR(DecodeHeader(*doc, "", /*with_revision=*/false, &header));
+  // The members' shape is v2's /v2/members (clientURLs of each).
+  return etcd_internal::ParseMemberClientUrls(body);
+}
+
 absl::Status CheckLiveKv(const KeyValue& kv, int64_t revision,
                          absl::string_view where) {
   if (kv.key.empty()) return Malformed(where, "no key");
@@ -376,5 +425,19 @@ absl::Status CheckLiveKv(const KeyValue& kv, int64_t revision,
 }
 
 std::string Base64(absl::string_view raw) { return absl::Base64Escape(raw); }
+
+std::string AuthenticateBody(absl::string_view name,
+                             absl::string_view password) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("name");
+  writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+  writer.Key("password");
+  writer.String(password.data(),
+                static_cast<rapidjson::SizeType>(password.size()));
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
 
 }  // namespace leasehold::registry::etcd_v3_internal

@@ -117,6 +117,16 @@ absl::StatusOr<WatchMessage> ParseWatchMessage(absl::string_view line);
 // nullopt when `body` is not the gateway's error body (HTML from a proxy,
 // an empty body, a success).
 std::optional<GatewayError> ParseGatewayError(absl::string_view body);
+// The error in a watch's cancel_reason, "rpc error: code = Unauthenticated
+// desc = etcdserver: invalid auth token" → {16, "etcdserver: invalid auth
+// token"}; nullopt for a reason of another shape.
+std::optional<GatewayError> ParseCancelReason(absl::string_view reason);
+// /v3/auth/authenticate's answer: the token, never empty.
+absl::StatusOr<std::string> ParseAuthenticate(absl::string_view body);
+// /v3/cluster/member/list's answer: every member's client URLs, each once,
+// in the order listed (a member not started yet has none).
+absl::StatusOr<std::vector<std::string>> ParseMemberList(
+    absl::string_view body);
 
 // THE check of a live key before anyone acts on it: a key, positive
 // revisions in order, version >= 1, a revision no later than `revision`
@@ -126,6 +136,9 @@ absl::Status CheckLiveKv(const KeyValue& kv, int64_t revision,
 
 // The bodies the client sends. Keys and values are base64 here.
 std::string Base64(absl::string_view raw);
+// {"name":…,"password":…} for /v3/auth/authenticate, JSON-escaped.
+std::string AuthenticateBody(absl::string_view name,
+                             absl::string_view password);
 
 }  // namespace leasehold::registry::etcd_v3_internal
 

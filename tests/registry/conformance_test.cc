@@ -629,6 +629,56 @@ TEST_P(ConformanceTest, GetListsDirectories) {
   EXPECT_EQ(root.node.key, "");
 }
 
+TEST_P(ConformanceTest, ListingsCarryChildTtlsWhenAsked) {
+  ASSERT_OK_AND_ASSIGN(
+      Response a, keys().Set(Key("d/a"), "a", WithTtl(absl::Seconds(100))));
+  ASSERT_OK_AND_ASSIGN(Response b, keys().Set(Key("d/b"), "b", {}));
+  ASSERT_OK_AND_ASSIGN(
+      Response e, keys().Set(Key("d/c/e"), "e", WithTtl(absl::Seconds(200))));
+
+  GetOptions get = Recursive();
+  get.child_ttls = true;
+  const absl::Time before = backend_->Now();
+  ASSERT_OK_AND_ASSIGN(Response listed, keys().Get(Key("d"), get));
+  const absl::Time after = backend_->Now();
+  ASSERT_EQ(listed.node.nodes.size(), 3u);
+  const Node& leased = listed.node.nodes[0];
+  EXPECT_EQ(leased.key, Key("d/a"));
+  EXPECT_EQ(leased.modified_index, a.node.modified_index);
+  EXPECT_GE(leased.ttl, 99);
+  EXPECT_LE(leased.ttl, 100);
+  ASSERT_TRUE(leased.expiration.has_value());
+  EXPECT_GE(*leased.expiration, before + absl::Seconds(98));
+  EXPECT_LE(*leased.expiration, after + absl::Seconds(101));
+  const Node& permanent = listed.node.nodes[1];
+  EXPECT_EQ(permanent.modified_index, b.node.modified_index);
+  EXPECT_EQ(permanent.ttl, 0);
+  EXPECT_FALSE(permanent.expiration.has_value());
+  ASSERT_EQ(listed.node.nodes[2].nodes.size(), 1u);
+  const Node& deeper = listed.node.nodes[2].nodes[0];
+  EXPECT_EQ(deeper.modified_index, e.node.modified_index);
+  EXPECT_GE(deeper.ttl, 199);
+  EXPECT_LE(deeper.ttl, 200);
+  ASSERT_TRUE(deeper.expiration.has_value());
+  EXPECT_GE(*deeper.expiration, before + absl::Seconds(198));
+  EXPECT_LE(*deeper.expiration, after + absl::Seconds(201));
+
+  // Not asked, the children may come without their TTLs; all else is the
+  // same listing.
+  get.child_ttls = false;
+  ASSERT_OK_AND_ASSIGN(Response plain, keys().Get(Key("d"), get));
+  auto without_ttls = [](Node node) {
+    node.ttl = 0;
+    node.expiration.reset();
+    return node;
+  };
+  ASSERT_EQ(plain.node.nodes.size(), 3u);
+  EXPECT_EQ(without_ttls(plain.node.nodes[0]), without_ttls(leased));
+  EXPECT_EQ(plain.node.nodes[1], permanent);
+  ASSERT_EQ(plain.node.nodes[2].nodes.size(), 1u);
+  EXPECT_EQ(without_ttls(plain.node.nodes[2].nodes[0]), without_ttls(deeper));
+}
+
 TEST_P(ConformanceTest, RootIsReadOnly) {
   for (absl::StatusOr<Response> write :
        {keys().Set("/", "v", {}), keys().Set("/", "", Dir()),
@@ -1163,6 +1213,50 @@ TEST_P(ConformanceTest, WatchCancelledOrPastFailsEvenWithEventInHistory) {
   ASSERT_OK_AND_ASSIGN(Response seen,
                        WatchForEvent(Key("k"), set.node.modified_index));
   EXPECT_EQ(seen.node, set.node);
+}
+
+// The etcd v3 registry reads a listed child's TTL with a request of its
+// own (/v3/lease/timetolive, one per lease): only when the caller asks.
+TEST(EtcdV3ListingTest, ChildTtlsCostOneRequestPerLeaseOnlyWhenAsked) {
+  leasehold::testing::EtcdServer& etcd = leasehold::testing::SharedEtcdV3();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> keys, Open(etcd.uri()));
+  static std::atomic<int> run{0};
+  const std::string dir = absl::StrCat("/listing-cost-", run++);
+  constexpr int kLeased = 5;
+  for (int i = 0; i < kLeased; ++i) {
+    ASSERT_OK(
+        keys->Set(absl::StrCat(dir, "/k", i), "v", WithTtl(absl::Seconds(100)))
+            .status());
+  }
+  ASSERT_OK(
+      keys->Set(dir + "/sub/k", "v", WithTtl(absl::Seconds(100))).status());
+  ASSERT_OK(keys->Set(dir + "/permanent", "v", {}).status());
+  const auto ttl_reads = [&] {
+    return etcd.GrpcCallsHandled("LeaseTimeToLive");
+  };
+  ASSERT_OK_AND_ASSIGN(const int64_t before, ttl_reads());
+
+  for (GetOptions get : {GetOptions{}, Recursive()}) {
+    get.quorum = true;
+    ASSERT_OK_AND_ASSIGN(Response listed, keys->Get(dir, get));
+    EXPECT_EQ(listed.node.nodes.size(), kLeased + 2u);
+  }
+  ASSERT_OK_AND_ASSIGN(const int64_t unasked, ttl_reads());
+  EXPECT_EQ(unasked - before, 0) << "listings read TTLs nobody asked for";
+
+  GetOptions get = Recursive();
+  get.child_ttls = true;
+  ASSERT_OK_AND_ASSIGN(Response listed, keys->Get(dir, get));
+  ASSERT_OK_AND_ASSIGN(const int64_t asked, ttl_reads());
+  EXPECT_EQ(asked - unasked, kLeased + 1) << "one TTL read per lease";
+  for (const Node& child : listed.node.nodes) {
+    const Node& leased = child.dir ? child.nodes.at(0) : child;
+    if (leased.key == dir + "/permanent") continue;
+    EXPECT_GE(leased.ttl, 99) << leased.key;
+  }
+  DeleteOptions all;
+  all.recursive = true;
+  ASSERT_OK(keys->Delete(dir, all).status());
 }
 
 INSTANTIATE_TEST_SUITE_P(Registries, ConformanceTest,

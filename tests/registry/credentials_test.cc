@@ -21,8 +21,10 @@
 #include "gtest/gtest.h"
 #include "registry/clock.h"
 #include "registry/etcd/etcd_client.h"
+#include "registry/etcd_v3/etcd_v3_client.h"
 #include "tests/testing/loopback_net.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/watched_clock.h"
 
 namespace leasehold::registry::etcd_internal {
 namespace {
@@ -31,6 +33,7 @@ using ::leasehold::testing::CannedHttpServer;
 using ::leasehold::testing::HttpAnswer;
 using ::leasehold::testing::IsOk;
 using ::leasehold::testing::StatusIs;
+using ::leasehold::testing::WatchedClock;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -105,24 +108,6 @@ TEST(LoopbackTest, OnlyThisMachinesLoopbackNames) {
   }
 }
 
-// A simulated clock that tells when someone has started waiting on it.
-class WatchedClock final : public Clock {
- public:
-  absl::Time Now() override { return clock_.Now(); }
-  bool WaitUntil(std::condition_variable& cv,
-                 std::unique_lock<std::mutex>& lock,
-                 absl::Time deadline) override {
-    waits_.fetch_add(1);
-    return clock_.WaitUntil(cv, lock, deadline);
-  }
-  int waits() const { return waits_.load(); }
-  void Advance(absl::Duration d) { clock_.Advance(d); }
-
- private:
-  SimulatedClock clock_;
-  std::atomic<int> waits_{0};
-};
-
 // Polls `done` until it holds or 30 s of real time pass.
 bool Eventually(const std::function<bool()>& done) {
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -133,18 +118,24 @@ bool Eventually(const std::function<bool()>& done) {
   return true;
 }
 
-// A member list naming a host that is not loopback arrives by auto-sync:
+// A member list naming a host that is not loopback arrives by auto-sync
+// (v2's /v2/members, v3's /v3/cluster/member/list: one body serves both):
 // the warning comes then. The test never lets the client send anything to
 // that host: the clock moves once, after the sync thread has begun its
 // first wait, so exactly one sync runs (against the loopback server), and
 // the client is destroyed before time moves again.
-TEST(ClearTextSyncTest, EndpointsLearnedByAutoSyncAreChecked) {
+class ClearTextSyncTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ClearTextSyncTest, EndpointsLearnedByAutoSyncAreChecked) {
   ASSERT_OK_AND_ASSIGN(
       auto server, CannedHttpServer::Start([](absl::string_view) {
-        return HttpAnswer(200,
-                          R"({"members":[{"id":"1","name":"a","peerURLs":[],)"
-                          R"("clientURLs":["http://192.0.2.7:2379"]}]})");
+        return HttpAnswer(
+            200,
+            R"({"header":{"cluster_id":"1","member_id":"2","raft_term":"3"},)"
+            R"("members":[{"id":"1","name":"a","peerURLs":[],)"
+            R"("clientURLs":["http://192.0.2.7:2379"]}]})");
       }));
+  const bool v3 = GetParam() == "etcd3";
   WatchedClock clock;
   std::mutex mu;
   std::vector<std::string> warnings;
@@ -158,7 +149,8 @@ TEST(ClearTextSyncTest, EndpointsLearnedByAutoSyncAreChecked) {
     std::lock_guard<std::mutex> lock(mu);
     warnings.emplace_back(w);
   };
-  ASSERT_OK_AND_ASSIGN(auto keys, NewEtcdClient(options));
+  ASSERT_OK_AND_ASSIGN(auto keys,
+                       v3 ? NewEtcdV3Client(options) : NewEtcdClient(options));
   {
     std::lock_guard<std::mutex> lock(mu);
     EXPECT_THAT(warnings, IsEmpty());  // loopback so far
@@ -173,8 +165,15 @@ TEST(ClearTextSyncTest, EndpointsLearnedByAutoSyncAreChecked) {
   ASSERT_THAT(warnings, ElementsAre(AllOf(HasSubstr("http://192.0.2.7:2379"),
                                           Not(HasSubstr("S3cr3t")))));
   EXPECT_THAT(server->requests(),
-              ElementsAre(HasSubstr("GET /v2/members HTTP/1.1")));
+              ElementsAre(HasSubstr(v3 ? "POST /v3/cluster/member/list"
+                                       : "GET /v2/members HTTP/1.1")));
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, ClearTextSyncTest,
+                         ::testing::Values("etcd", "etcd3"),
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           return p.param;
+                         });
 
 // Options that would bypass or contradict the credential rules are refused
 // before anything is sent, without showing the password.

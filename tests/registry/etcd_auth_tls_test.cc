@@ -1,13 +1,17 @@
-// The etcd client against a real etcd with v2 auth switched on (credentials
-// given directly, from a password file and from the environment), and
-// against etcds that serve https: one requiring client certificates, one
-// whose certificate names a host instead of the address it is reached at.
+// The etcd clients (v2 and v3) against a real etcd with auth switched on
+// (credentials given directly, from a password file and from the
+// environment; v3 tokens that etcd drops), and the v2 client against etcds
+// that serve https: one requiring client certificates, one whose
+// certificate names a host instead of the address it is reached at.
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "registry/errors.h"
 #include "registry/etcd/etcd_client.h"
+#include "registry/etcd_v3/etcd_v3_client.h"
 #include "registry/open.h"
 #include "tests/testing/etcd_auth.h"
 #include "tests/testing/etcd_server.h"
@@ -39,44 +44,58 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-absl::StatusOr<std::unique_ptr<KeysApi>> Client(
-    const std::string& endpoint, const std::string& user = "",
-    const std::string& password = "") {
-  EtcdOptions options;
-  options.endpoints = {endpoint};
-  options.username = user;
-  options.password = password;
-  return NewEtcdClient(std::move(options));
+// The client of `api` ("etcd" or "etcd3", see testing::EtcdApis()).
+absl::StatusOr<std::unique_ptr<KeysApi>> NewClient(const std::string& api,
+                                                   EtcdOptions options) {
+  return api == "etcd3" ? NewEtcdV3Client(std::move(options))
+                        : NewEtcdClient(std::move(options));
 }
 
-class EtcdAuthTest : public ::testing::Test {
+// Each case runs against the v2 client on an etcd with v2 auth and against
+// the v3 client on an etcd serving v3 alone, with v3 auth.
+class EtcdAuthTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() {
-    auto etcd = testing::StartEtcdWithAuth();
-    ASSERT_THAT(etcd, IsOk());
-    etcd_ = etcd->release();
+  void SetUp() override {
+    std::unique_ptr<EtcdServer>& server = servers_[GetParam()];
+    if (server == nullptr) {
+      auto started = testing::StartEtcdWithAuth(GetParam());
+      ASSERT_THAT(started, IsOk());
+      server = *std::move(started);
+    }
+    etcd_ = server.get();
   }
-  static void TearDownTestSuite() {
-    delete etcd_;
-    etcd_ = nullptr;
+  static void TearDownTestSuite() { servers_.clear(); }
+
+  absl::StatusOr<std::unique_ptr<KeysApi>> Client(
+      const std::string& endpoint, const std::string& user = "",
+      const std::string& password = "") {
+    EtcdOptions options;
+    options.endpoints = {endpoint};
+    options.username = user;
+    options.password = password;
+    return NewClient(GetParam(), std::move(options));
   }
 
   // A file holding `text`, with permissions `mode`.
   static std::string WriteFile(const std::string& text, mode_t mode) {
-    const std::string path = absl::StrCat(
-        ::testing::TempDir(), "/password-", getpid(), "-",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string name =
+        ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '-');
+    const std::string path =
+        absl::StrCat(::testing::TempDir(), "/password-", getpid(), "-", name);
     { std::ofstream(path, std::ios::trunc) << text; }
     chmod(path.c_str(), mode);
     return path;
   }
 
-  static EtcdServer* etcd_;
+  // One server per API, started by the first case that needs it.
+  static std::map<std::string, std::unique_ptr<EtcdServer>> servers_;
+  EtcdServer* etcd_ = nullptr;
 };
 
-EtcdServer* EtcdAuthTest::etcd_ = nullptr;
+std::map<std::string, std::unique_ptr<EtcdServer>> EtcdAuthTest::servers_;
 
-TEST_F(EtcdAuthTest, RightCredentialsWork) {
+TEST_P(EtcdAuthTest, RightCredentialsWork) {
   ASSERT_OK_AND_ASSIGN(auto root,
                        Client(etcd_->endpoint(), "root", kRootPassword));
   EXPECT_THAT(root->Set("/anywhere/k", "v", {}), IsOk());
@@ -87,27 +106,39 @@ TEST_F(EtcdAuthTest, RightCredentialsWork) {
   EXPECT_EQ(got.node.value, "v");
 }
 
-TEST_F(EtcdAuthTest, WrongPasswordIsUnauthenticated) {
-  ASSERT_OK_AND_ASSIGN(auto alice, Client(etcd_->endpoint(), "alice", "wrong"));
+TEST_P(EtcdAuthTest, WrongPasswordIsUnauthenticated) {
+  const std::string wrong = "Not-Alices-Pw-9c2";
+  ASSERT_OK_AND_ASSIGN(auto alice, Client(etcd_->endpoint(), "alice", wrong));
   absl::StatusOr<Response> r = alice->Get("/app/k", {});
   EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnauthenticated,
-                          AllOf(HasSubstr("user \"alice\""),
-                                HasSubstr("wrong username or password"))));
-  ASSERT_TRUE(GetEtcdError(r.status()).has_value());
-  EXPECT_EQ(GetEtcdError(r.status())->code, kEtcdUnauthorized);
+                          AllOf(HasSubstr("get \"/app/k\""),
+                                HasSubstr("user \"alice\""),
+                                HasSubstr("wrong username or password"),
+                                Not(HasSubstr(wrong)))));
+  if (GetParam() == "etcd") {
+    ASSERT_TRUE(GetEtcdError(r.status()).has_value());
+    EXPECT_EQ(GetEtcdError(r.status())->code, kEtcdUnauthorized);
+  }
   ASSERT_OK_AND_ASSIGN(auto root, Client(etcd_->endpoint(), "root", "nope"));
-  EXPECT_THAT(root->Set("/app/k", "v", {}),
-              StatusIs(absl::StatusCode::kUnauthenticated));
+  absl::StatusOr<Response> set = root->Set("/app/k", "v", {});
+  EXPECT_THAT(set, StatusIs(absl::StatusCode::kUnauthenticated,
+                            HasSubstr("user \"root\"")));
+  EXPECT_FALSE(IsOutcomeUnknown(set.status()));
+  EXPECT_THAT(
+      alice->Watch("/app/k", {.deadline = absl::Now() + absl::Seconds(30)}),
+      StatusIs(
+          absl::StatusCode::kUnauthenticated,
+          AllOf(HasSubstr("watch \"/app/k\""), HasSubstr("user \"alice\""))));
 }
 
-TEST_F(EtcdAuthTest, MissingCredentialsAreUnauthenticated) {
+TEST_P(EtcdAuthTest, MissingCredentialsAreUnauthenticated) {
   ASSERT_OK_AND_ASSIGN(auto anonymous, Client(etcd_->endpoint()));
   EXPECT_THAT(anonymous->Get("/app/k", {}),
               StatusIs(absl::StatusCode::kUnauthenticated,
                        HasSubstr("no username is set")));
 }
 
-TEST_F(EtcdAuthTest, KeyOutsideTheRoleIsPermissionDenied) {
+TEST_P(EtcdAuthTest, KeyOutsideTheRoleIsPermissionDenied) {
   ASSERT_OK_AND_ASSIGN(auto alice,
                        Client(etcd_->endpoint(), "alice", kAlicePassword));
   // etcd v2 answers a missing permission exactly like a wrong password;
@@ -122,7 +153,7 @@ TEST_F(EtcdAuthTest, KeyOutsideTheRoleIsPermissionDenied) {
               StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
-TEST_F(EtcdAuthTest, PasswordFileGivesThePassword) {
+TEST_P(EtcdAuthTest, PasswordFileGivesThePassword) {
   std::vector<std::string> warnings;
   EtcdOptions options;
   options.endpoints = {etcd_->endpoint()};
@@ -131,7 +162,7 @@ TEST_F(EtcdAuthTest, PasswordFileGivesThePassword) {
   options.password_file =
       WriteFile(absl::StrCat(kAlicePassword, "\r\nsecond line\n"), 0600);
   options.warn = [&](absl::string_view w) { warnings.emplace_back(w); };
-  ASSERT_OK_AND_ASSIGN(auto alice, NewEtcdClient(options));
+  ASSERT_OK_AND_ASSIGN(auto alice, NewClient(GetParam(), options));
   EXPECT_THAT(alice->Set("/app/from-file", "v", {}), IsOk());
   EXPECT_THAT(warnings, IsEmpty());
 
@@ -143,7 +174,7 @@ TEST_F(EtcdAuthTest, PasswordFileGivesThePassword) {
   EXPECT_THAT(by_uri->Get("/app/from-file", {}), IsOk());
 }
 
-TEST_F(EtcdAuthTest, PasswordFileOthersCanReadIsUsedWithAWarning) {
+TEST_P(EtcdAuthTest, PasswordFileOthersCanReadIsUsedWithAWarning) {
   std::vector<std::string> warnings;
   const std::string path = WriteFile(kAlicePassword, 0644);
   ASSERT_OK_AND_ASSIGN(
@@ -159,7 +190,7 @@ TEST_F(EtcdAuthTest, PasswordFileOthersCanReadIsUsedWithAWarning) {
   EXPECT_THAT(warnings[0], Not(HasSubstr(kAlicePassword)));
 }
 
-TEST_F(EtcdAuthTest, BadPasswordFileIsInvalidArgumentNamingIt) {
+TEST_P(EtcdAuthTest, BadPasswordFileIsInvalidArgumentNamingIt) {
   const std::string empty = WriteFile("\nsecond\n", 0600);
   EXPECT_THAT(
       Open(absl::StrCat(etcd_->uri(), "?username=alice&password-file=", empty)),
@@ -172,14 +203,14 @@ TEST_F(EtcdAuthTest, BadPasswordFileIsInvalidArgumentNamingIt) {
                AllOf(HasSubstr("/no/such/file"), HasSubstr("No such file"))));
 }
 
-TEST_F(EtcdAuthTest, EnvironmentGivesCredentialsToAUriWithout) {
+TEST_P(EtcdAuthTest, EnvironmentGivesCredentialsToAUriWithout) {
   ScopedEnv user("LEASEHOLD_USERNAME", "alice");
   ScopedEnv password("LEASEHOLD_PASSWORD", kAlicePassword);
   ASSERT_OK_AND_ASSIGN(auto keys, Open(etcd_->uri()));
   EXPECT_THAT(keys->Set("/app/from-env", "v", {}), IsOk());
 }
 
-TEST_F(EtcdAuthTest, UriCredentialsWinOverTheEnvironment) {
+TEST_P(EtcdAuthTest, UriCredentialsWinOverTheEnvironment) {
   ScopedEnv user("LEASEHOLD_USERNAME", "root");
   ScopedEnv password("LEASEHOLD_PASSWORD", kRootPassword);
   // As root, /other would be writable; as the URI's alice it is not.
@@ -191,7 +222,7 @@ TEST_F(EtcdAuthTest, UriCredentialsWinOverTheEnvironment) {
               StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
-TEST_F(EtcdAuthTest, HalfTheEnvironmentIsInvalidArgument) {
+TEST_P(EtcdAuthTest, HalfTheEnvironmentIsInvalidArgument) {
   ScopedEnv user("LEASEHOLD_USERNAME", "alice");
   ScopedEnv password("LEASEHOLD_PASSWORD", nullptr);
   EXPECT_THAT(Open(etcd_->uri()),
@@ -200,6 +231,136 @@ TEST_F(EtcdAuthTest, HalfTheEnvironmentIsInvalidArgument) {
                                  "LEASEHOLD_PASSWORD is not")));
   // The in-memory registry takes no credentials and does not care.
   EXPECT_THAT(Open("mem:"), IsOk());
+}
+
+// Every operation a lease, lock or election needs, as a user whose role
+// covers only /app: keys with a TTL (v3: leases), in-order keys, watches.
+TEST_P(EtcdAuthTest, TtlKeysInOrderKeysAndWatchesWork) {
+  ASSERT_OK_AND_ASSIGN(auto alice,
+                       Client(etcd_->endpoint(), "alice", kAlicePassword));
+  SetOptions create;
+  create.prev_exist = false;
+  create.ttl = absl::Seconds(30);
+  ASSERT_OK_AND_ASSIGN(Response held, alice->Set("/app/lease", "me", create));
+  SetOptions refresh;
+  refresh.prev_index = held.node.modified_index;
+  refresh.ttl = absl::Seconds(30);
+  refresh.refresh = true;
+  EXPECT_THAT(alice->Set("/app/lease", "", refresh), IsOk());
+  ASSERT_OK_AND_ASSIGN(Response queued,
+                       alice->CreateInOrder("/app/queue", "w", {}));
+  ASSERT_OK_AND_ASSIGN(Response listed,
+                       alice->Get("/app/queue", {.recursive = true}));
+  ASSERT_EQ(listed.node.nodes.size(), 1u);
+  EXPECT_EQ(listed.node.nodes[0].key, queued.node.key);
+  absl::StatusOr<Response> event;
+  std::thread watcher([&] {
+    event = alice->Watch("/app/watched",
+                         {.wait_index = queued.node.modified_index + 1,
+                          .deadline = absl::Now() + absl::Seconds(60)});
+  });
+  ASSERT_OK_AND_ASSIGN(Response changed, alice->Set("/app/watched", "x", {}));
+  watcher.join();
+  ASSERT_THAT(event, IsOk());
+  EXPECT_EQ(event->node.modified_index, changed.node.modified_index);
+  EXPECT_THAT(alice->Delete("/app/lease", {}), IsOk());
+}
+
+// Credentials for a cluster that has no auth switched on do no harm.
+TEST_P(EtcdAuthTest, CredentialsForAClusterWithoutAuthAreHarmless) {
+  EtcdOptions options;
+  options.endpoints = {testing::SharedEtcdFor(GetParam()).endpoint()};
+  options.username = "alice";
+  options.password = kAlicePassword;
+  ASSERT_OK_AND_ASSIGN(auto keys, NewClient(GetParam(), options));
+  EXPECT_THAT(keys->Set("/no-auth/k", "v", {}), IsOk());
+  EXPECT_THAT(keys->Get("/no-auth/k", {}), IsOk());
+}
+
+INSTANTIATE_TEST_SUITE_P(Apis, EtcdAuthTest,
+                         ::testing::ValuesIn(testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           return p.param;
+                         });
+
+// etcd v3 tokens that etcd drops while a client holds them: the client
+// authenticates anew and the request goes through, reads, writes and
+// watches alike. Each case has an etcd of its own.
+class EtcdV3TokenTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto started = testing::StartEtcdWithAuth("etcd3");
+    ASSERT_THAT(started, IsOk());
+    etcd_ = *std::move(started);
+  }
+  absl::StatusOr<std::unique_ptr<KeysApi>> Alice() {
+    EtcdOptions options;
+    options.endpoints = {etcd_->endpoint()};
+    options.username = "alice";
+    options.password = kAlicePassword;
+    return NewEtcdV3Client(std::move(options));
+  }
+
+  std::unique_ptr<EtcdServer> etcd_;
+};
+
+// A password change drops every token of the user, whatever the password.
+TEST_F(EtcdV3TokenTest, TokenDroppedByAnAuthChangeIsRenewed) {
+  ASSERT_OK_AND_ASSIGN(auto reader, Alice());
+  ASSERT_OK_AND_ASSIGN(auto writer, Alice());
+  ASSERT_OK_AND_ASSIGN(auto watcher, Alice());
+  ASSERT_OK_AND_ASSIGN(Response first, writer->Set("/app/k", "1", {}));
+  ASSERT_THAT(reader->Get("/app/k", {}), IsOk());
+  ASSERT_THAT(watcher->Get("/app/k", {}), IsOk());
+  ASSERT_THAT(
+      testing::ChangeEtcdV3Password(etcd_->endpoint(), "alice", kAlicePassword),
+      IsOk());
+  // A conditional write, which is never sent twice unless etcd said it
+  // did not apply it.
+  SetOptions guarded;
+  guarded.prev_index = first.node.modified_index;
+  ASSERT_OK_AND_ASSIGN(Response second, writer->Set("/app/k", "2", guarded));
+  ASSERT_OK_AND_ASSIGN(Response read, reader->Get("/app/k", {}));
+  EXPECT_EQ(read.node.value, "2");
+  ASSERT_OK_AND_ASSIGN(
+      Response event,
+      watcher->Watch("/app/k", {.wait_index = second.node.modified_index,
+                                .deadline = absl::Now() + absl::Seconds(30)}));
+  EXPECT_EQ(event.node.value, "2");
+}
+
+// A restart forgets every token (etcd keeps them in memory).
+TEST_F(EtcdV3TokenTest, TokensForgottenByARestartAreRenewed) {
+  ASSERT_OK_AND_ASSIGN(auto keys, Alice());
+  ASSERT_OK_AND_ASSIGN(Response first, keys->Set("/app/r", "1", {}));
+  ASSERT_THAT(etcd_->Stop(), IsOk());
+  ASSERT_THAT(etcd_->Restart(), IsOk());
+  ASSERT_OK_AND_ASSIGN(
+      Response event,
+      keys->Watch("/app/r", {.wait_index = first.node.modified_index,
+                             .deadline = absl::Now() + absl::Seconds(30)}));
+  EXPECT_EQ(event.node.value, "1");
+  EXPECT_THAT(keys->Set("/app/r", "2", {}), IsOk());
+}
+
+// Many threads whose token etcd dropped at once all go through.
+TEST_F(EtcdV3TokenTest, ConcurrentRequestsShareTheRenewal) {
+  ASSERT_OK_AND_ASSIGN(auto keys, Alice());
+  ASSERT_THAT(keys->Set("/app/c", "v", {}), IsOk());
+  ASSERT_THAT(
+      testing::ChangeEtcdV3Password(etcd_->endpoint(), "alice", kAlicePassword),
+      IsOk());
+  std::vector<absl::Status> results(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = i % 2 == 0
+                       ? keys->Get("/app/c", {}).status()
+                       : keys->Set(absl::StrCat("/app/c", i), "v", {}).status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_THAT(s, IsOk());
 }
 
 // A throwaway CA and two https etcds: one for 127.0.0.1 requiring client

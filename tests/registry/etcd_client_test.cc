@@ -309,19 +309,6 @@ TEST(EtcdClientTest, WatchOlderThanTheEventHistoryIsOutOfRange) {
   EXPECT_EQ(GetEtcdError(r.status())->code, kEtcdEventIndexCleared);
 }
 
-TEST(EtcdClientTest, MemberSyncKeepsWorkingAndStopsPromptly) {
-  EtcdOptions options;
-  options.endpoints = {Loopback(FreePort()), SharedEtcd().endpoint()};
-  options.auto_sync_interval = absl::Milliseconds(50);
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<KeysApi> keys,
-                       NewEtcdClient(std::move(options)));
-  EXPECT_THAT(keys->Set("/sync/k", "v", {}), IsOk());
-  // The destructor stops the sync thread promptly, even mid-request.
-  const absl::Time before = RealClock()->Now();
-  keys.reset();
-  EXPECT_LT(RealClock()->Now() - before, absl::Seconds(2));  // not 5 s timeout
-}
-
 // reject-old-cluster asks GET /version of the real etcd (3.4 here) and
 // accepts it.
 TEST(EtcdClientTest, RejectOldClusterAcceptsEtcd34) {

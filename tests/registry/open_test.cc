@@ -123,15 +123,22 @@ TEST(RegistryUriTest, Etcd3SchemesNameTheV3ClientWithTheSameOptions) {
                        HasSubstr("etcd3://host:port")));
 }
 
-// What the v3 client cannot do is refused by name, never ignored.
-TEST(RegistryUriTest, Etcd3RefusesPasswordAuthAndAutoSync) {
-  EXPECT_THAT(
-      Open("etcd3://127.0.0.1:1?username=u&password=p"),
-      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("username")));
-  EXPECT_THAT(Open("etcd3://127.0.0.1:1?auto-sync-interval=1m"),
+// etcd3:// takes etcd://'s credential and auto-sync options, checked by the
+// same rules.
+TEST(RegistryUriTest, Etcd3TakesTheCredentialAndAutoSyncOptions) {
+  EXPECT_THAT(Open("etcd3://127.0.0.1:1?username=u&password=p"), IsOk());
+  EXPECT_THAT(Open("etcd3://127.0.0.1:1?auto-sync-interval=1m"), IsOk());
+  EXPECT_THAT(Open("etcd3://127.0.0.1:1?password=p"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("auto_sync_interval")));
-  EXPECT_THAT(Open("etcd3://127.0.0.1:1"), IsOk());
+                       HasSubstr("needs a username")));
+  EXPECT_THAT(Open("etcd3://127.0.0.1:1?username=u&password=p&"
+                   "password-file=/etc/hostname"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("give one, not both")));
+  EXPECT_THAT(
+      Open("etcd3://127.0.0.1:1?username=u&password-file=/no/such/file"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("password_file \"/no/such/file\"")));
 }
 
 TEST(RegistryUriTest, AllOptions) {

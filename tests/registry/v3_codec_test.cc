@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -17,6 +18,7 @@ namespace {
 
 using ::leasehold::testing::IsOk;
 using ::leasehold::testing::StatusIs;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr char kHeader[] =
@@ -177,6 +179,59 @@ TEST(V3CodecTest, GatewayErrors) {
   EXPECT_FALSE(ParseGatewayError("<html>404</html>").has_value());
   EXPECT_FALSE(ParseGatewayError(Body("")).has_value());
   EXPECT_FALSE(ParseGatewayError(R"({"error":"x"})").has_value());
+}
+
+// What etcd 3.4 puts in a watch's cancel_reason when it refuses the token.
+TEST(V3CodecTest, CancelReasonsCarryTheGrpcError) {
+  std::optional<GatewayError> e = ParseCancelReason(
+      "rpc error: code = Unauthenticated desc = etcdserver: invalid auth "
+      "token");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->code, 16);
+  EXPECT_EQ(e->message, "etcdserver: invalid auth token");
+  e = ParseCancelReason(
+      "rpc error: code = PermissionDenied desc = etcdserver: permission "
+      "denied");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->code, 7);
+  e = ParseCancelReason(
+      "rpc error: code = InvalidArgument desc = etcdserver: user name is "
+      "empty");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->code, 3);
+  EXPECT_FALSE(ParseCancelReason("mvcc: required revision has been compacted")
+                   .has_value());
+  EXPECT_FALSE(
+      ParseCancelReason("rpc error: code = Bogus desc = x").has_value());
+  EXPECT_FALSE(ParseCancelReason("rpc error: code = Canceled").has_value());
+}
+
+TEST(V3CodecTest, AuthenticateGivesTheToken) {
+  ASSERT_OK_AND_ASSIGN(
+      std::string token,
+      ParseAuthenticate(Body(R"("token":"ELyUssGBxVWCVbCE.9")")));
+  EXPECT_EQ(token, "ELyUssGBxVWCVbCE.9");
+  EXPECT_THAT(ParseAuthenticate(Body("")),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("token")));
+  EXPECT_THAT(ParseAuthenticate(R"({"token":"x"})"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("header")));
+}
+
+TEST(V3CodecTest, MemberListGivesClientUrls) {
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<std::string> urls,
+      ParseMemberList(Body(
+          R"("members":[{"ID":"1","name":"a","clientURLs":["http://a:2379"]},)"
+          R"({"ID":"2","peerURLs":["http://b:2380"]},)"
+          R"({"ID":"3","clientURLs":["http://c:2379","http://a:2379"]}])")));
+  EXPECT_THAT(urls, ElementsAre("http://a:2379", "http://c:2379"));
+  EXPECT_THAT(ParseMemberList(R"({"members":[]})"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("header")));
+}
+
+TEST(V3CodecTest, AuthenticateBodyEscapesItsStrings) {
+  EXPECT_EQ(AuthenticateBody("al\"ice", "p\\w\n"),
+            R"({"name":"al\"ice","password":"p\\w\n"})");
 }
 
 }  // namespace

@@ -23,8 +23,11 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "curl/curl.h"
 
@@ -297,6 +300,28 @@ bool EtcdServer::Healthy() const {
       HttpGet(absl::StrCat("http://127.0.0.1:", metrics_port_, "/health"),
               absl::Seconds(1));
   return body.ok() && body->find("\"true\"") != std::string::npos;
+}
+
+absl::StatusOr<int64_t> EtcdServer::GrpcCallsHandled(
+    absl::string_view method) const {
+  absl::StatusOr<std::string> body =
+      HttpGet(absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics"),
+              absl::Seconds(5));
+  if (!body.ok()) return body.status();
+  const std::string label = absl::StrCat("grpc_method=\"", method, "\"");
+  int64_t total = 0;
+  for (absl::string_view line : absl::StrSplit(*body, '\n')) {
+    if (!absl::StartsWith(line, "grpc_server_handled_total{") ||
+        !absl::StrContains(line, label)) {
+      continue;
+    }
+    double value = 0;
+    if (!absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) {
+      return absl::InternalError(absl::StrCat("/metrics: bad line: ", line));
+    }
+    total += static_cast<int64_t>(value);
+  }
+  return total;
 }
 
 absl::Status EtcdServer::WaitHealthy(absl::Duration timeout) {

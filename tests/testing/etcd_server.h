@@ -14,11 +14,13 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace leasehold::testing {
@@ -99,6 +101,11 @@ class EtcdServer {
   absl::Status WaitHealthy(absl::Duration timeout);
   // One look at /health: true when the member answers and has a leader.
   bool Healthy() const;
+  // How many gRPC calls of `method` ("LeaseTimeToLive", "Range", …) the
+  // member has answered since it started, whatever their outcome: the sum
+  // of etcd's grpc_server_handled_total{grpc_method="<method>"} series in
+  // /metrics (the v3 JSON gateway's requests are counted there too).
+  absl::StatusOr<int64_t> GrpcCallsHandled(absl::string_view method) const;
 
  private:
   explicit EtcdServer(EtcdServerOptions options)

@@ -60,6 +60,10 @@ absl::StatusOr<std::unique_ptr<LeakScenarios>> LeakScenarios::Start() {
   absl::StatusOr<std::unique_ptr<EtcdServer>> auth = StartEtcdWithAuth();
   if (!auth.ok()) return auth.status();
   s->auth_etcd_ = *std::move(auth);
+  absl::StatusOr<std::unique_ptr<EtcdServer>> auth_v3 =
+      StartEtcdWithAuth("etcd3");
+  if (!auth_v3.ok()) return auth_v3.status();
+  s->auth_etcd_v3_ = *std::move(auth_v3);
   EtcdServerOptions tls;
   tls.server_cert_file = server->cert_file;
   tls.server_key_file = server->key_file;
@@ -120,17 +124,6 @@ std::vector<LeakScenario> LeakScenarios::All() const {
       {"refused",
        absl::StrCat("etcd://127.0.0.1:", refused_port_, "?", credentials),
        {}},
-      {"wrong password", absl::StrCat(etcd, "?", credentials), {}},
-      {"wrong password file",
-       absl::StrCat(etcd, "?username=alice&password-file=", password_file_),
-       {}},
-      {"wrong password in the environment",
-       etcd,
-       {"LEASEHOLD_USERNAME=alice",
-        absl::StrCat("LEASEHOLD_PASSWORD=", kWrongPassword)}},
-      {"key outside the role",
-       absl::StrCat(etcd, "?username=alice&password=", kAlicePassword),
-       {}},
       {"unknown CA",
        absl::StrCat(tls, "?", credentials, "&ca-file=", unknown_ca_->ca_file()),
        {}},
@@ -145,11 +138,32 @@ std::vector<LeakScenario> LeakScenarios::All() const {
                     "&key-file=", wrong_key_file_),
        {}},
   };
-  for (size_t i = 0; i < bad_servers_.size(); ++i) {
-    all.push_back({absl::StrCat("bad answer ", i),
-                   absl::StrCat("etcd://127.0.0.1:", bad_servers_[i]->port(),
-                                "?", credentials),
-                   {}});
+  // v2 auth (basic auth on every request) and v3 auth (the password in an
+  // authenticate request, a token after it).
+  for (const auto& [api, uri] : {std::pair<std::string, std::string>{"", etcd},
+                                 {"v3 ", auth_etcd_v3_->uri()}}) {
+    all.push_back(
+        {api + "wrong password", absl::StrCat(uri, "?", credentials), {}});
+    all.push_back(
+        {api + "wrong password file",
+         absl::StrCat(uri, "?username=alice&password-file=", password_file_),
+         {}});
+    all.push_back({api + "wrong password in the environment",
+                   uri,
+                   {"LEASEHOLD_USERNAME=alice",
+                    absl::StrCat("LEASEHOLD_PASSWORD=", kWrongPassword)}});
+    all.push_back(
+        {api + "key outside the role",
+         absl::StrCat(uri, "?username=alice&password=", kAlicePassword),
+         {}});
+  }
+  for (const char* scheme : {"etcd", "etcd3"}) {
+    for (size_t i = 0; i < bad_servers_.size(); ++i) {
+      all.push_back({absl::StrCat("bad answer ", i, " to ", scheme),
+                     absl::StrCat(scheme, "://127.0.0.1:",
+                                  bad_servers_[i]->port(), "?", credentials),
+                     {}});
+    }
   }
   return all;
 }

@@ -9,12 +9,14 @@
 //   }
 //
 // The scenarios: URIs that do not parse; a refused connection; etcd with
-// auth on refusing a wrong password (given in the URI, a password file and
-// the environment) and a right one for a key outside the user's role; a
+// auth on (v2 auth, and v3 auth for etcd3://) refusing a wrong password
+// (given in the URI, a password file and the environment) and a right one
+// for a key outside the user's role; a
 // TLS server signed by an unknown CA; a client key that cannot be used;
 // and servers that answer with something that is not etcd's (an HTML page,
-// a bare 401, a 502), echoing the request (Authorization header included)
-// back. Every server is on loopback.
+// a bare 401, a 502), echoing the request (Authorization header and v3's
+// authenticate body included) back, to both APIs. Every server is on
+// loopback.
 //
 // Thread-safety: one thread at a time.
 #ifndef LEASEHOLD_TESTS_TESTING_LEAK_SCENARIOS_H_
@@ -43,7 +45,8 @@ struct LeakScenario {
 
 class LeakScenarios {
  public:
-  // Starts the servers (two etcds, the fake servers) and writes the files.
+  // Starts the servers (three etcds, the fake servers) and writes the
+  // files.
   static absl::StatusOr<std::unique_ptr<LeakScenarios>> Start();
 
   std::vector<LeakScenario> All() const;
@@ -60,6 +63,7 @@ class LeakScenarios {
   std::unique_ptr<ThrowawayCa> ca_;
   std::unique_ptr<ThrowawayCa> unknown_ca_;
   std::unique_ptr<EtcdServer> auth_etcd_;
+  std::unique_ptr<EtcdServer> auth_etcd_v3_;
   std::unique_ptr<EtcdServer> tls_etcd_;
   std::vector<std::unique_ptr<CannedHttpServer>> bad_servers_;
   std::string password_file_;

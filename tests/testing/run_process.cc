@@ -115,13 +115,17 @@ bool Subprocess::WaitForOutput(absl::string_view text, absl::Time deadline) {
   return true;
 }
 
+void Subprocess::ReadUntil(absl::Time deadline) {
+  while (ReadSome(deadline)) {
+  }
+}
+
 void Subprocess::Signal(int signal) {
   if (pid_ > 0) kill(pid_, signal);
 }
 
 ProcessResult Subprocess::Wait(absl::Time deadline) {
-  while (ReadSome(deadline)) {
-  }
+  ReadUntil(deadline);
   if (pid_ <= 0) return result_;
   const bool open = fds_[0] >= 0 || fds_[1] >= 0;
   int status = 0;

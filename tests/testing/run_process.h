@@ -52,6 +52,8 @@ class Subprocess {
   pid_t pid() const { return pid_; }
   // Reads output until stdout holds `text` (true) or `deadline` (false).
   bool WaitForOutput(absl::string_view text, absl::Time deadline);
+  // Reads whatever the process prints until `deadline` (or its end).
+  void ReadUntil(absl::Time deadline);
   void Signal(int signal);
   // Reads the rest of the output and reaps the process; past `deadline` it
   // is killed and exit_code is -1.

@@ -83,6 +83,24 @@ class CliAgentTest : public ::testing::TestWithParam<std::string> {
     return UnitsByMachine() == want;
   }
 
+  // The units `agent` has printed as held so far: the registry can show a
+  // grant a moment before its holder prints it.
+  static int UnitsPrinted(Subprocess& agent) {
+    agent.ReadUntil(absl::Now() + absl::Milliseconds(20));
+    sim::History printed;
+    sim::HoldLineReader reader(&printed);
+    std::istringstream lines(agent.out());
+    for (std::string line; std::getline(lines, line);) {
+      if (!reader.Add(line).ok()) return -1;
+    }
+    const std::vector<sim::Hold> holds = printed.holds();
+    int units = 0;
+    for (size_t id : reader.open()) {
+      units += holds[id].lease.rfind("unit-", 0) == 0 ? 1 : 0;
+    }
+    return units;
+  }
+
   // Records the holds an agent printed; holds it never closed (it was
   // killed) end at `killed_by`, a moment it was surely dead.
   void Judge(const std::string& output,
@@ -167,7 +185,8 @@ TEST_P(CliAgentTest, AKilledAgentBelievedUntilTheLastExpiryItPrinted) {
   auto m1 = StartAgent("m1");
   auto m2 = StartAgent("m2");
   ASSERT_TRUE(Eventually([&] {
-    return Spread({{"m1", kUnits / 2}, {"m2", kUnits / 2}});
+    return Spread({{"m1", kUnits / 2}, {"m2", kUnits / 2}}) &&
+           UnitsPrinted(*m1) == kUnits / 2;
   })) << "fair shares never settled";
   m1->Signal(SIGSTOP);
   ASSERT_TRUE(Eventually([&] {
