@@ -196,6 +196,7 @@ std::string Describe(const Op& op) {
       flag(op.get.recursive, "recursive");
       flag(op.get.sorted, "sorted");
       flag(op.get.quorum, "quorum");
+      flag(op.get.child_ttls, "child_ttls");
       return absl::StrCat("Get(", key, ") {", absl::StrJoin(opts, ","), "}");
     case Op::kSet:
       if (op.set.prev_exist.has_value()) {
@@ -544,7 +545,8 @@ class Pair {
 // last key while v2 keeps it), in-order keys (named at random), refresh (a
 // keep-alive: the index does not move), deleting or updating the run's root,
 // and watches from before the memory registry's 1,000-event window (v3 keeps
-// history until compaction).
+// history until compaction); and its listings ask for their children's
+// TTLs (GetOptions::child_ttls).
 class Generator {
  public:
   Generator(uint64_t seed, const Side& mem, bool v3)
@@ -560,6 +562,8 @@ class Generator {
       op.get.recursive = Chance(40);
       op.get.sorted = Chance(50);
       op.get.quorum = Chance(25);
+      // Marked: a v3 listing reports its children's TTLs only when asked.
+      op.get.child_ttls = v3_;
     } else if (kind < 58) {
       op.kind = Op::kSet;
       PickKey(op);
