@@ -1058,7 +1058,11 @@ absl::Status EtcdV3Client::SetFailure(const std::string& key,
     }
   }
   if (self->kvs.empty() && !below->kvs.empty()) {
-    return V2Error(kEtcdNotFile, "Not a file", key, revision, context);
+    // A create finds the directory there, as v2's finds any node.
+    return options.prev_exist == false
+               ? V2Error(kEtcdNodeExist, "Key already exists", key, revision,
+                         context)
+               : V2Error(kEtcdNotFile, "Not a file", key, revision, context);
   }
   if (self->kvs.empty()) {
     return V2Error(kEtcdKeyNotFound, "Key not found", key, revision, context);
@@ -1126,17 +1130,20 @@ absl::StatusOr<Response> EtcdV3Client::Set(const std::string& key,
   }
   std::vector<std::string> cmp;
   const std::string self = KeyFields(k);
-  if (options.prev_exist == false) {
+  // As in v2, prevExist=false is a create, whatever prevIndex and prevValue
+  // say: they guard only a write to an existing key.
+  const bool create = options.prev_exist == false;
+  if (create) {
     cmp.push_back(Compare(self, "VERSION", "EQUAL", "version", "0"));
   } else if (options.prev_exist == true || options.prev_index.has_value() ||
              options.prev_value.has_value()) {
     cmp.push_back(Compare(self, "VERSION", "GREATER", "version", "0"));
   }
-  if (options.prev_index.has_value()) {
+  if (!create && options.prev_index.has_value()) {
     cmp.push_back(Compare(self, "MOD", "EQUAL", "mod_revision",
                           absl::StrCat(*options.prev_index)));
   }
-  if (options.prev_value.has_value()) {
+  if (!create && options.prev_value.has_value()) {
     cmp.push_back(
         Compare(self, "VALUE", "EQUAL", "value", Base64(*options.prev_value)));
   }
@@ -1538,6 +1545,8 @@ struct WatchState {
   // same message, in order (a watch that starts in the past gets all of
   // its history up to now in one message).
   std::vector<Response> batch;
+  // The key-value of each event of `batch` (its lease: the key's TTL).
+  std::vector<KeyValue> kvs;
 
   bool Wanted(const std::string& event_key) const {
     if (event_key == key) return true;
@@ -1596,6 +1605,7 @@ struct WatchState {
           break;
         }
         batch.push_back(*response);
+        kvs.push_back(event.kv);
         if (!outcome.has_value()) outcome = *std::move(response);
       }
     }
@@ -1761,6 +1771,22 @@ absl::StatusOr<Response> EtcdV3Client::Watch(const std::string& key,
       if (outcome.ok() || absl::IsOutOfRange(outcome.status())) {
         endpoints_.StickTo(endpoint);
         if (outcome.ok()) {
+          // As v2's events, and Get here, say: what is left of each set
+          // key's TTL (else a leased key would look like one without).
+          std::map<int64_t, int64_t> ttls;
+          if (absl::Status s =
+                  FillTtls(context, options.deadline, state.kvs, ttls);
+              !s.ok()) {
+            return s;
+          }
+          for (size_t i = 0; i < state.batch.size(); ++i) {
+            Node& node = state.batch[i].node;
+            const int64_t lease = state.kvs[i].lease;
+            if (lease == 0 || state.batch[i].action != "set") continue;
+            node.ttl = ttls[lease];
+            node.expiration = clock_->Now() + absl::Seconds(node.ttl);
+          }
+          outcome = state.batch.front();
           KeepEvents(k, state.recursive, wait_index, std::move(state.batch));
         }
         if (!outcome.ok()) return Prefixed(context, outcome.status());

@@ -84,8 +84,13 @@ AgentFleet::AgentFleet(const EtcdCluster& cluster, AgentFleetOptions options)
         lost_.push_back({hold, absl::Now() - hold.end});
       }),
       live_(new std::atomic<int>[options.agents]) {
+  // Clients are opened, and the log's time zone loaded, here before the
+  // agents' threads start: abseil's lazy seeding and loading (Debian's
+  // abseil is not built for ThreadSanitizer) would race only in TSan's eyes.
+  Clock(absl::Now());
   for (int i = 0; i < options_.agents; ++i) {
-    uris_.push_back(cluster.uri_starting_at(i % cluster.size()));
+    keys_.push_back(registry::Open(
+        cluster.uri_starting_at(i % cluster.size(), options_.api)));
   }
   for (int i = 0; i < options_.agents; ++i) {
     live_[i].store(0);
@@ -98,18 +103,20 @@ AgentFleet::~AgentFleet() { Stop(); }
 void AgentFleet::Run(int i) {
   sim::AgentOptions options;
   options.id = absl::StrCat("m", i + 1);
-  absl::StatusOr<std::unique_ptr<registry::KeysApi>> opened =
-      registry::Open(uris_[i]);
-  if (!opened.ok()) {
-    std::cerr << "agent " << options.id << ": " << opened.status() << std::endl;
+  // Logs name the API too: fleets of both may run on one cluster.
+  const std::string name = absl::StrCat(options_.api, " ", options.id);
+  if (!keys_[i].ok()) {
+    std::cerr << "agent " << name << ": " << keys_[i].status() << std::endl;
     return;
   }
-  LoggedKeys keys(*std::move(opened), options.id);
+  LoggedKeys keys(*std::move(keys_[i]), name);
   options.units = options_.units;
   options.ttl = options_.ttl;
-  sim::Agent agent(&keys, options, &history_, [](const std::string& event) {
-    std::cerr << Clock(absl::Now()) << " " << event << std::endl;
-  });
+  sim::Agent agent(&keys, options, &history_,
+                   [api = options_.api](const std::string& event) {
+                     std::cerr << Clock(absl::Now()) << " " << api << " "
+                               << event << std::endl;
+                   });
   agent.Start(/*version=*/1);
   while (!stop_.load()) {
     (void)agent.Step();  // registry trouble: the next step tries again
@@ -147,27 +154,50 @@ std::vector<EndedHold> AgentFleet::Lost() const {
   return lost_;
 }
 
+std::vector<std::unique_ptr<AgentFleet>> FleetPerApi(
+    const EtcdCluster& cluster, AgentFleetOptions options,
+    const std::vector<std::string>& apis) {
+  std::vector<std::unique_ptr<AgentFleet>> fleets;
+  for (const std::string& api : apis) {
+    options.api = api;
+    fleets.push_back(std::make_unique<AgentFleet>(cluster, options));
+  }
+  return fleets;
+}
+
 namespace {
 
-// Watches `fleet` for `watch`: false at the first lost hold.
-bool NoneLost(AgentFleet& fleet, absl::Duration watch) {
+using Fleets = std::vector<std::unique_ptr<AgentFleet>>;
+
+bool AnyLost(const Fleets& fleets) {
+  for (const auto& fleet : fleets) {
+    if (!fleet->Lost().empty()) return true;
+  }
+  return false;
+}
+
+// Watches `fleets` for `watch`: false at the first lost hold.
+bool NoneLost(const Fleets& fleets, absl::Duration watch) {
   const absl::Time until = absl::Now() + watch;
   while (absl::Now() < until) {
-    if (!fleet.Lost().empty()) return false;
+    if (AnyLost(fleets)) return false;
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return fleet.Lost().empty();
+  return !AnyLost(fleets);
 }
 
 // The rounds of ExpectNoHoldLost; false after the first failure.
-bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
+bool SurviveRounds(EtcdCluster& cluster, const Fleets& fleets, int rounds,
                    absl::Duration watch,
                    const std::function<absl::StatusOr<int>()>& inject) {
   for (int round = 1; round <= rounds; ++round) {
-    if (!fleet.WaitSettled(absl::Seconds(60))) {
-      ADD_FAILURE() << "round " << round << ": the agents hold "
-                    << fleet.live_units() << " units, not all, after 60 s";
-      return false;
+    for (const auto& fleet : fleets) {
+      if (!fleet->WaitSettled(absl::Seconds(60))) {
+        ADD_FAILURE() << "round " << round << ": the " << fleet->api()
+                      << " agents hold " << fleet->live_units()
+                      << " units, not all, after 60 s";
+        return false;
+      }
     }
     absl::StatusOr<int> hit = inject();
     if (!hit.ok()) {
@@ -176,7 +206,7 @@ bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
     }
     std::cerr << Clock(absl::Now()) << " round " << round
               << ": fault on member " << *hit << std::endl;
-    if (!NoneLost(fleet, watch)) return false;
+    if (!NoneLost(fleets, watch)) return false;
     EtcdServer& member = cluster.member(*hit);
     absl::Status back = member.paused()    ? cluster.ResumeMember(*hit)
                         : member.running() ? absl::OkStatus()
@@ -187,20 +217,24 @@ bool SurviveRounds(EtcdCluster& cluster, AgentFleet& fleet, int rounds,
       return false;
     }
   }
-  return NoneLost(fleet, watch);
+  return NoneLost(fleets, watch);
 }
 
 }  // namespace
 
 void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
-                      const std::function<absl::StatusOr<int>()>& inject) {
-  AgentFleet fleet(cluster, {});
-  SurviveRounds(cluster, fleet, rounds, watch, inject);
-  fleet.Stop();
-  EXPECT_TRUE(fleet.Lost().empty()) << "holds lost:\n"
-                                    << Describe(fleet.Lost());
-  const sim::Verdict verdict = fleet.Verdict();
-  EXPECT_TRUE(verdict.safe) << ::testing::PrintToString(verdict.violations);
+                      const std::function<absl::StatusOr<int>()>& inject,
+                      const std::vector<std::string>& apis) {
+  const Fleets fleets = FleetPerApi(cluster, {}, apis);
+  SurviveRounds(cluster, fleets, rounds, watch, inject);
+  for (const auto& fleet : fleets) {
+    fleet->Stop();
+    EXPECT_TRUE(fleet->Lost().empty()) << fleet->api() << " holds lost:\n"
+                                       << Describe(fleet->Lost());
+    const sim::Verdict verdict = fleet->Verdict();
+    EXPECT_TRUE(verdict.safe)
+        << fleet->api() << ": " << ::testing::PrintToString(verdict.violations);
+  }
 }
 
 int Rounds(int ci_default) {

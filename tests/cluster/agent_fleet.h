@@ -10,10 +10,11 @@
 //   EXPECT_THAT(fleet.Lost(), IsEmpty());
 //   EXPECT_TRUE(fleet.Verdict().safe);
 //
-// Each agent runs on its own thread with its own registry client, stepping
-// as `leasehold agent` does; every hold goes to one sim::History. Agent i
-// prefers member i (of the cluster's members, in turn), so whichever member
-// fails, some agent was talking to it.
+// The agents speak the cluster's v2 keys API (api "etcd") or its v3 API
+// ("etcd3"). Each agent runs on its own thread with its own registry client,
+// stepping as `leasehold agent` does; every hold goes to one sim::History.
+// Agent i prefers member i (of the cluster's members, in turn), so whichever
+// member fails, some agent was talking to it.
 //
 // Thread-safety: methods are called from the test's thread.
 #ifndef LEASEHOLD_TESTS_CLUSTER_AGENT_FLEET_H_
@@ -30,12 +31,15 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "registry/keys_api.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tools/sim/history.h"
 
 namespace leasehold::testing {
 
 struct AgentFleetOptions {
+  // The API the agents speak: "etcd" (v2) or "etcd3" (v3).
+  std::string api = "etcd";
   int agents = 3;
   int units = 6;
   // Every lease's TTL; renewed at the Keeper's default interval (TTL / 3).
@@ -62,6 +66,8 @@ class AgentFleet {
   int live_units() const;
   // Stops every agent; each releases what it holds. Idempotent.
   void Stop();
+  // The API the agents speak.
+  const std::string& api() const { return options_.api; }
 
   // Holds that ended because the holder's Keeper reported them lost.
   std::vector<EndedHold> Lost() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -72,7 +78,8 @@ class AgentFleet {
  private:
   void Run(int i);
 
-  std::vector<std::string> uris_;  // agent i's
+  // Agent i's client, or the error opening it.
+  std::vector<absl::StatusOr<std::unique_ptr<registry::KeysApi>>> keys_;
   const AgentFleetOptions options_;
   sim::History history_;
   std::atomic<bool> stop_{false};
@@ -82,15 +89,25 @@ class AgentFleet {
   std::vector<EndedHold> lost_ ABSL_GUARDED_BY(mu_);
 };
 
+// One fleet per API of `apis` ("etcd" for v2, "etcd3" for v3), all on
+// `cluster` at once with `options` (its api set per fleet). The two APIs'
+// keys live apart, so each fleet meets the same faults without seeing the
+// other.
+std::vector<std::unique_ptr<AgentFleet>> FleetPerApi(
+    const EtcdCluster& cluster, AgentFleetOptions options,
+    const std::vector<std::string>& apis = EtcdApis());
+
 // Runs `rounds` rounds of a fault the cluster survives against a fleet of
-// agents (AgentFleetOptions defaults: 3 agents, 6 units, TTL 5 s): waits
-// until the fleet holds every unit, `inject`s the fault (it returns the
-// member it hit), watches for `watch` (stopping at the first lost hold),
-// brings the member back (restart or resume) and waits until the cluster is
-// healthy. After the last round it watches once more, stops the fleet, and
-// expects no hold lost and no two holders at once (gtest failures).
+// agents per API of `apis` (FleetPerApi; AgentFleetOptions defaults: 3 agents,
+// 6 units, TTL 5 s): waits until every fleet holds every unit, `inject`s the
+// fault (it returns the member it hit), watches for `watch` (stopping at the
+// first lost hold), brings the member back (restart or resume) and waits
+// until the cluster is healthy. After the last round it watches once more,
+// stops the fleets, and expects of each no hold lost and no two holders at
+// once (gtest failures naming the API).
 void ExpectNoHoldLost(EtcdCluster& cluster, int rounds, absl::Duration watch,
-                      const std::function<absl::StatusOr<int>()>& inject);
+                      const std::function<absl::StatusOr<int>()>& inject,
+                      const std::vector<std::string>& apis = EtcdApis());
 
 // The rounds a fault test runs: $LEASEHOLD_CLUSTER_ROUNDS if set (the full
 // targets use 10), else `ci_default`.

@@ -1,7 +1,7 @@
 // SIGKILL of a follower, with etcd's default election settings: the leader
 // keeps its quorum and no agent loses a hold (TTL 5 s, renewed at the
 // default interval), over 2 rounds, or $LEASEHOLD_CLUSTER_ROUNDS (the full
-// target: 10).
+// target: 10). Agents of both APIs (v2 and v3) meet every fault.
 #include "gtest/gtest.h"
 #include "tests/cluster/agent_fleet.h"
 #include "tests/testing/etcd_cluster.h"

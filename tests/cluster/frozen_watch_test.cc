@@ -26,21 +26,20 @@ std::unique_ptr<registry::KeysApi> Open(const std::string& uri) {
   return keys.ok() ? *std::move(keys) : nullptr;
 }
 
-std::string HostPort(EtcdCluster& cluster, int i) {
-  return absl::StrCat("127.0.0.1:", cluster.member(i).client_port());
-}
+// Each API in turn: "etcd" (v2) and "etcd3" (v3) on the same kind of
+// cluster.
+class ClusterFaultTest : public ::testing::TestWithParam<std::string> {};
 
-TEST(ClusterFaultTest, WatchOnAFrozenMemberMovesOn) {
+TEST_P(ClusterFaultTest, WatchOnAFrozenMemberMovesOn) {
   ASSERT_OK_AND_ASSIGN(auto cluster, EtcdCluster::Start());
   ASSERT_OK_AND_ASSIGN(const int leader, cluster->WaitForLeader());
   const int frozen = (leader + 1) % 3;
   const int other = (leader + 2) % 3;
   // The waiter's client uses the member that will freeze first.
-  auto holder_keys = Open(absl::StrCat("etcd://", HostPort(*cluster, leader),
-                                       ",", HostPort(*cluster, other)));
-  auto waiter_keys = Open(absl::StrCat("etcd://", HostPort(*cluster, frozen),
-                                       ",", HostPort(*cluster, leader), ",",
-                                       HostPort(*cluster, other)));
+  auto holder_keys =
+      Open(absl::StrCat(GetParam(), "://", cluster->host_port(leader), ",",
+                        cluster->host_port(other)));
+  auto waiter_keys = Open(cluster->uri_starting_at(frozen, GetParam()));
   const lease::SessionOptions long_lived = {.ttl = absl::Seconds(60)};
   ASSERT_OK_AND_ASSIGN(auto holder_session,
                        Session::Create(holder_keys.get(), long_lived));
@@ -84,6 +83,12 @@ TEST(ClusterFaultTest, WatchOnAFrozenMemberMovesOn) {
   EXPECT_TRUE(waiter.IsOwner());
   EXPECT_OK(waiter.Unlock());
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, ClusterFaultTest,
+                         ::testing::ValuesIn(EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::testing

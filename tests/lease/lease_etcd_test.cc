@@ -269,6 +269,10 @@ TEST_P(LeaseEtcdTest, WaitForChangeSkipsRenewalsAndReportsTheStealer) {
   ASSERT_THAT(change, NotNull());
   EXPECT_EQ(change->machine_id(), "machine-b");
   EXPECT_EQ(change->index(), b->index());
+  // With its TTL: a lease seen in a watch event runs out like one read.
+  EXPECT_GE(change->period(), absl::Seconds(20));
+  EXPECT_LE(change->period(), absl::Seconds(30));
+  EXPECT_LT(change->expiry(), RealClock()->Now() + absl::Seconds(30));
 }
 
 TEST_P(LeaseEtcdTest, KeeperKeepsManyLeasesPastTheirTtlThenReleases) {

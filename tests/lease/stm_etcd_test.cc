@@ -28,7 +28,8 @@ namespace leasehold::lease {
 namespace {
 
 using ::leasehold::testing::Bank;
-using ::leasehold::testing::SharedEtcd;
+using ::leasehold::testing::EtcdApis;
+using ::leasehold::testing::SharedEtcdFor;
 using ::leasehold::testing::Subprocess;
 using ::testing::Each;
 using ::testing::Ge;
@@ -81,14 +82,20 @@ bool RunTellers(Bank& bank, const std::string& uri, int first, int count,
   return ok;
 }
 
-TEST(StmEtcdTest, BankUnderConcurrentTellersKeepsItsInvariant) {
-  std::unique_ptr<registry::KeysApi> keys = OpenEtcd(SharedEtcd().uri());
+// The tests below against each API in turn (the parameter: "etcd" for v2,
+// "etcd3" for v3 on a server without v2).
+class StmEtcdTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static std::string Uri() { return SharedEtcdFor(GetParam()).uri(); }
+};
+
+TEST_P(StmEtcdTest, BankUnderConcurrentTellersKeepsItsInvariant) {
+  std::unique_ptr<registry::KeysApi> keys = OpenEtcd(Uri());
   Bank bank(keys.get(), BankOptions(TestPrefix()));
   ASSERT_OK(bank.Open());
   constexpr int kTellers = 4;
   std::vector<int64_t> moved(kTellers, 0);
-  ASSERT_TRUE(RunTellers(bank, SharedEtcd().uri(), 0, kTellers,
-                         absl::Seconds(10), &moved));
+  ASSERT_TRUE(RunTellers(bank, Uri(), 0, kTellers, absl::Seconds(10), &moved));
   ASSERT_OK_AND_ASSIGN(Bank::Audit audit, bank.Read(kTellers));
   EXPECT_EQ(audit.total, Bank::kAccounts * Bank::kInitial);
   EXPECT_THAT(audit.balances, Each(Ge(0)));
@@ -118,26 +125,24 @@ TEST(StmTellerProcess, Run) {
   }
 }
 
-TEST(StmEtcdTest, BankSurvivesTellersKilledMidCommit) {
+TEST_P(StmEtcdTest, BankSurvivesTellersKilledMidCommit) {
   const std::string prefix = TestPrefix();
-  std::unique_ptr<registry::KeysApi> keys = OpenEtcd(SharedEtcd().uri());
+  std::unique_ptr<registry::KeysApi> keys = OpenEtcd(Uri());
   Bank bank(keys.get(), BankOptions(prefix));
   ASSERT_OK(bank.Open());
   // Two tellers in this process meet whatever the killed ones leave.
   constexpr int kThreads = 2;
   constexpr int kProcesses = 12;
   std::vector<int64_t> moved(kThreads + kProcesses, 0);
-  std::thread threads([&] {
-    RunTellers(bank, SharedEtcd().uri(), 0, kThreads, absl::Seconds(10),
-               &moved);
-  });
+  std::thread threads(
+      [&] { RunTellers(bank, Uri(), 0, kThreads, absl::Seconds(10), &moved); });
   std::mt19937 rng(::testing::UnitTest::GetInstance()->random_seed());
   std::cout << "seed " << ::testing::UnitTest::GetInstance()->random_seed()
             << "\n";
   for (int p = kThreads; p < kThreads + kProcesses; ++p) {
-    Subprocess child({"/proc/self/exe", "--gtest_filter=StmTellerProcess.Run"},
-                     {absl::StrCat(kTellerEnv, "=", SharedEtcd().uri(), ",",
-                                   prefix, ",", p)});
+    Subprocess child(
+        {"/proc/self/exe", "--gtest_filter=StmTellerProcess.Run"},
+        {absl::StrCat(kTellerEnv, "=", Uri(), ",", prefix, ",", p)});
     child.WaitForOutput("moved", absl::Now() + absl::Seconds(30));
     absl::SleepFor(
         absl::Milliseconds(std::uniform_int_distribution<int>(0, 300)(rng)));
@@ -161,12 +166,25 @@ TEST(StmEtcdTest, BankSurvivesTellersKilledMidCommit) {
   }
 }
 
+INSTANTIATE_TEST_SUITE_P(Apis, StmEtcdTest, ::testing::ValuesIn(EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// The isolation suite on each API.
+std::vector<StmRegistry> EtcdRegistries() {
+  std::vector<StmRegistry> registries;
+  for (const std::string& api : EtcdApis()) {
+    registries.push_back(
+        {api, [api] { return OpenEtcd(SharedEtcdFor(api).uri()); }});
+  }
+  return registries;
+}
+
 }  // namespace
 
 INSTANTIATE_TEST_SUITE_P(Etcd, StmIsolationTest,
-                         ::testing::Values(StmRegistry{
-                             "etcd",
-                             [] { return OpenEtcd(SharedEtcd().uri()); }}),
+                         ::testing::ValuesIn(EtcdRegistries()),
                          [](const ::testing::TestParamInfo<StmRegistry>& info) {
                            return info.param.name;
                          });

@@ -282,6 +282,22 @@ TEST_P(ConformanceTest, CreateFailsWhenKeyExists) {
   EXPECT_EQ(error.index, created.etcd_index);
 }
 
+// prevExist=false is a create: prevIndex and prevValue do not guard it,
+// and a directory in its place is a node that exists.
+TEST_P(ConformanceTest, CreateIgnoresOtherGuardsAndMeetsDirectories) {
+  ASSERT_OK_AND_ASSIGN(
+      Response created,
+      keys().Set(Key("k"), "v", Guarded(false, 12345, "not this")));
+  EXPECT_EQ(created.action, "create");
+  EXPECT_EQ(created.node.value, "v");
+
+  ASSERT_OK(keys().Set(Key("d/child"), "v", {}).status());
+  absl::StatusOr<Response> over_dir = keys().Set(Key("d"), "v", Guarded(false));
+  EXPECT_THAT(over_dir, StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(ErrorOf(over_dir.status()).code, 105);
+  EXPECT_EQ(ErrorOf(over_dir.status()).cause, Key("d"));
+}
+
 TEST_P(ConformanceTest, UpdateKeepsCreatedIndex) {
   ASSERT_OK(keys().Set(Key("other"), "v", {}).status());
   absl::StatusOr<Response> missing = keys().Set(Key("k"), "v", Guarded(true));
@@ -1052,6 +1068,23 @@ TEST_P(ConformanceTest, WatchFromThePast) {
       Response child,
       WatchForEvent(Key("d"), one.node.modified_index + 1, /*recursive=*/true));
   EXPECT_EQ(child.node, two.node);
+}
+
+// A watch event of a key with a TTL carries it, as a read does: a lease
+// seen in an event runs out like one read.
+TEST_P(ConformanceTest, WatchEventCarriesTheKeysTtl) {
+  SetOptions ttl;
+  ttl.ttl = absl::Seconds(100);
+  ASSERT_OK_AND_ASSIGN(Response set, keys().Set(Key("k"), "v", ttl));
+  ASSERT_OK_AND_ASSIGN(Response event,
+                       WatchForEvent(Key("k"), set.node.modified_index));
+  EXPECT_EQ(event.node.modified_index, set.node.modified_index);
+  EXPECT_GT(event.node.ttl, 90);
+  EXPECT_LE(event.node.ttl, 100);
+  ASSERT_TRUE(event.node.expiration.has_value());
+  ASSERT_TRUE(set.node.expiration.has_value());
+  EXPECT_LE(absl::AbsDuration(*event.node.expiration - *set.node.expiration),
+            absl::Seconds(10));
 }
 
 TEST_P(ConformanceTest, WatchWakesOnWrite) {

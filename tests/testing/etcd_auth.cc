@@ -1,5 +1,10 @@
 #include "tests/testing/etcd_auth.h"
 
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -123,6 +128,24 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> StartEtcdWithAuth(
     return s;
   }
   return etcd;
+}
+
+EtcdServer& SharedEtcdWithAuth(const std::string& api) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<EtcdServer>> servers;
+  std::lock_guard<std::mutex> lock(mu);
+  std::unique_ptr<EtcdServer>& server = servers[api];
+  if (server == nullptr) {
+    absl::StatusOr<std::unique_ptr<EtcdServer>> started =
+        StartEtcdWithAuth(api);
+    if (!started.ok()) {
+      std::cerr << "cannot start etcd with auth for " << api << ": "
+                << started.status() << std::endl;
+      std::abort();
+    }
+    server = *std::move(started);
+  }
+  return *server;
 }
 
 }  // namespace leasehold::testing

@@ -34,6 +34,11 @@ absl::Status EnableEtcdV3Auth(const std::string& endpoint);
 absl::StatusOr<std::unique_ptr<EtcdServer>> StartEtcdWithAuth(
     const std::string& api = "etcd", EtcdServerOptions options = {});
 
+// One such etcd per API for every test of a binary, started on first use
+// and stopped at exit. Aborts the test binary with a clear message if it
+// cannot start.
+EtcdServer& SharedEtcdWithAuth(const std::string& api);
+
 // Sets the password of v3 user `name` (as root). etcd drops every token
 // of that user then, even when the password stays the same.
 absl::Status ChangeEtcdV3Password(const std::string& endpoint,

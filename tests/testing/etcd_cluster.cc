@@ -77,16 +77,21 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(
 
 EtcdCluster::~EtcdCluster() = default;
 
-std::string EtcdCluster::uri_starting_at(int first) const {
+std::string EtcdCluster::uri_starting_at(int first,
+                                         const std::string& api) const {
   std::vector<std::string> hosts;
-  for (int i = 0; i < size(); ++i) {
-    hosts.push_back(absl::StrCat(
-        "127.0.0.1:", members_[(first + i) % size()]->client_port()));
-  }
-  return absl::StrCat("etcd://", absl::StrJoin(hosts, ","));
+  for (int i = 0; i < size(); ++i)
+    hosts.push_back(host_port((first + i) % size()));
+  return absl::StrCat(api, "://", absl::StrJoin(hosts, ","));
 }
 
-std::string EtcdCluster::member_uri(int i) const { return members_[i]->uri(); }
+std::string EtcdCluster::member_uri(int i, const std::string& api) const {
+  return absl::StrCat(api, "://", host_port(i));
+}
+
+std::string EtcdCluster::host_port(int i) const {
+  return absl::StrCat("127.0.0.1:", members_[i]->client_port());
+}
 
 std::string EtcdCluster::endpoint(int i) const {
   return members_[i]->endpoint();

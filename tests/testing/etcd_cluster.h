@@ -14,6 +14,10 @@
 //   auto lonely = registry::Open(cluster->member_uri(0));  // answers clients
 //   ASSERT_OK(cluster->HealPartition());
 //
+// Every member serves both APIs: the v2 keys API (--enable-v2) and the v3
+// API. The URI methods take the API as their scheme, "etcd" (v2, the
+// default) or "etcd3" (v3): registry::Open(cluster->uri("etcd3")).
+//
 // Members are numbered 0..size()-1. The fault methods name the fault, not
 // the mechanism: KillLeader, PauseMember (SIGSTOP: frozen, sockets open),
 // PartitionMember (its raft traffic blackholed both ways).
@@ -73,13 +77,18 @@ class EtcdCluster {
   // member i through it.
   TcpProxy& peer_proxy(int i) { return *peer_proxies_[i]; }
 
-  // "etcd://127.0.0.1:P0,127.0.0.1:P1,...": every member, for registry::Open.
-  std::string uri() const { return uri_starting_at(0); }
+  // "etcd://127.0.0.1:P0,127.0.0.1:P1,...": every member, for registry::Open
+  // ("etcd3://…" for api "etcd3").
+  std::string uri(const std::string& api = "etcd") const {
+    return uri_starting_at(0, api);
+  }
   // Every member, member `first` first (a client prefers the first
   // endpoint): "etcd://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P0" for 1.
-  std::string uri_starting_at(int first) const;
+  std::string uri_starting_at(int first, const std::string& api = "etcd") const;
   // "etcd://127.0.0.1:Pi": member i only.
-  std::string member_uri(int i) const;
+  std::string member_uri(int i, const std::string& api = "etcd") const;
+  // "127.0.0.1:Pi": member i's client address, for URIs a test composes.
+  std::string host_port(int i) const;
   // "http://127.0.0.1:Pi": member i's client endpoint.
   std::string endpoint(int i) const;
 

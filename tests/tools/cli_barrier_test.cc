@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -29,16 +30,19 @@ namespace {
 
 using ::leasehold::testing::Eventually;
 using ::leasehold::testing::ProcessResult;
-using ::leasehold::testing::SharedEtcd;
 using ::leasehold::testing::Subprocess;
 using ::testing::HasSubstr;
 
-class CliBarrierTest : public CliTest {
+using CliBarrierUsageTest = CliTest;
+
+class CliBarrierTest : public CliApiTest {
  protected:
   CliBarrierTest()
       : dir_(absl::StrCat(
             ::testing::TempDir(), "/barrier_", getpid(), "_",
-            ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+            absl::StrReplaceAll(
+                ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                {{"/", "_"}}))) {
     std::remove(dir_.c_str());
   }
 
@@ -54,7 +58,7 @@ class CliBarrierTest : public CliTest {
 
   size_t KeysUnder(const std::string& dir) {
     absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
-        registry::Open(SharedEtcd().uri());
+        registry::Open(Etcd().uri());
     if (!keys.ok()) return 0;
     absl::StatusOr<registry::Response> r = (*keys)->Get(dir, {});
     return r.ok() ? r->node.nodes.size() : 0;
@@ -63,7 +67,7 @@ class CliBarrierTest : public CliTest {
   const std::string dir_;  // a file path prefix for this test
 };
 
-TEST_F(CliBarrierTest, TwentyWaitersGoOnOnlyOnceTheBarrierIsReleased) {
+TEST_P(CliBarrierTest, TwentyWaitersGoOnOnlyOnceTheBarrierIsReleased) {
   constexpr int kWaiters = 20;
   const std::string released = dir_ + ".released";
   ProcessResult hold = Leasehold({"barrier", "hold", "gate"});
@@ -104,7 +108,7 @@ TEST_F(CliBarrierTest, TwentyWaitersGoOnOnlyOnceTheBarrierIsReleased) {
   std::remove(released.c_str());
 }
 
-TEST_F(CliBarrierTest, AHoldWithATtlReleasesItself) {
+TEST_P(CliBarrierTest, AHoldWithATtlReleasesItself) {
   ASSERT_EQ(Leasehold({"barrier", "hold", "gate", "--ttl", "1s"}).exit_code, 0);
   ProcessResult waited =
       Leasehold({"barrier", "wait", "gate", "--timeout", "30s"});
@@ -113,7 +117,7 @@ TEST_F(CliBarrierTest, AHoldWithATtlReleasesItself) {
 
 // Twenty processes meet: nobody's CMD starts before all twenty have
 // entered, and nobody exits before every CMD has ended.
-TEST_F(CliBarrierTest, TwentyProcessesEnterAndLeaveTogether) {
+TEST_P(CliBarrierTest, TwentyProcessesEnterAndLeaveTogether) {
   constexpr int kProcesses = 20;
   const std::string log = dir_ + ".log";
   const std::string go = dir_ + ".go";
@@ -167,7 +171,7 @@ TEST_F(CliBarrierTest, TwentyProcessesEnterAndLeaveTogether) {
   std::remove(go.c_str());
 }
 
-TEST_F(CliBarrierTest, OneProcessTooManyExitsOne) {
+TEST_P(CliBarrierTest, OneProcessTooManyExitsOne) {
   Subprocess first(Argv({"barrier", "enter", "pair", "--count", "1", "--", "sh",
                          "-c", "echo in; exec sleep 60"}));
   ASSERT_TRUE(first.WaitForOutput("in", absl::Now() + absl::Seconds(60)));
@@ -180,7 +184,7 @@ TEST_F(CliBarrierTest, OneProcessTooManyExitsOne) {
             128 + SIGTERM);
 }
 
-TEST_F(CliBarrierTest, BadInputExitsTwoNamingIt) {
+TEST_F(CliBarrierUsageTest, BadInputExitsTwoNamingIt) {
   struct Case {
     std::vector<std::string> args;
     std::string names;
@@ -208,6 +212,12 @@ TEST_F(CliBarrierTest, BadInputExitsTwoNamingIt) {
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_THAT(help.out, HasSubstr("barrier enter NAME --count N"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, CliBarrierTest,
+                         ::testing::ValuesIn(testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::cli

@@ -1,8 +1,8 @@
 // The leasehold binary keeps credentials secret: no error it prints shows a
 // password or key (LeakScenarios), password files and LEASEHOLD_USERNAME /
-// LEASEHOLD_PASSWORD work against etcd with auth on, lock and elect keep
-// the password from their command, and the clear-text warning shows exactly
-// when credentials would cross the network unencrypted.
+// LEASEHOLD_PASSWORD work against etcd with auth on (v2 and v3), lock and elect
+// keep the password from their command, and the clear-text warning shows
+// exactly when credentials would cross the network unencrypted.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/etcd_auth.h"
@@ -25,7 +26,6 @@ namespace leasehold::cli {
 namespace {
 
 using ::leasehold::testing::EtcdServer;
-using ::leasehold::testing::IsOk;
 using ::leasehold::testing::kAlicePassword;
 using ::leasehold::testing::LeakScenario;
 using ::leasehold::testing::LeakScenarios;
@@ -84,17 +84,11 @@ TEST(CliSecretLeakTest, NoErrorShowsASecret) {
   }
 }
 
-class CliCredentialsTest : public ::testing::Test {
+// Each case against each API: an etcd with v2 auth ("etcd") and one
+// serving v3 alone with v3 auth ("etcd3").
+class CliCredentialsTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() {
-    auto etcd = testing::StartEtcdWithAuth();
-    ASSERT_THAT(etcd, IsOk());
-    etcd_ = etcd->release();
-  }
-  static void TearDownTestSuite() {
-    delete etcd_;
-    etcd_ = nullptr;
-  }
+  CliCredentialsTest() : etcd_(&testing::SharedEtcdWithAuth(GetParam())) {}
 
   // Under alice's role, one prefix per test.
   static std::string Prefix() {
@@ -105,7 +99,9 @@ class CliCredentialsTest : public ::testing::Test {
   static std::string PasswordFile(mode_t mode) {
     const std::string path = absl::StrCat(
         ::testing::TempDir(), "/cli-password-", getpid(), "-",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        absl::StrReplaceAll(
+            ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+            {{"/", "_"}}));
     { std::ofstream(path, std::ios::trunc) << kAlicePassword << "\n"; }
     chmod(path.c_str(), mode);
     return path;
@@ -115,12 +111,10 @@ class CliCredentialsTest : public ::testing::Test {
             absl::StrCat("LEASEHOLD_PASSWORD=", kAlicePassword)};
   }
 
-  static EtcdServer* etcd_;
+  EtcdServer* const etcd_;
 };
 
-EtcdServer* CliCredentialsTest::etcd_ = nullptr;
-
-TEST_F(CliCredentialsTest, PasswordFileWorks) {
+TEST_P(CliCredentialsTest, PasswordFileWorks) {
   const std::string uri = absl::StrCat(
       etcd_->uri(), "?username=alice&password-file=", PasswordFile(0600));
   const ProcessResult acquired =
@@ -133,7 +127,7 @@ TEST_F(CliCredentialsTest, PasswordFileWorks) {
   EXPECT_THAT(got.out, HasSubstr("machine=m"));
 }
 
-TEST_F(CliCredentialsTest, PasswordFileOthersCanReadWarnsOnce) {
+TEST_P(CliCredentialsTest, PasswordFileOthersCanReadWarnsOnce) {
   const std::string path = PasswordFile(0644);
   const ProcessResult r = Leasehold(
       absl::StrCat(etcd_->uri(), "?username=alice&password-file=", path),
@@ -144,7 +138,7 @@ TEST_F(CliCredentialsTest, PasswordFileOthersCanReadWarnsOnce) {
                            Not(HasSubstr(kAlicePassword))));
 }
 
-TEST_F(CliCredentialsTest, EnvironmentWorksWhenTheUriHasNoCredentials) {
+TEST_P(CliCredentialsTest, EnvironmentWorksWhenTheUriHasNoCredentials) {
   const ProcessResult r =
       Leasehold(etcd_->uri(), Prefix(),
                 {"lease", "acquire", "k", "--machine", "m", "--ttl", "1m"},
@@ -158,7 +152,7 @@ TEST_F(CliCredentialsTest, EnvironmentWorksWhenTheUriHasNoCredentials) {
   EXPECT_THAT(anonymous.err, HasSubstr("no username is set"));
 }
 
-TEST_F(CliCredentialsTest, LockAndElectKeepThePasswordFromTheCommand) {
+TEST_P(CliCredentialsTest, LockAndElectKeepThePasswordFromTheCommand) {
   const std::string show =
       "echo user=${LEASEHOLD_USERNAME-unset} pw=${LEASEHOLD_PASSWORD-unset}";
   const ProcessResult locked =
@@ -173,13 +167,19 @@ TEST_F(CliCredentialsTest, LockAndElectKeepThePasswordFromTheCommand) {
   EXPECT_EQ(elected.out, "user=alice pw=unset\n");
 }
 
-TEST_F(CliCredentialsTest, LoopbackCredentialsDoNotWarn) {
+TEST_P(CliCredentialsTest, LoopbackCredentialsDoNotWarn) {
   const ProcessResult r = Leasehold(
       absl::StrCat(etcd_->uri(), "?username=alice&password=", kAlicePassword),
       Prefix(), {"lease", "list"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, IsEmpty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, CliCredentialsTest,
+                         ::testing::ValuesIn(testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 // The registry is opened (and the warning given) before the lease name is
 // checked, and an empty name fails before any request: nothing is ever

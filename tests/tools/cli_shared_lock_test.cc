@@ -29,9 +29,10 @@ using ::leasehold::testing::Subprocess;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
-using CliSharedLockTest = CliTest;
+using CliSharedLockTest = CliApiTest;
+using CliSharedLockUsageTest = CliTest;
 
-TEST_F(CliSharedLockTest, SharedHoldersOverlapAndExcludeAnExclusiveOne) {
+TEST_P(CliSharedLockTest, SharedHoldersOverlapAndExcludeAnExclusiveOne) {
   const std::string go =
       absl::StrCat(::testing::TempDir(), "/shared_go_", getpid());
   std::remove(go.c_str());
@@ -40,7 +41,7 @@ TEST_F(CliSharedLockTest, SharedHoldersOverlapAndExcludeAnExclusiveOne) {
                    " ]; do sleep 0.05; done");
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   absl::StatusOr<std::unique_ptr<registry::KeysApi>> keys =
-      registry::Open(::leasehold::testing::SharedEtcd().uri());
+      registry::Open(Etcd().uri());
   ASSERT_TRUE(keys.ok()) << keys.status();
   Subprocess a(
       Argv({"lock", "--shared", "table", "--", "sh", "-c", hold_until_go}));
@@ -82,13 +83,19 @@ TEST_F(CliSharedLockTest, SharedHoldersOverlapAndExcludeAnExclusiveOne) {
   std::remove(go.c_str());
 }
 
-TEST_F(CliSharedLockTest, SharedIsALockFlagOnly) {
+TEST_F(CliSharedLockUsageTest, SharedIsALockFlagOnly) {
   ProcessResult r = Leasehold({"elect", "e", "v", "--shared", "--", "true"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--shared"));
   ProcessResult help = Leasehold({"lock", "--help"});
   EXPECT_THAT(help.out, HasSubstr("--shared"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, CliSharedLockTest,
+                         ::testing::ValuesIn(testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::cli

@@ -23,7 +23,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class CliTxnTest : public CliTest {
+class CliTxnTest : public CliApiTest {
  protected:
   // `leasehold … txn` with `script` on stdin.
   testing::ProcessResult Txn(const std::string& script) {
@@ -43,7 +43,7 @@ class CliTxnTest : public CliTest {
   int scripts_ = 0;
 };
 
-TEST_F(CliTxnTest, WritesTogetherThenReadsAndPrintsTheCommitIndex) {
+TEST_P(CliTxnTest, WritesTogetherThenReadsAndPrintsTheCommitIndex) {
   testing::ProcessResult put =
       Txn("# two machines\nput machine/a/units unit-1 unit-2\n"
           "put machine/b/units unit-3\n");
@@ -64,7 +64,7 @@ TEST_F(CliTxnTest, WritesTogetherThenReadsAndPrintsTheCommitIndex) {
   EXPECT_EQ(Field(lines[3], "committed"), "true");
 }
 
-TEST_F(CliTxnTest, GuardDecidesWhetherTheUnitMoves) {
+TEST_P(CliTxnTest, GuardDecidesWhetherTheUnitMoves) {
   ASSERT_EQ(Txn("put unit/u1 machine-a\n").exit_code, 0);
   testing::ProcessResult refused =
       Txn("if unit/u1 = machine-b\nput unit/u1 machine-c\nput moved yes\n");
@@ -81,7 +81,7 @@ TEST_F(CliTxnTest, GuardDecidesWhetherTheUnitMoves) {
               HasSubstr("key=unit/u1 value=machine-b"));
 }
 
-TEST_F(CliTxnTest, BadScriptLineIsAUsageErrorNamingIt) {
+TEST_P(CliTxnTest, BadScriptLineIsAUsageErrorNamingIt) {
   testing::ProcessResult r = Txn("get a\nfrob a b\nput c d\n");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("line 2 \"frob a b\": unknown command"));
@@ -91,6 +91,12 @@ TEST_F(CliTxnTest, BadScriptLineIsAUsageErrorNamingIt) {
   // Nothing was written by any of them.
   EXPECT_THAT(Txn("get c\n").out, HasSubstr("key=c absent=true"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Apis, CliTxnTest,
+                         ::testing::ValuesIn(testing::EtcdApis()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace leasehold::cli
