@@ -304,7 +304,7 @@ etcd_internal::HttpTransportOptions etcd_internal::TransportOptions(
   return out;
 }
 
-absl::Status etcd_internal::CheckClusterVersion(
+absl::StatusOr<etcd_internal::VersionAt> etcd_internal::ReadClusterVersion(
     HttpTransport& transport, const std::vector<std::string>& endpoints,
     size_t start, const CancelToken* stop) {
   absl::Status last;
@@ -328,19 +328,42 @@ absl::Status etcd_internal::CheckClusterVersion(
       last = Prefixed(where, version.status());
       continue;
     }
-    if (version->major < kOldestClusterMajor ||
-        (version->major == kOldestClusterMajor &&
-         version->minor < kOldestClusterMinor)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "reject-old-cluster: etcd at ", endpoint, " runs version ",
-          absl::CHexEscape(version->text), ", older than ", kOldestClusterMajor,
-          ".", kOldestClusterMinor));
-    }
-    return absl::OkStatus();
+    return VersionAt{endpoint, *std::move(version)};
   }
   return absl::UnavailableError(
       absl::StrCat("reject-old-cluster: no endpoint told its etcd version (",
                    endpoints.size(), " tried); last: ", last.message()));
+}
+
+absl::Status etcd_internal::CheckClusterVersion(
+    const absl::StatusOr<VersionAt>& read) {
+  if (!read.ok()) return read.status();
+  const EtcdVersion& version = read->version;
+  if (version.major < kOldestClusterMajor ||
+      (version.major == kOldestClusterMajor &&
+       version.minor < kOldestClusterMinor)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "reject-old-cluster: etcd at ", read->endpoint, " runs version ",
+        absl::CHexEscape(version.text), ", older than ", kOldestClusterMajor,
+        ".", kOldestClusterMinor));
+  }
+  return absl::OkStatus();
+}
+
+bool etcd_internal::RevokesLeasesAfterAStall(absl::string_view version) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(version, '.');
+  int major = 0, minor = 0, patch = 0;
+  if (parts.size() < 3 || !absl::SimpleAtoi(parts[0], &major) ||
+      !absl::SimpleAtoi(parts[1], &minor) ||
+      !absl::SimpleAtoi(
+          parts[2].substr(0, parts[2].find_first_not_of("0123456789")),
+          &patch)) {
+    return false;
+  }
+  if (major != 3) return major < 3;
+  if (minor == 4) return patch < 28;
+  if (minor == 5) return patch < 11;
+  return minor < 4;
 }
 
 namespace {
@@ -462,8 +485,8 @@ class EtcdClient final : public KeysApi {
   // version (GET /version) runs etcd 3.4 or newer.
   absl::Status CheckClusterVersion() {
     const auto [endpoints, start] = endpoints_.Snapshot();
-    return etcd_internal::CheckClusterVersion(transport_, endpoints, start,
-                                              /*stop=*/nullptr);
+    return etcd_internal::CheckClusterVersion(etcd_internal::ReadClusterVersion(
+        transport_, endpoints, start, /*stop=*/nullptr));
   }
   bool reject_old_cluster() const { return options_.reject_old_cluster; }
 

@@ -33,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "registry/clock.h"
+#include "registry/etcd/json_codec.h"
 #include "registry/keys_api.h"
 
 namespace leasehold::registry {
@@ -124,13 +125,26 @@ class HttpTransport;
 absl::Status PrepareEtcdOptions(EtcdOptions& options);
 // The transport's share of the options.
 HttpTransportOptions TransportOptions(const EtcdOptions& options);
-// reject_old_cluster's check: asks GET /version of the endpoints in turn
-// from endpoints[start]; the first that answers decides. OK for 3.4 or
-// newer, kFailedPrecondition naming the endpoint and its version for an
-// older cluster, kUnavailable when none tells its version.
-absl::Status CheckClusterVersion(HttpTransport& transport,
-                                 const std::vector<std::string>& endpoints,
-                                 size_t start, const CancelToken* stop);
+// What GET /version answered, and where.
+struct VersionAt {
+  std::string endpoint;
+  EtcdVersion version;
+};
+// Asks GET /version of the endpoints in turn from endpoints[start]: the
+// first that answers. kUnavailable (for reject-old-cluster) when none
+// tells its version.
+absl::StatusOr<VersionAt> ReadClusterVersion(
+    HttpTransport& transport, const std::vector<std::string>& endpoints,
+    size_t start, const CancelToken* stop);
+// reject_old_cluster's check of what ReadClusterVersion read: OK for 3.4
+// or newer, kFailedPrecondition naming the endpoint and its version for an
+// older cluster, or the read's own error.
+absl::Status CheckClusterVersion(const absl::StatusOr<VersionAt>& read);
+// Whether an etcd server of `version` ("3.4.23") lets a leader that
+// stalled longer than a lease's TTL revoke, once it runs again, the v3
+// leases renewed on its successor meanwhile (etcd issue #15247; fixed in
+// 3.4.28 and 3.5.11). False for a version it cannot read.
+bool RevokesLeasesAfterAStall(absl::string_view version);
 // Sleeps on `clock` until `until`, returning early if `cancel` (may be
 // null) fires.
 void SleepUnlessCancelled(Clock& clock, absl::Time until,

@@ -371,15 +371,15 @@ absl::StatusOr<EtcdVersion> ParseEtcdVersion(absl::string_view body) {
     }
     return AsString(member->value);
   };
+  const std::optional<std::string> server = text_of("etcdserver");
   std::optional<std::string> version = text_of("etcdcluster");
-  if (!version.has_value() || *version == "not_decided") {
-    version = text_of("etcdserver");
-  }
+  if (!version.has_value() || *version == "not_decided") version = server;
   if (!version.has_value()) {
     return Malformed("etcdserver", "missing or not a string");
   }
   EtcdVersion out;
   out.text = *std::move(version);
+  out.server = server.value_or("");
   std::vector<absl::string_view> parts = absl::StrSplit(out.text, '.');
   if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &out.major) ||
       !absl::SimpleAtoi(parts[1], &out.minor) || out.major < 0 ||

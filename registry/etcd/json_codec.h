@@ -68,6 +68,8 @@ struct EtcdVersion {
   int major = 0;
   int minor = 0;
   std::string text;  // "3.4.0", as etcd wrote it
+  // The answering member's own version ("3.4.23"); empty when not given.
+  std::string server;
 };
 absl::StatusOr<EtcdVersion> ParseEtcdVersion(absl::string_view body);
 

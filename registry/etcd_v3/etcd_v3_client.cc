@@ -344,11 +344,11 @@ class EtcdV3Client final : public KeysApi {
   absl::StatusOr<Response> Watch(const std::string& key,
                                  const WatchOptions& options) override;
 
-  // See EtcdOptions::reject_old_cluster.
-  absl::Status CheckClusterVersion() {
+  // GET /version of the first endpoint that answers.
+  absl::StatusOr<etcd_internal::VersionAt> ReadClusterVersion() {
     const auto [endpoints, start] = endpoints_.Snapshot();
-    return etcd_internal::CheckClusterVersion(transport_, endpoints, start,
-                                              /*stop=*/nullptr);
+    return etcd_internal::ReadClusterVersion(transport_, endpoints, start,
+                                             /*stop=*/nullptr);
   }
 
  private:
@@ -1860,11 +1860,28 @@ absl::StatusOr<std::unique_ptr<KeysApi>> NewEtcdV3Client(EtcdOptions options) {
     return ready;
   }
   const bool reject_old_cluster = options.reject_old_cluster;
+  const etcd_internal::Warner warn = etcd_internal::WarnerFor(options);
   auto client = std::make_unique<EtcdV3Client>(std::move(options));
+  // One look at the version serves reject-old-cluster and a warning about
+  // an etcd whose stalled leader can revoke the leases of the holders.
+  const absl::StatusOr<etcd_internal::VersionAt> version =
+      client->ReadClusterVersion();
   if (reject_old_cluster) {
-    if (absl::Status version = client->CheckClusterVersion(); !version.ok()) {
-      return version;
+    if (absl::Status old = etcd_internal::CheckClusterVersion(version);
+        !old.ok()) {
+      return old;
     }
+  }
+  if (version.ok() &&
+      etcd_internal::RevokesLeasesAfterAStall(version->version.server)) {
+    warn(absl::StrCat(
+        "etcd at ", version->endpoint, " runs version ",
+        absl::CHexEscape(version->version.server),
+        ": a leader of it that stalls longer than a lease's TTL can, once it "
+        "runs again, revoke the v3 leases renewed on its successor meanwhile "
+        "(etcd issue #15247), and a standby can then take over from a holder "
+        "that still believes it holds; run etcd 3.4.28, 3.5.11 or later for "
+        "etcd3:// (etcd:// is not affected)"));
   }
   return client;
 }

@@ -2,11 +2,12 @@
 // settings: the others elect a new leader and no agent loses a hold (TTL
 // 5 s, renewed at the default interval), over 1 round, or
 // $LEASEHOLD_CLUSTER_ROUNDS (the full target: 10), on each API.
-#include <vector>
+#include <string>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
+#include "registry/etcd/etcd_client.h"
+#include "registry/etcd/json_codec.h"
 #include "tests/cluster/agent_fleet.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tests/testing/etcd_server.h"
@@ -16,30 +17,15 @@ namespace leasehold::testing {
 namespace {
 
 // Whether the cluster's etcd keeps a frozen leader, once it runs again,
-// from revoking the v3 leases renewed on its successor meanwhile: etcd
-// 3.4.28 and 3.5.11 on (etcd issue #15247, fixed by etcd PR #16822).
+// from revoking the v3 leases renewed on its successor meanwhile.
 absl::StatusOr<bool> OldLeaderCannotRevokeLeases(EtcdCluster& cluster) {
-  absl::StatusOr<std::string> version =
+  absl::StatusOr<std::string> body =
       HttpGet(cluster.endpoint(0) + "/version", absl::Seconds(10));
+  if (!body.ok()) return body.status();
+  absl::StatusOr<registry::etcd_internal::EtcdVersion> version =
+      registry::etcd_internal::ParseEtcdVersion(*body);
   if (!version.ok()) return version.status();
-  constexpr char kField[] = "\"etcdserver\":\"";
-  const size_t at = version->find(kField);
-  if (at == std::string::npos) {
-    return absl::InternalError("no etcdserver version in " + *version);
-  }
-  const size_t from = at + sizeof(kField) - 1;
-  const std::vector<std::string> parts = absl::StrSplit(
-      version->substr(from, version->find('"', from) - from), '.');
-  int major = 0, minor = 0, patch = 0;
-  if (parts.size() < 3 || !absl::SimpleAtoi(parts[0], &major) ||
-      !absl::SimpleAtoi(parts[1], &minor) ||
-      !absl::SimpleAtoi(parts[2], &patch)) {
-    return absl::InternalError("unreadable etcd version in " + *version);
-  }
-  if (major != 3) return major > 3;
-  if (minor == 4) return patch >= 28;
-  if (minor == 5) return patch >= 11;
-  return minor > 5;
+  return !registry::etcd_internal::RevokesLeasesAfterAStall(version->server);
 }
 
 // Each API in turn: "etcd" (v2) and "etcd3" (v3).

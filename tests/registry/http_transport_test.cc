@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "registry/errors.h"
 #include "registry/etcd/etcd_client.h"
+#include "registry/etcd_v3/etcd_v3_client.h"
 #include "registry/open.h"
 #include "tests/testing/etcd_server.h"
 #include "tests/testing/loopback_net.h"
@@ -32,7 +33,9 @@ using ::leasehold::testing::HttpAnswer;
 using ::leasehold::testing::IsOk;
 using ::leasehold::testing::StatusIs;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::SizeIs;
 
@@ -646,10 +649,13 @@ std::string VersionAnswer(absl::string_view server, absl::string_view cluster) {
                         cluster, R"("})"));
 }
 
-// Both clients, v2 and v3, check the version when asked, and only then.
+// Both clients, v2 and v3, refuse an old version when asked, and only
+// then. The v3 client reads the version at every open (for the warning
+// below); the v2 client only for the check.
 TEST(EtcdClientUnitTest, RejectOldClusterRefusesClustersOlderThan34) {
   for (const char* scheme : {"etcd://", "etcd3://"}) {
     SCOPED_TRACE(scheme);
+    const size_t asked_anyway = scheme == std::string("etcd3://") ? 1 : 0;
     auto old_cluster = Serve(
         [](absl::string_view) { return VersionAnswer("3.3.25", "3.3.0"); });
     const std::string uri =
@@ -663,11 +669,45 @@ TEST(EtcdClientUnitTest, RejectOldClusterRefusesClustersOlderThan34) {
     ASSERT_THAT(old_cluster->requests(), SizeIs(1));
     EXPECT_TRUE(
         absl::StartsWith(old_cluster->requests()[0], "GET /version HTTP/1.1"));
-    // Without the option nothing is asked when opening.
     EXPECT_THAT(Open(absl::StrCat(uri, "?reject-old-cluster=false")), IsOk());
     EXPECT_THAT(Open(uri), IsOk());
-    EXPECT_THAT(old_cluster->requests(), SizeIs(1));
+    EXPECT_THAT(old_cluster->requests(), SizeIs(1 + 2 * asked_anyway));
   }
+}
+
+// etcd before 3.4.28 and 3.5.11 lets a stalled leader revoke live v3
+// leases (etcd issue #15247): opening etcd3:// on one says so, naming the
+// version; a fixed etcd, or one that does not answer, gets no warning.
+TEST(EtcdClientUnitTest, Etcd3WarnsOfAnEtcdWhoseStalledLeaderRevokesLeases) {
+  std::string answer;
+  auto server = Serve([&](absl::string_view) { return answer; });
+  const auto warnings_for = [&](absl::string_view version) {
+    answer = VersionAnswer(version, "3.4.0");
+    std::vector<std::string> warnings;
+    EtcdOptions options;
+    options.endpoints = {server->endpoint()};
+    options.warn = [&](absl::string_view w) { warnings.emplace_back(w); };
+    EXPECT_THAT(NewEtcdV3Client(options), IsOk());
+    return warnings;
+  };
+  for (const char* affected :
+       {"3.4.23", "3.4.27", "3.5.0", "3.5.10", "3.3.25"}) {
+    EXPECT_THAT(
+        warnings_for(affected),
+        ElementsAre(AllOf(HasSubstr(absl::StrCat("etcd at ", server->endpoint(),
+                                                 " runs version ", affected)),
+                          HasSubstr("etcd issue #15247"),
+                          HasSubstr("3.4.28, 3.5.11 or later"))))
+        << affected;
+  }
+  for (const char* fixed : {"3.4.28", "3.4.30", "3.5.11", "3.5.17", "3.6.0",
+                            "3.6.0-rc.1", "4.0.0", "banana"}) {
+    EXPECT_THAT(warnings_for(fixed), IsEmpty()) << fixed;
+  }
+  EtcdOptions silent;
+  silent.endpoints = {DeadEndpoint()};
+  silent.warn = [](absl::string_view w) { ADD_FAILURE() << w; };
+  EXPECT_THAT(NewEtcdV3Client(silent), IsOk());
 }
 
 TEST(EtcdClientUnitTest, RejectOldClusterReadsTheClusterVersion) {

@@ -11,9 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/etcd_auth.h"
@@ -47,13 +50,24 @@ int Count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// Runs the tool; its stderr comes back without the warning etcd3:// gives
+// about an etcd older than 3.4.28 (the etcd these tests start may be one):
+// that warning has a test of its own, these count the credential ones.
 ProcessResult Leasehold(const std::string& uri, const std::string& prefix,
                         const std::vector<std::string>& args,
                         const std::vector<std::string>& env = {}) {
   std::vector<std::string> argv = {LEASEHOLD_BINARY, "--registry", uri,
                                    "--prefix", prefix};
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunProcess(argv, env);
+  ProcessResult result = RunProcess(argv, env);
+  std::vector<absl::string_view> kept;
+  for (absl::string_view line :
+       absl::StrSplit(result.err, absl::ByString("\n"), absl::SkipEmpty())) {
+    if (!absl::StrContains(line, "etcd issue #15247")) kept.push_back(line);
+  }
+  result.err =
+      kept.empty() ? "" : absl::StrCat(absl::StrJoin(kept, "\n"), "\n");
+  return result;
 }
 
 TEST(CliSecretLeakTest, NoErrorShowsASecret) {
