@@ -507,11 +507,14 @@ class Pair {
   // Marked: a v3 watch event's X-Etcd-Index may be older than the store's
   // (the client answers from the batch of events it last received, made
   // at that batch's revision), and its TTL is what is left now (v2: the
-  // TTL at the event; the expiration, which compares, is the same). Checks
-  // what holds of those two and makes them compare; empty when they do.
-  static std::string AsMemWatchAnswers(const Op& op,
-                                       const absl::StatusOr<Response>& mem,
-                                       absl::StatusOr<Response>& etcd) {
+  // TTL at the event; the expiration, which compares, is the same). The
+  // event of a key replaced or deleted since has no TTL left to read (the
+  // write that superseded it revoked the key's own lease): it reads as
+  // expiring now. Checks what holds of these and makes them compare;
+  // empty when they do.
+  std::string AsMemWatchAnswers(const Op& op,
+                                const absl::StatusOr<Response>& mem,
+                                absl::StatusOr<Response>& etcd) const {
     if (op.kind != Op::kWatch || !mem.ok() || !etcd.ok()) return "";
     if (etcd->etcd_index < etcd->node.modified_index ||
         etcd->etcd_index > mem->etcd_index) {
@@ -520,11 +523,23 @@ class Pair {
           etcd->node.modified_index, " and the store's ", mem->etcd_index);
     }
     etcd->etcd_index = mem->etcd_index;
+    if (etcd->node.ttl == 0 && mem->node.ttl > 0 &&
+        etcd->node.expiration.has_value() &&
+        *etcd->node.expiration <= RealClock()->Now() && Superseded(mem->node)) {
+      etcd->node.ttl = mem->node.ttl;
+      etcd->node.expiration = mem->node.expiration;
+    }
     if (etcd->node.ttl > 0 && mem->node.ttl > 0 &&
         etcd->node.ttl <= mem->node.ttl + 1) {
       etcd->node.ttl = mem->node.ttl;
     }
     return "";
+  }
+
+  // Whether the memory registry's `node` has been replaced or deleted.
+  bool Superseded(const Node& node) const {
+    const absl::StatusOr<Response> now = mem_.keys->Get(node.key, {});
+    return !now.ok() || now->node.modified_index != node.modified_index;
   }
 
   const bool v3_;
