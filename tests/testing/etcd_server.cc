@@ -164,6 +164,10 @@ absl::StatusOr<std::string> HttpGet(const std::string& url,
   return body;
 }
 
+bool IsEtcdVersionWarning(absl::string_view warning) {
+  return absl::StrContains(warning, "etcd issue #15247");
+}
+
 int FreePort() {
   // A port from below the ephemeral range: between being picked here and
   // bound by etcd, it cannot become the source port of some connection

@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -29,6 +28,7 @@ namespace leasehold::cli {
 namespace {
 
 using ::leasehold::testing::EtcdServer;
+using ::leasehold::testing::IsEtcdVersionWarning;
 using ::leasehold::testing::kAlicePassword;
 using ::leasehold::testing::LeakScenario;
 using ::leasehold::testing::LeakScenarios;
@@ -63,7 +63,7 @@ ProcessResult Leasehold(const std::string& uri, const std::string& prefix,
   std::vector<absl::string_view> kept;
   for (absl::string_view line :
        absl::StrSplit(result.err, absl::ByString("\n"), absl::SkipEmpty())) {
-    if (!absl::StrContains(line, "etcd issue #15247")) kept.push_back(line);
+    if (!IsEtcdVersionWarning(line)) kept.push_back(line);
   }
   result.err =
       kept.empty() ? "" : absl::StrCat(absl::StrJoin(kept, "\n"), "\n");
