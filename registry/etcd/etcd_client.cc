@@ -38,14 +38,10 @@ using etcd_internal::CheckSuccess;
 using etcd_internal::HttpRequest;
 using etcd_internal::HttpResponse;
 using etcd_internal::HttpResult;
+using etcd_internal::kWatchRetryFirst;
+using etcd_internal::kWatchRetryMax;
 using etcd_internal::LivenessCheck;
 using etcd_internal::SleepUnlessCancelled;
-
-// A watch whose connection failed waits this long before reconnecting,
-// doubling up to the maximum, so a member restart costs at most about a
-// second of extra latency without spinning on refused connections.
-constexpr absl::Duration kWatchRetryFirst = absl::Milliseconds(50);
-constexpr absl::Duration kWatchRetryMax = absl::Seconds(1);
 
 // reject_old_cluster refuses clusters older than this.
 constexpr int kOldestClusterMajor = 3;

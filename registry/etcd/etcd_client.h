@@ -145,6 +145,12 @@ absl::Status CheckClusterVersion(const absl::StatusOr<VersionAt>& read);
 // leases renewed on its successor meanwhile (etcd issue #15247; fixed in
 // 3.4.28 and 3.5.11). False for a version it cannot read.
 bool RevokesLeasesAfterAStall(absl::string_view version);
+// A watch whose connection failed waits kWatchRetryFirst before
+// reconnecting, doubling up to kWatchRetryMax, so a member restart costs at
+// most about a second of extra latency without spinning on refused
+// connections (both clients, v2 and v3).
+inline constexpr absl::Duration kWatchRetryFirst = absl::Milliseconds(50);
+inline constexpr absl::Duration kWatchRetryMax = absl::Seconds(1);
 // Sleeps on `clock` until `until`, returning early if `cancel` (may be
 // null) fires.
 void SleepUnlessCancelled(Clock& clock, absl::Time until,

@@ -34,6 +34,8 @@ namespace {
 using etcd_internal::HttpRequest;
 using etcd_internal::HttpResponse;
 using etcd_internal::HttpResult;
+using etcd_internal::kWatchRetryFirst;
+using etcd_internal::kWatchRetryMax;
 using etcd_internal::LivenessCheck;
 using etcd_internal::SleepUnlessCancelled;
 using etcd_v3_internal::Base64;
@@ -47,10 +49,6 @@ using etcd_v3_internal::RangeResult;
 using etcd_v3_internal::TxnResult;
 using etcd_v3_internal::WatchMessage;
 
-// As in the v2 client: a failed watch reconnects after a pause that doubles
-// up to a second.
-constexpr absl::Duration kWatchRetryFirst = absl::Milliseconds(50);
-constexpr absl::Duration kWatchRetryMax = absl::Seconds(1);
 // A refresh or an in-order create whose key changed under it (or whose
 // random name was taken) starts over this many times at most.
 constexpr int kMaxAttempts = 5;
