@@ -414,6 +414,12 @@ class EtcdV3Client final : public KeysApi {
   absl::Status FillTtls(absl::string_view context, absl::Time deadline,
                         const std::vector<KeyValue>& kvs,
                         std::map<int64_t, int64_t>& ttls);
+  // POSTs {"ID": lease} to `path` and parses the answer with `parse`; an
+  // answer about another lease is malformed (kDataLoss).
+  absl::StatusOr<LeaseResult> AboutLease(
+      absl::string_view context, const char* path, int64_t lease,
+      absl::Time deadline,
+      absl::StatusOr<LeaseResult> (*parse)(absl::string_view));
   absl::StatusOr<int64_t> TimeToLive(absl::string_view context, int64_t lease,
                                      absl::Time deadline);
   absl::StatusOr<LeaseResult> Grant(absl::string_view context, int64_t seconds,
@@ -810,15 +816,15 @@ void EtcdV3Client::RevokeSuperseded(const KeyValue& prev, int64_t now_lease,
   Revoke(prev.lease, deadline);
 }
 
-absl::StatusOr<int64_t> EtcdV3Client::TimeToLive(absl::string_view context,
-                                                 int64_t lease,
-                                                 absl::Time deadline) {
-  absl::StatusOr<LeaseResult> read = Call<LeaseResult>(
-      context, "/v3/lease/timetolive", absl::StrCat("{\"ID\":\"", lease, "\"}"),
+absl::StatusOr<LeaseResult> EtcdV3Client::AboutLease(
+    absl::string_view context, const char* path, int64_t lease,
+    absl::Time deadline,
+    absl::StatusOr<LeaseResult> (*parse)(absl::string_view)) {
+  return Call<LeaseResult>(
+      context, path, absl::StrCat("{\"ID\":\"", lease, "\"}"),
       /*idempotent=*/true, deadline,
       [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
-        absl::StatusOr<LeaseResult> r =
-            etcd_v3_internal::ParseLeaseTimeToLive(b);
+        absl::StatusOr<LeaseResult> r = parse(b);
         if (r.ok() && r->id != lease) {
           return absl::DataLossError(
               absl::StrCat("malformed etcd v3 response: lease ", r->id,
@@ -826,6 +832,14 @@ absl::StatusOr<int64_t> EtcdV3Client::TimeToLive(absl::string_view context,
         }
         return r;
       });
+}
+
+absl::StatusOr<int64_t> EtcdV3Client::TimeToLive(absl::string_view context,
+                                                 int64_t lease,
+                                                 absl::Time deadline) {
+  absl::StatusOr<LeaseResult> read =
+      AboutLease(context, "/v3/lease/timetolive", lease, deadline,
+                 etcd_v3_internal::ParseLeaseTimeToLive);
   if (!read.ok()) return read.status();
   // etcd v3 truncates the seconds left, etcd v2 rounds them up (what is
   // left of a 2 s TTL a moment later reads 1 on v3, 2 on v2): report them
@@ -1246,18 +1260,8 @@ std::optional<absl::StatusOr<Response>> EtcdV3Client::QuickRenew(
 absl::StatusOr<LeaseResult> EtcdV3Client::KeepAlive(absl::string_view context,
                                                     int64_t lease,
                                                     absl::Time deadline) {
-  return Call<LeaseResult>(
-      context, "/v3/lease/keepalive", absl::StrCat("{\"ID\":\"", lease, "\"}"),
-      /*idempotent=*/true, deadline,
-      [&](absl::string_view b) -> absl::StatusOr<LeaseResult> {
-        absl::StatusOr<LeaseResult> r =
-            etcd_v3_internal::ParseLeaseKeepAlive(b);
-        if (r.ok() && r->id != lease) {
-          return absl::DataLossError(
-              "malformed etcd v3 response: another lease kept alive");
-        }
-        return r;
-      });
+  return AboutLease(context, "/v3/lease/keepalive", lease, deadline,
+                    etcd_v3_internal::ParseLeaseKeepAlive);
 }
 
 absl::StatusOr<Response> EtcdV3Client::Refresh(const std::string& key,
