@@ -137,6 +137,9 @@ class DoubleBarrierTest : public testing::LockFixture {
     };
   }
 
+  // Declared before the sessions that may use it: a session releases its
+  // keys through it when the fixture ends.
+  FaultyKeysApi dying_keys_{memory_.get(), &clock_};
   std::vector<std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<DoubleBarrier>> barriers_;
 };
@@ -240,18 +243,15 @@ TEST_F(DoubleBarrierTest, GivingUpOnEnterDeletesTheKey) {
 // A party that dies inside the barrier (its renewals fail) is gone at its
 // TTL, and the others leave without it.
 TEST_F(DoubleBarrierTest, APartyThatDiesInsideDoesNotHoldTheOthersForever) {
-  FaultyKeysApi dying_keys(memory_.get(), &clock_);
   Make(2, 3);
-  sessions_.push_back(NewSession(absl::Seconds(5), &dying_keys));
-  barriers_.push_back(
-      std::make_unique<DoubleBarrier>(sessions_.back().get(), "round", 3));
+  Make(1, 3, absl::Seconds(5), &dying_keys_);
   Waiters entering(3);
   for (int i = 0; i < 3; ++i) entering.Start(i, Enter(i));
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(Eventually([&] { return entering.state(i) != 0; })) << i;
     ASSERT_OK(entering.result(i));
   }
-  dying_keys.FailNext(FaultyKeysApi::kSet, FaultyKeysApi::kForever);
+  dying_keys_.FailNext(FaultyKeysApi::kSet, FaultyKeysApi::kForever);
   Waiters leaving(2);
   for (int i = 0; i < 2; ++i) leaving.Start(i, Leave(i));
   EXPECT_TRUE(StaysFalse([&] { return leaving.state(0) != 0; }));
