@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd_response registry_uri lease_value cli_args hold_line)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd_response etcd_v3_response registry_uri lease_value cli_args hold_line)
 
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
