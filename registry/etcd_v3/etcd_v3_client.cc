@@ -6,13 +6,13 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -314,7 +314,8 @@ class EtcdV3Client final : public KeysApi {
         transport_(TransportOptions(options_)),
         clear_text_(options_, etcd_internal::WarnerFor(options_),
                     "etcd v3 authentication"),
-        endpoints_(options_.endpoints) {
+        endpoints_(options_.endpoints),
+        names_(std::random_device{}()) {
     clear_text_.Check(options_.endpoints);
     if (!options_.username.empty()) {
       auth_.emplace(*clock_, [this](absl::Time deadline) {
@@ -502,7 +503,10 @@ class EtcdV3Client final : public KeysApi {
   std::atomic<int64_t> min_ttl_{0};
 
   mutable std::mutex mu_;
-  absl::BitGen bits_ ABSL_GUARDED_BY(mu_);
+  // In-order key names. Seeded from std::random_device like the library's
+  // other generators, not from abseil's shared pool, whose lazy seeding
+  // ThreadSanitizer cannot see guarded when clients open from many threads.
+  std::mt19937_64 names_ ABSL_GUARDED_BY(mu_);
   // A few recent batches, the newest last.
   std::vector<EventBatch> batches_ ABSL_GUARDED_BY(mu_);
   // key → (revision, lease) of this client's last write of it.
@@ -1389,7 +1393,7 @@ absl::StatusOr<Response> EtcdV3Client::CreateInOrder(
     uint64_t name;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      name = absl::Uniform<uint64_t>(bits_);
+      name = names_();
     }
     const std::string key = absl::StrFormat("%s/%020u", d, name);
     absl::StatusOr<Response> created = Set(key, value, set);

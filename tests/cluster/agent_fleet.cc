@@ -84,9 +84,9 @@ AgentFleet::AgentFleet(const EtcdCluster& cluster, AgentFleetOptions options)
         lost_.push_back({hold, absl::Now() - hold.end});
       }),
       live_(new std::atomic<int>[options.agents]) {
-  // Clients are opened, and the log's time zone loaded, here before the
-  // agents' threads start: abseil's lazy seeding and loading (Debian's
-  // abseil is not built for ThreadSanitizer) would race only in TSan's eyes.
+  // The log's time zone is loaded here before the agents' threads start:
+  // abseil's lazy loading (Debian's abseil is not built for
+  // ThreadSanitizer) would race only in TSan's eyes.
   Clock(absl::Now());
   for (int i = 0; i < options_.agents; ++i) {
     keys_.push_back(registry::Open(

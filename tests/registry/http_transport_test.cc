@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -708,6 +709,28 @@ TEST(EtcdClientUnitTest, Etcd3WarnsOfAnEtcdWhoseStalledLeaderRevokesLeases) {
   silent.endpoints = {DeadEndpoint()};
   silent.warn = [](absl::string_view w) { ADD_FAILURE() << w; };
   EXPECT_THAT(NewEtcdV3Client(silent), IsOk());
+}
+
+// An agent per thread opens its own client: clients of both APIs open
+// from many threads at once, sharing nothing unguarded (the TSan build
+// checks this).
+TEST(EtcdClientUnitTest, ClientsOpenFromManyThreadsAtOnce) {
+  auto server =
+      Serve([](absl::string_view) { return VersionAnswer("3.4.30", "3.4.0"); });
+  constexpr int kThreads = 8;
+  std::atomic<int> opened{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      for (const char* scheme : {"etcd3://", "etcd://"}) {
+        if (Open(absl::StrCat(scheme, "127.0.0.1:", server->port())).ok()) {
+          ++opened;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 2 * kThreads);
 }
 
 TEST(EtcdClientUnitTest, RejectOldClusterReadsTheClusterVersion) {
