@@ -1,6 +1,7 @@
 #include "lease/session.h"
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 
 #include "absl/cleanup/cleanup.h"
@@ -154,30 +155,35 @@ TEST_F(SessionTest, LostFiresWhileAnotherLeasesCallbackIsSlow) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Lease> lease,
                        manager.AcquireLease("slow", "m", 1, absl::Seconds(9)));
   // A user callback on the same Keeper that blocks once the lease is lost.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, leave = false;
+  // Its gate is shared with the callback, which may still be waking on it
+  // after the test has returned.
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, leave = false;
+  };
+  const auto gate = std::make_shared<Gate>();
   // Lets the callback go however the test ends, so a failed assertion
   // reports instead of hanging in the Keeper's teardown.
-  const auto let_go = [&] {
+  const auto let_go = [gate] {
     {
-      std::lock_guard<std::mutex> lock(mu);
-      leave = true;
+      std::lock_guard<std::mutex> lock(gate->mu);
+      gate->leave = true;
     }
-    cv.notify_all();
+    gate->cv.notify_all();
   };
   const absl::Cleanup release_callback = let_go;
-  keeper_.Add(std::move(lease), [&](LeaseState state) {
+  keeper_.Add(std::move(lease), [gate](LeaseState state) {
     if (state != LeaseState::kLost) return;
-    std::unique_lock<std::mutex> lock(mu);
-    entered = true;
-    cv.wait(lock, [&] { return leave; });
+    std::unique_lock<std::mutex> lock(gate->mu);
+    gate->entered = true;
+    gate->cv.wait(lock, [&] { return gate->leave; });
   });
   ASSERT_OK(memory_->Delete("/leasehold/lease/slow", {}).status());
   clock_.Advance(absl::Milliseconds(3500));  // its renew finds it gone
   ASSERT_TRUE(Eventually([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return entered;
+    std::lock_guard<std::mutex> lock(gate->mu);
+    return gate->entered;
   }));
   ASSERT_OK(memory_->Delete(mutex.key(), {}).status());
   clock_.Advance(absl::Milliseconds(3500));  // the lock key's renew too
