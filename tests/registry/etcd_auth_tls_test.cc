@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,6 +25,7 @@
 #include "registry/open.h"
 #include "tests/testing/etcd_auth.h"
 #include "tests/testing/etcd_server.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/scoped_env.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/throwaway_ca.h"
@@ -364,6 +367,51 @@ TEST_F(EtcdV3TokenTest, ConcurrentRequestsShareTheRenewal) {
   }
   for (std::thread& t : threads) t.join();
   for (const absl::Status& s : results) EXPECT_THAT(s, IsOk());
+}
+
+// etcd's JWT tokens, each good for 1 s from its issue however often it is
+// used: the client's token runs out between requests.
+class EtcdV3TokenTtlTest : public EtcdV3TokenTest {
+ protected:
+  void SetUp() override {
+    auto ca = ThrowawayCa::Create();
+    ASSERT_THAT(ca, IsOk());
+    ca_ = *std::move(ca);
+    auto signer = ca_->Issue("jwt", "IP:127.0.0.1");
+    ASSERT_THAT(signer, IsOk());
+    EtcdServerOptions options;
+    options.extra_args = {absl::StrCat(
+        "--auth-token=jwt,pub-key=", signer->cert_file,
+        ",priv-key=", signer->key_file, ",sign-method=RS256,ttl=1s")};
+    auto started = testing::StartEtcdWithAuth("etcd3", options);
+    ASSERT_THAT(started, IsOk());
+    etcd_ = *std::move(started);
+  }
+
+  std::unique_ptr<ThrowawayCa> ca_;
+};
+
+TEST_F(EtcdV3TokenTtlTest, TokenThatRunsOutIsRenewed) {
+  ASSERT_OK_AND_ASSIGN(auto keys, Alice());
+  ASSERT_OK_AND_ASSIGN(Response first, keys->Set("/app/t", "1", {}));
+  // A token issued after the client's runs out after it: once etcd refuses
+  // this one, it refuses the client's too.
+  ASSERT_OK_AND_ASSIGN(
+      std::string later,
+      testing::EtcdV3Token(etcd_->endpoint(), "alice", kAlicePassword));
+  ASSERT_THAT(testing::ReadWithEtcdV3Token(etcd_->endpoint(), later), IsOk());
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        const absl::Status read =
+            testing::ReadWithEtcdV3Token(etcd_->endpoint(), later);
+        return absl::StrContains(read.message(), "invalid auth token");
+      },
+      std::chrono::seconds(30)));
+  SetOptions guarded;
+  guarded.prev_index = first.node.modified_index;
+  ASSERT_OK_AND_ASSIGN(Response second, keys->Set("/app/t", "2", guarded));
+  ASSERT_OK_AND_ASSIGN(Response read, keys->Get("/app/t", {}));
+  EXPECT_EQ(read.node.value, "2");
 }
 
 // A throwaway CA and two https etcds: one for 127.0.0.1 requiring client

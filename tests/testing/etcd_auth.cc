@@ -90,28 +90,44 @@ absl::Status EnableEtcdV3Auth(const std::string& endpoint) {
   return absl::OkStatus();
 }
 
-absl::Status ChangeEtcdV3Password(const std::string& endpoint,
-                                  const std::string& name,
-                                  const std::string& password) {
+absl::StatusOr<std::string> EtcdV3Token(const std::string& endpoint,
+                                        const std::string& name,
+                                        const std::string& password) {
   registry::etcd_internal::HttpTransport transport({});
   registry::etcd_internal::HttpResult r = transport.Send(
-      endpoint,
-      {"POST", "/v3/auth/authenticate",
-       absl::StrCat("{\"name\":\"root\",\"password\":\"", kRootPassword, "\"}"),
-       true});
+      endpoint, {"POST", "/v3/auth/authenticate",
+                 absl::StrCat("{\"name\":\"", name, "\",\"password\":\"",
+                              password, "\"}"),
+                 true});
   if (!r.status.ok()) return r.status;
   const size_t at = r.response.body.find("\"token\":\"");
   if (r.response.status != 200 || at == std::string::npos) {
-    return absl::InternalError(absl::StrCat(
-        "authenticate root: HTTP ", r.response.status, " ", r.response.body));
+    return absl::InternalError(absl::StrCat("authenticate ", name, ": HTTP ",
+                                            r.response.status, " ",
+                                            r.response.body));
   }
   const size_t from = at + 9;
-  const std::string token =
-      r.response.body.substr(from, r.response.body.find('"', from) - from);
+  return r.response.body.substr(from, r.response.body.find('"', from) - from);
+}
+
+absl::Status ReadWithEtcdV3Token(const std::string& endpoint,
+                                 const std::string& token) {
+  return AuthApi(endpoint, "POST", "/v3/kv/range",
+                 absl::StrCat("{\"key\":\"", absl::Base64Escape("/app/"),
+                              "\"}"),
+                 "", "", token);
+}
+
+absl::Status ChangeEtcdV3Password(const std::string& endpoint,
+                                  const std::string& name,
+                                  const std::string& password) {
+  absl::StatusOr<std::string> token =
+      EtcdV3Token(endpoint, "root", kRootPassword);
+  if (!token.ok()) return token.status();
   return AuthApi(
       endpoint, "POST", "/v3/auth/user/changepw",
       absl::StrCat("{\"name\":\"", name, "\",\"password\":\"", password, "\"}"),
-      "", "", token);
+      "", "", *token);
 }
 
 absl::StatusOr<std::unique_ptr<EtcdServer>> StartEtcdWithAuth(

@@ -39,6 +39,15 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> StartEtcdWithAuth(
 // cannot start.
 EtcdServer& SharedEtcdWithAuth(const std::string& api);
 
+// A v3 token of user `name`, fresh from /v3/auth/authenticate.
+absl::StatusOr<std::string> EtcdV3Token(const std::string& endpoint,
+                                        const std::string& name,
+                                        const std::string& password);
+// A read of /app/ carrying `token`: kInternal naming etcd's answer (say,
+// "invalid auth token") when etcd refuses it.
+absl::Status ReadWithEtcdV3Token(const std::string& endpoint,
+                                 const std::string& token);
+
 // Sets the password of v3 user `name` (as root). etcd drops every token
 // of that user then, even when the password stays the same.
 absl::Status ChangeEtcdV3Password(const std::string& endpoint,
