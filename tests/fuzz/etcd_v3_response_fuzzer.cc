@@ -19,8 +19,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/string_view.h"
-#include "registry/json_object.h"
 #include "registry/etcd_v3/v3_codec.h"
+#include "registry/json_object.h"
 
 namespace {
 

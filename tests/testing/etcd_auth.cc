@@ -112,10 +112,10 @@ absl::StatusOr<std::string> EtcdV3Token(const std::string& endpoint,
 
 absl::Status ReadWithEtcdV3Token(const std::string& endpoint,
                                  const std::string& token) {
-  return AuthApi(endpoint, "POST", "/v3/kv/range",
-                 absl::StrCat("{\"key\":\"", absl::Base64Escape("/app/"),
-                              "\"}"),
-                 "", "", token);
+  return AuthApi(
+      endpoint, "POST", "/v3/kv/range",
+      absl::StrCat("{\"key\":\"", absl::Base64Escape("/app/"), "\"}"), "", "",
+      token);
 }
 
 absl::Status ChangeEtcdV3Password(const std::string& endpoint,
