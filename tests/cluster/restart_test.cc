@@ -25,12 +25,13 @@ TEST_P(ClusterFaultTest, FullRestartKeepsLeasesWhoseTtlDidNotRunOut) {
   ASSERT_OK_AND_ASSIGN(auto cluster, EtcdCluster::Start());
   ASSERT_OK_AND_ASSIGN(auto keys, registry::Open(cluster->uri(GetParam())));
   LeaseManager leases(keys.get());
+  // Before the Keeper: its teardown tells the callback, which sets this.
+  std::atomic<bool> ever_lost{false};
   Keeper keeper;
 
   ASSERT_OK_AND_ASSIGN(auto kept,
                        leases.AcquireLease("kept", "a", 1, absl::Seconds(30)));
   ASSERT_NE(kept, nullptr);
-  std::atomic<bool> ever_lost{false};
   auto held = keeper.Add(std::move(kept), [&](LeaseState state) {
     if (state == LeaseState::kLost) ever_lost.store(true);
   });
