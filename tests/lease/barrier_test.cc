@@ -45,8 +45,9 @@ TEST_F(BarrierTest, WaitersGoOnOnlyOnceTheHolderReleases) {
   EXPECT_FALSE(held);
 
   constexpr int kCount = 5;
-  Waiters waiters(kCount);
+  // Before the waiters, whose threads use them until the waiters end.
   std::vector<Barrier> barriers(kCount, NewBarrier());
+  Waiters waiters(kCount);
   for (int i = 0; i < kCount; ++i) {
     waiters.Start(i, [&, i](const CancelToken* cancel) {
       return barriers[i].Wait(absl::InfiniteFuture(), cancel);

@@ -332,8 +332,9 @@ TEST_F(RWMutexTest, RenewalsWhileWaitersWaitKeepTheQueueOrder) {
     renewing.push_back({readers.back()->key(), 1});
     holder_keys.push_back(readers.back()->key());
   }
-  Waiters waiters(3);
+  // Before the waiters, whose threads use them until the waiters end.
   std::vector<std::unique_ptr<RWMutex>> waiting;
+  Waiters waiters(3);
   std::vector<std::string> waiting_keys;
   for (int i = 0; i < 3; ++i) {
     sessions.push_back(NewSession(absl::Seconds(9)));  // renewed every 3 s
