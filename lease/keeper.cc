@@ -86,11 +86,15 @@ std::shared_ptr<KeptLease> Keeper::Add(std::unique_ptr<Lease> lease,
 absl::Status Keeper::Remove(const std::shared_ptr<KeptLease>& kept,
                             bool release) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (kept->kept_) {
       kept->removed_ = true;
       SetState(kept, LeaseState::kLost);
     }
+    // A worker inside a call on it (a renew, or the release of a renew
+    // that landed after the loss) finishes before the caller may close the
+    // registry. No worker starts another once it is no longer kept.
+    idle_cv_.wait(lock, [&] { return !kept->busy_; });
   }
   return release ? kept->lease_->Release() : absl::OkStatus();
 }
@@ -234,7 +238,10 @@ void Keeper::WorkerLoop() {
     if (stopping_) return;
     const std::shared_ptr<KeptLease> kept = std::move(ready_.front());
     ready_.pop_front();
+    kept->busy_ = true;
     RenewOne(kept, lock);
+    kept->busy_ = false;
+    idle_cv_.notify_all();
     FireLost(lock);
   }
 }

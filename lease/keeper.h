@@ -142,6 +142,7 @@ class KeptLease {
   // Scheduling, guarded by the Keeper's mu_.
   bool kept_ = true;         // false once lost or removed
   bool removed_ = false;     // Remove() or Stop() took it back
+  bool busy_ = false;        // a worker is renewing (or giving it back)
   uint64_t renew_seq_ = 0;   // the heap entry that is its next renew
   uint64_t expiry_seq_ = 0;  // the heap entry that checks its expiry
   absl::Duration backoff_ = absl::ZeroDuration();
@@ -172,7 +173,11 @@ class Keeper {
                                  RenewCallback on_renewed = nullptr);
 
   // Stops keeping `kept` (it becomes lost) and, with `release`, releases it
-  // (Lease::Release's status; OK without release).
+  // (Lease::Release's status; OK without release). A renew of it in flight
+  // is waited for (bounded by the registry's request timeout; from a
+  // callback, the other callbacks wait that long too): once Remove returns,
+  // the Keeper makes no more calls on the lease, so its registry may be
+  // closed even while other leases of the Keeper go on.
   absl::Status Remove(const std::shared_ptr<KeptLease>& kept, bool release);
 
   // Stops all renewing. Every lease still kept becomes lost and its
@@ -245,6 +250,7 @@ class Keeper {
   std::condition_variable ready_cv_;    // idle workers: a renew is ready
   std::condition_variable notify_cv_;   // the notifier: work or stop
   std::condition_variable drained_cv_;  // Stop: callbacks delivered
+  std::condition_variable idle_cv_;     // Remove: a worker let go of one
   std::condition_variable stopped_cv_;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap_
       ABSL_GUARDED_BY(mu_);

@@ -3,6 +3,7 @@
 // threads to act on it.
 #include "lease/keeper.h"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -162,8 +163,9 @@ TEST_F(KeeperTest, ReportsEachRenewsExpiryInOrderWithTheStateChanges) {
     std::lock_guard<std::mutex> lock(mu);
     return seen;
   };
-  Keeper keeper(Options());
+  // Before the Keeper, which may still report a renew as it stops.
   const absl::Time t0 = clock_.Now();
+  Keeper keeper(Options());
   std::shared_ptr<KeptLease> kept = keeper.Add(
       Acquire("unit"), [&](LeaseState state) { note(LeaseStateName(state)); },
       /*lost=*/nullptr,
@@ -286,9 +288,10 @@ TEST_F(KeeperTest, LostAtExpiryEvenWhenEveryWorkerHangs) {
 }
 
 TEST_F(KeeperTest, StopReportsLostBeforeReleasing) {
-  Keeper keeper(Options());
+  // Before the Keeper, whose callbacks use them until it stops.
   std::mutex mu;
   std::vector<bool> key_present_when_told;
+  Keeper keeper(Options());
   std::vector<std::shared_ptr<KeptLease>> kept;
   for (int i = 0; i < 3; ++i) {
     const std::string name = "unit-" + std::to_string(i);
@@ -329,6 +332,37 @@ TEST_F(KeeperTest, RemoveStopsKeepingOneLease) {
   EXPECT_EQ(keeper.size(), 1u);
   clock_.Advance(kInterval);
   EXPECT_TRUE(Eventually([&] { return RenewedNow(*b); }));
+}
+
+// Once Remove returns, the Keeper makes no more calls on the lease, so its
+// registry may be closed: a renew in flight is waited for, also when the
+// lease is not released (a session orphaned for a successor), and nothing
+// follows it.
+TEST_F(KeeperTest, RemoveWaitsForTheRenewInFlight) {
+  Keeper keeper(Options());
+  std::shared_ptr<KeptLease> kept = keeper.Add(Acquire("unit"));
+  keys_.Block(FaultyKeysApi::kSet);
+  clock_.Advance(kInterval);
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 1; }));
+  std::atomic<bool> removed{false};
+  std::thread remover([&] {
+    EXPECT_THAT(keeper.Remove(kept, /*release=*/false), IsOk());
+    removed = true;
+  });
+  const bool returned_early = Eventually([&] { return removed.load(); },
+                                         std::chrono::milliseconds(300));
+  keys_.Unblock();
+  remover.join();
+  EXPECT_FALSE(returned_early);
+  EXPECT_EQ(kept->state(), LeaseState::kLost);
+  EXPECT_EQ(keys_.in_flight(), 0);
+  // The renew went through, and the lease is left to its successor.
+  const int calls = keys_.calls(FaultyKeysApi::kAll);
+  clock_.Advance(kInterval);
+  EXPECT_FALSE(
+      Eventually([&] { return keys_.calls(FaultyKeysApi::kAll) != calls; },
+                 std::chrono::milliseconds(200)));
+  EXPECT_TRUE(Exists("unit"));
 }
 
 TEST_F(KeeperTest, CallbackMayStopTheKeeper) {
