@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <random>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -27,6 +29,10 @@ struct SessionKey::State {
   std::mutex mu;
   bool closed ABSL_GUARDED_BY(mu) = false;  // Close or Orphan was called
   bool ended ABSL_GUARDED_BY(mu) = false;   // done() fired
+  // Every key given up (ending_thread: the thread giving them up).
+  bool end_done ABSL_GUARDED_BY(mu) = false;
+  std::thread::id ending_thread ABSL_GUARDED_BY(mu);
+  std::condition_variable end_cv;
   std::shared_ptr<KeptLease> kept ABSL_GUARDED_BY(mu);  // the session key
   std::vector<std::weak_ptr<SessionKey>> keys_held ABSL_GUARDED_BY(mu);
 };
@@ -78,14 +84,23 @@ absl::StatusOr<Created> CreateNode(State& s, const std::string& dir,
 }
 
 // Ends the session once: fires done() and gives up every key, deleting
-// them with `release`. The first failed delete's status.
+// them with `release`. The first failed delete's status. A later call
+// (Close after the Keeper ended the session) returns once every key is
+// given up, so that no renew of the session's keys is still using the
+// registry; on the thread giving them up (a lost() callback), at once.
 absl::Status EndSession(State& s, const absl::Status& cause, bool release) {
   std::vector<std::shared_ptr<SessionKey>> keys;
   std::shared_ptr<KeptLease> own;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.ended) return absl::OkStatus();
+    std::unique_lock<std::mutex> lock(s.mu);
+    if (s.ended) {
+      if (s.ending_thread != std::this_thread::get_id()) {
+        s.end_cv.wait(lock, [&] { return s.end_done; });
+      }
+      return absl::OkStatus();
+    }
     s.ended = true;
+    s.ending_thread = std::this_thread::get_id();
     for (const std::weak_ptr<SessionKey>& weak : s.keys_held) {
       if (std::shared_ptr<SessionKey> key = weak.lock()) keys.push_back(key);
     }
@@ -101,6 +116,11 @@ absl::Status EndSession(State& s, const absl::Status& cause, bool release) {
     absl::Status status = s.keeper->Remove(own, release);
     if (!IsGone(status)) result.Update(status);
   }
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.end_done = true;
+  }
+  s.end_cv.notify_all();
   return result;
 }
 

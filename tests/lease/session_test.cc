@@ -1,8 +1,11 @@
 #include "lease/session.h"
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -143,6 +146,32 @@ TEST_F(SessionTest, LostCreateResponseIsResolvedByItsUniqueValue) {
   ASSERT_OK(mutex.Lock());
   EXPECT_THAT(KeysUnder(memory_.get(), "/leasehold/lock/job"),
               ::testing::ElementsAre(mutex.key()));
+}
+
+// A session the Keeper ended (its TTL passed while its renews hung) is
+// still giving its keys up when the user closes it: Close returns only once
+// no renew of its keys is using the registry, which may then be closed.
+TEST_F(SessionTest, CloseAfterTheSessionExpiredWaitsForItsRenewsInFlight) {
+  auto session = NewSession(absl::Seconds(9));
+  Mutex mutex(session.get(), "job");
+  ASSERT_OK(mutex.Lock());
+  keys_.Block(FaultyKeysApi::kSet);
+  const absl::Cleanup unblock = [&] { keys_.Unblock(); };
+  clock_.Advance(absl::Seconds(4));  // both renews (jittered) go out, hang
+  ASSERT_TRUE(Eventually([&] { return keys_.blocked() == 2; }));
+  clock_.Advance(absl::Seconds(6));  // past the TTL on the local clock
+  ASSERT_TRUE(Eventually([&] { return session->done()->fired(); }));
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    session->Close().IgnoreError();
+    closed = true;
+  });
+  const bool returned_early =
+      Eventually([&] { return closed.load(); }, std::chrono::milliseconds(300));
+  keys_.Unblock();
+  closer.join();
+  EXPECT_FALSE(returned_early);
+  EXPECT_EQ(keys_.in_flight(), 0);
 }
 
 TEST_F(SessionTest, LostFiresWhileAnotherLeasesCallbackIsSlow) {
