@@ -105,7 +105,11 @@ void Keeper::Stop(bool release) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (stopping_) {
-      if (!on_notifier) stopped_cv_.wait(lock, [this] { return stopped_; });
+      // A callback that stopped the Keeper left the callbacks still queued
+      // to the notifier: they too have run once Stop returns.
+      if (!on_notifier) {
+        stopped_cv_.wait(lock, [this] { return stopped_ && notifier_exited_; });
+      }
       return;
     }
     stopping_ = true;
@@ -353,7 +357,11 @@ void Keeper::NotifierLoop() {
   while (true) {
     notify_cv_.wait(lock,
                     [this] { return !notify_.empty() || notifier_done_; });
-    if (notify_.empty()) return;
+    if (notify_.empty()) {
+      notifier_exited_ = true;
+      stopped_cv_.notify_all();
+      return;
+    }
     const Note next = std::move(notify_.front());
     notify_.pop_front();
     delivering_ = true;

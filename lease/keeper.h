@@ -177,7 +177,9 @@ class Keeper {
   // is waited for (bounded by the registry's request timeout; from a
   // callback, the other callbacks wait that long too): once Remove returns,
   // the Keeper makes no more calls on the lease, so its registry may be
-  // closed even while other leases of the Keeper go on.
+  // closed even while other leases of the Keeper go on. Its callbacks
+  // already queued (kLost among them) may still run after Remove returns:
+  // what they use must outlive the Keeper, or be held by them.
   absl::Status Remove(const std::shared_ptr<KeptLease>& kept, bool release);
 
   // Stops all renewing. Every lease still kept becomes lost and its
@@ -185,7 +187,8 @@ class Keeper {
   // `workers` at a time), so no holder is still acting on a lease a standby
   // can already take. When Stop returns, callbacks have run and releases
   // are done; called from a callback, it returns without waiting for the
-  // callbacks still queued. Idempotent; later calls wait for the first.
+  // callbacks still queued. Idempotent; later calls wait for the first and,
+  // after a Stop from a callback, for the callbacks it left queued.
   void Stop(bool release = false);
 
   // Leases currently kept (not lost).
@@ -271,6 +274,7 @@ class Keeper {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool delivering_ ABSL_GUARDED_BY(mu_) = false;  // a callback is running
   bool notifier_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool notifier_exited_ ABSL_GUARDED_BY(mu_) = false;  // every callback ran
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 
   std::thread scheduler_;

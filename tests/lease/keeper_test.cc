@@ -5,12 +5,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -380,6 +382,54 @@ TEST_F(KeeperTest, CallbackMayStopTheKeeper) {
   EXPECT_TRUE(Eventually([&] { return !Exists("b"); }));
   keeper.reset();
   EXPECT_TRUE(Exists("a"));  // the thief's
+}
+
+// A callback may stop the Keeper without waiting for the callbacks still
+// queued; a Stop from another thread then returns only once they have run.
+TEST_F(KeeperTest, StopWaitsForTheCallbacksAStopFromACallbackLeftQueued) {
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false, told = false;
+  };
+  const auto gate = std::make_shared<Gate>();
+  Keeper keeper(Options());
+  std::shared_ptr<KeptLease> a =
+      keeper.Add(Acquire("a", "a"), [&keeper](LeaseState state) {
+        if (state == LeaseState::kLost) keeper.Stop();
+      });
+  std::shared_ptr<KeptLease> b =
+      keeper.Add(Acquire("b"), [gate](LeaseState state) {
+        if (state != LeaseState::kLost) return;
+        std::unique_lock<std::mutex> lock(gate->mu);
+        gate->cv.wait(lock, [&] { return gate->open; });
+        gate->told = true;
+      });
+  const auto open = [gate] {
+    {
+      std::lock_guard<std::mutex> lock(gate->mu);
+      gate->open = true;
+    }
+    gate->cv.notify_all();
+  };
+  const absl::Cleanup open_anyway = open;
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Lease> thief,
+      manager_.StealLease("a", "thief", 1, kPeriod, a->lease().index()));
+  clock_.Advance(kInterval);  // a's renew finds it stolen; its callback stops
+  ASSERT_TRUE(b->WaitLost(absl::InfiniteFuture()));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    keeper.Stop();
+    stopped = true;
+  });
+  const bool returned_early = Eventually([&] { return stopped.load(); },
+                                         std::chrono::milliseconds(300));
+  open();
+  stopper.join();
+  EXPECT_FALSE(returned_early);
+  std::lock_guard<std::mutex> lock(gate->mu);
+  EXPECT_TRUE(gate->told);
 }
 
 TEST_F(KeeperTest, WaitLostHonoursCancel) {
