@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -216,21 +217,20 @@ class Hub : public std::enable_shared_from_this<Hub> {
   std::vector<Subscriber*> subs_ ABSL_GUARDED_BY(mu_);
 };
 
-// The running hubs, by registry and root.
+// The running hubs, by registry, clock and root: a hub waits on its clock,
+// so subscribers with another clock get a hub of their own.
+using HubKey = std::tuple<registry::KeysApi*, Clock*, std::string>;
 std::mutex hubs_mu;
-std::map<std::pair<registry::KeysApi*, std::string>, std::shared_ptr<Hub>>&
-Hubs() {
-  static auto* hubs = new std::map<std::pair<registry::KeysApi*, std::string>,
-                                   std::shared_ptr<Hub>>();
+std::map<HubKey, std::shared_ptr<Hub>>& Hubs() {
+  static auto* hubs = new std::map<HubKey, std::shared_ptr<Hub>>();
   return *hubs;
 }
 
 class HubSubscription final : public WatchHub::Subscription {
  public:
-  HubSubscription(registry::KeysApi* keys, std::string root,
-                  std::shared_ptr<Hub> hub, std::string dir,
+  HubSubscription(HubKey key, std::shared_ptr<Hub> hub, std::string dir,
                   uint64_t from_index, WatchHub::Filter wanted)
-      : keys_(keys), root_(std::move(root)), hub_(std::move(hub)) {
+      : key_(std::move(key)), hub_(std::move(hub)) {
     sub_.dir = std::move(dir);
     sub_.wanted = std::move(wanted);
     hub_->Add(&sub_, from_index);
@@ -241,7 +241,7 @@ class HubSubscription final : public WatchHub::Subscription {
     {
       std::lock_guard<std::mutex> lock(hubs_mu);
       if (hub_->Remove(&sub_)) {
-        auto it = Hubs().find({keys_, root_});
+        auto it = Hubs().find(key_);
         if (it != Hubs().end() && it->second == hub_) Hubs().erase(it);
         stopping = hub_;
       }
@@ -259,8 +259,7 @@ class HubSubscription final : public WatchHub::Subscription {
   }
 
  private:
-  registry::KeysApi* const keys_;
-  const std::string root_;
+  const HubKey key_;
   const std::shared_ptr<Hub> hub_;
   Subscriber sub_;
 };
@@ -271,18 +270,19 @@ absl::StatusOr<std::unique_ptr<WatchHub::Subscription>> WatchHub::Subscribe(
     registry::KeysApi* keys, Clock* clock, const std::string& root,
     const std::string& dir, uint64_t from_index, Filter wanted) {
   std::lock_guard<std::mutex> lock(hubs_mu);
-  std::shared_ptr<Hub>& hub = Hubs()[{keys, root}];
+  HubKey key{keys, clock, root};
+  std::shared_ptr<Hub>& hub = Hubs()[key];
   if (hub == nullptr) {
     auto fresh = std::make_shared<Hub>(keys, clock, root);
     absl::Status started = fresh->Start();
     if (!started.ok()) {
-      Hubs().erase({keys, root});
+      Hubs().erase(key);
       return started;
     }
     hub = std::move(fresh);
   }
   return std::unique_ptr<Subscription>(std::make_unique<HubSubscription>(
-      keys, root, hub, dir, from_index, std::move(wanted)));
+      std::move(key), hub, dir, from_index, std::move(wanted)));
 }
 
 }  // namespace leasehold::lease::internal

@@ -4,9 +4,9 @@
 // A waiting Mutex, Semaphore or Election would otherwise block in a Watch
 // call of its own, and the etcd client holds one HTTP connection per watch
 // in flight. Instead, waiters subscribe to the hub of their session's
-// prefix: one thread per (registry, prefix) watches the prefix and hands
-// each event to the subscribers whose directory it falls under and whose
-// filter wants it, so a process with 500 waiters holds one watch
+// prefix: one thread per (registry, clock, prefix) watches the prefix and
+// hands each event to the subscribers whose directory it falls under and
+// whose filter wants it, so a process with 500 waiters holds one watch
 // connection, not 500.
 //
 // The filter runs on the hub's thread: a subscriber is woken only by the
@@ -78,7 +78,7 @@ class WatchHub {
   // Subscribes to the events under `dir` (which must start with `root`)
   // that `wanted` accepts, from `from_index` on (the index of the caller's
   // last read + 1), starting (and reading `root` through) the hub of
-  // (keys, root) if it is not running. The subscription starts with
+  // (keys, clock, root) if it is not running. The subscription starts with
   // kOutOfRange when the hub cannot hand out every event from `from_index`
   // (it started later, or its history no longer reaches back). Errors: the
   // hub's start read failed.

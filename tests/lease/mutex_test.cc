@@ -534,6 +534,30 @@ TEST_F(WatchHubTest, ALateSubscriberIsHandedWhatItMissedFromTheHistory) {
               StatusIs(absl::StatusCode::kOutOfRange));
 }
 
+// A hub waits on its clock: subscribers on another clock (which may go
+// away with its owner) get a hub of their own, each with its one watch.
+TEST_F(WatchHubTest, SubscribersOnAnotherClockGetAHubOfTheirOwn) {
+  SimulatedClock other;
+  const auto subscribe = [&](Clock* clock) {
+    return internal::WatchHub::Subscribe(&keys_, clock, "/leasehold/",
+                                         absl::StrCat(kDir, "/"),
+                                         ReadIndex() + 1, AnyRemoval());
+  };
+  const int reads = keys_.calls(FaultyKeysApi::kGet);
+  ASSERT_OK_AND_ASSIGN(auto first, subscribe(&clock_));
+  ASSERT_OK_AND_ASSIGN(auto same, subscribe(&clock_));
+  EXPECT_EQ(keys_.calls(FaultyKeysApi::kGet), reads + 1);  // one hub
+  ASSERT_OK_AND_ASSIGN(auto own, subscribe(&other));
+  EXPECT_EQ(keys_.calls(FaultyKeysApi::kGet), reads + 2);  // another
+  const std::string a = Enqueue();
+  ASSERT_OK(Remove(a));
+  for (const auto* sub : {&first, &same, &own}) {
+    ASSERT_OK_AND_ASSIGN(registry::Response event,
+                         (*sub)->Next(absl::InfiniteFuture(), nullptr));
+    EXPECT_EQ(event.node.key, a);
+  }
+}
+
 TEST_F(MutexTest, LostCreateThatLandsLateIsDeletedByTheWaiter) {
   auto sa = NewSession();
   auto sb = NewSession();
