@@ -19,6 +19,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -30,6 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "curl/curl.h"
+#include "tests/testing/run_process.h"
 
 namespace leasehold::testing {
 namespace {
@@ -52,14 +54,9 @@ bool AllThreadsStopped(pid_t pid) {
   std::error_code error;
   const std::string tasks = absl::StrCat("/proc/", pid, "/task");
   for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
-    std::ifstream in(task.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-    // "pid (comm) S ...": the state follows the last ')'.
-    const size_t paren = stat.rfind(')');
-    if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
-    const char state = stat[paren + 2];
-    if (state != 'T' && state != 't') return false;
+    const std::optional<char> state = ProcState(task.path() / "stat");
+    if (!state.has_value()) continue;  // a thread that ended
+    if (*state != 'T' && *state != 't') return false;
   }
   return !error;
 }

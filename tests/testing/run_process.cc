@@ -152,4 +152,20 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   return process.Wait(absl::Now() + timeout);
 }
 
+std::optional<char> ProcState(const std::string& stat_file) {
+  const int fd = open(stat_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buffer[1024];
+  const ssize_t n = read(fd, buffer, sizeof(buffer));
+  close(fd);
+  if (n <= 0) return std::nullopt;  // gone between the open and the read
+  // "pid (comm) S ...": the state follows the last ')'.
+  const absl::string_view stat(buffer, static_cast<size_t>(n));
+  const size_t paren = stat.rfind(')');
+  if (paren == absl::string_view::npos || paren + 2 >= stat.size()) {
+    return std::nullopt;
+  }
+  return stat[paren + 2];
+}
+
 }  // namespace leasehold::testing

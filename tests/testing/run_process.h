@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,11 @@ class Subprocess {
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::vector<std::string>& env = {},
                          absl::Duration timeout = absl::Seconds(60));
+
+// The state letter ('R', 'S', 'T', 'Z', ...) in a /proc stat file
+// ("/proc/<pid>/stat", "/proc/<pid>/task/<tid>/stat"); nullopt when the
+// process or thread is gone, also when it goes while the file is read.
+std::optional<char> ProcState(const std::string& stat_file);
 
 }  // namespace leasehold::testing
 

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -35,6 +34,7 @@ namespace {
 using ::leasehold::testing::EtcdServer;
 using ::leasehold::testing::EtcdServerOptions;
 using ::leasehold::testing::ProcessResult;
+using ::leasehold::testing::ProcState;
 using ::leasehold::testing::RunProcess;
 using ::leasehold::testing::Subprocess;
 using ::testing::AnyOf;
@@ -121,12 +121,9 @@ TEST_P(CliLockTest, TimeoutOnAHeldLockAndSignalForwarding) {
 
 // True once `pid` has exited (gone, or a zombie nobody reaped yet).
 bool Exited(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string content((std::istreambuf_iterator<char>(stat)),
-                      std::istreambuf_iterator<char>());
-  const size_t state = content.rfind(") ");
-  return content.empty() ||
-         (state != std::string::npos && content[state + 2] == 'Z');
+  const std::optional<char> state =
+      ProcState(absl::StrCat("/proc/", pid, "/stat"));
+  return !state.has_value() || *state == 'Z';
 }
 
 TEST_P(CliLockTest, LosingTheLockKillsWhatTheCommandStartedToo) {
